@@ -1,0 +1,117 @@
+"""Parse a judge's response: the one parser shared by the reward, every judge backend and evaluation.
+
+A response is *well-formed* when, ignoring surrounding whitespace, it is exactly::
+
+    <think>reasoning</think><answer>N</answer>      (whitespace allowed between the two blocks)
+
+or just ``<answer>N</answer>`` (parsed, but without the reasoning block). ``N`` is a plain decimal number
+(``7``, ``+7``, ``7.0``); it is rounded with Python's ``round`` (as the seed did) and must land in 0..9.
+
+Everything else is rejected with a named reason, never guessed at:
+
+========================  ==========================================================================
+``no_answer``             no ``<answer>…</answer>`` pair (missing, unclosed, or closed before opened)
+``multiple_answers``      more than one ``<answer>`` or ``</answer>`` tag
+``malformed_think``       more than one think tag, or an unclosed / unopened one
+``answer_before_think``   the answer block comes before (or inside) the reasoning block
+``nested_tags``           the reasoning block is inside the answer block
+``text_outside_tags``     non-whitespace text before the first block, between blocks, or after ``</answer>``
+``non_numeric_answer``    the answer is not one plain number ("3-5", "3 or 4", "seven", "1e1", "nan")
+``out_of_range``          the number rounds outside 0..9
+========================  ==========================================================================
+
+The scan uses ``str.find``/``str.count`` only: linear time on any input, no regex backtracking.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from editjudge.prompts import ANSWER_CLOSE, ANSWER_OPEN, SCORE_MAX, SCORE_MIN, THINK_CLOSE, THINK_OPEN
+
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+REASONS = (
+    "no_answer",
+    "multiple_answers",
+    "malformed_think",
+    "answer_before_think",
+    "nested_tags",
+    "text_outside_tags",
+    "non_numeric_answer",
+    "out_of_range",
+)
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    """What a response says. ``score`` is set exactly when the response is well-formed and in range."""
+
+    score: int | None = None
+    value: float | None = None
+    think: str | None = None
+    answer_text: str | None = None
+    error: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        """True when the response yields a score in 0..9."""
+        return self.score is not None
+
+    @property
+    def has_think(self) -> bool:
+        """True when a well-formed response carries a ``<think>…</think>`` block."""
+        return self.think is not None and self.error is None
+
+
+def _blank(text: str) -> bool:
+    return not text or text.isspace()
+
+
+def parse_response(text: str) -> ParsedResponse:
+    """Parse one response; never raises for any ``str``."""
+    if not isinstance(text, str):
+        return ParsedResponse(error="no_answer")
+    n_ao, n_ac = text.count(ANSWER_OPEN), text.count(ANSWER_CLOSE)
+    if n_ao == 0 or n_ac == 0:
+        return ParsedResponse(error="no_answer")
+    if n_ao > 1 or n_ac > 1:
+        return ParsedResponse(error="multiple_answers")
+    a_open, a_close = text.find(ANSWER_OPEN), text.find(ANSWER_CLOSE)
+    if a_close < a_open:
+        return ParsedResponse(error="no_answer")
+    answer_text = text[a_open + len(ANSWER_OPEN) : a_close]
+
+    n_to, n_tc = text.count(THINK_OPEN), text.count(THINK_CLOSE)
+    think: str | None = None
+    head_end = a_open  # text before the answer block that must be blank (after removing the think block)
+    if n_to or n_tc:
+        if n_to != 1 or n_tc != 1:
+            return ParsedResponse(answer_text=answer_text, error="malformed_think")
+        t_open, t_close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+        if t_close < t_open:
+            return ParsedResponse(answer_text=answer_text, error="malformed_think")
+        if a_open < t_open < a_close or a_open < t_close < a_close:
+            return ParsedResponse(answer_text=answer_text, error="nested_tags")
+        if t_open > a_open:
+            return ParsedResponse(answer_text=answer_text, error="answer_before_think")
+        if t_open < a_open < t_close:
+            return ParsedResponse(answer_text=answer_text, error="answer_before_think")
+        think = text[t_open + len(THINK_OPEN) : t_close]
+        if not _blank(text[:t_open]) or not _blank(text[t_close + len(THINK_CLOSE) : a_open]):
+            return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
+        head_end = 0
+    if head_end and not _blank(text[:head_end]):
+        return ParsedResponse(answer_text=answer_text, error="text_outside_tags")
+    if not _blank(text[a_close + len(ANSWER_CLOSE) :]):
+        return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
+
+    stripped = answer_text.strip()
+    if _NUMBER.fullmatch(stripped) is None:
+        return ParsedResponse(think=think, answer_text=answer_text, error="non_numeric_answer")
+    value = float(stripped)
+    if not math.isfinite(value) or not SCORE_MIN <= round(value) <= SCORE_MAX:
+        return ParsedResponse(value=value, think=think, answer_text=answer_text, error="out_of_range")
+    return ParsedResponse(score=int(round(value)), value=value, think=think, answer_text=answer_text)

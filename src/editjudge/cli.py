@@ -1,0 +1,66 @@
+"""The ``editjudge`` command: one verb per job, each living in its own module.
+
+Every verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when
+their verb is used, so ``editjudge --help`` and the light verbs never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from editjudge import __version__
+
+# verb -> (module, one-line help). The order is the user's path: prepare -> train -> export -> eval -> score.
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("editjudge.demo", "run the whole path on a tiny offline model and synthetic edits (CPU, no downloads)"),
+    "synth": ("editjudge.synthetic", "write synthetic scored edits in the seed's folder layout"),
+    "prepare": ("editjudge.data.prepare", "turn folders or manifests of scored edits into verl parquet"),
+    "train": ("editjudge.train.cli", "GRPO + LoRA training: verl on GPUs (pre-flight on CPU) or TRL in one process"),
+    "export": ("editjudge.train.export", "export a verl checkpoint as a LoRA adapter or a merged model"),
+    "eval": ("editjudge.evaluate.cli", "measure a judge: accuracy, correlation, pairwise and best-of-N metrics"),
+    "score": ("editjudge.judge.cli_score", "score edits with a judge (one pair or a manifest)"),
+    "best-of-n": ("editjudge.judge.cli_best_of_n", "rank N candidate edits of one source and keep the best"),
+    "tiny-model": ("editjudge.tiny", "build the tiny random Qwen2.5-VL used by tests and the demo"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``verb``'s module is imported to fill in its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="editjudge",
+        description=(
+            "Train a vision-language model to judge image edits and use it to pick the best of N edits.\n"
+            "Path: prepare -> train -> export -> eval -> score / best-of-n. Start with `editjudge demo`."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"editjudge {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module_name, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+        if name == verb:
+            module = importlib.import_module(module_name)
+            module.add_arguments(verb_parser)
+            verb_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``editjudge`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

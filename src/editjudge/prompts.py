@@ -1,0 +1,144 @@
+"""The judge's prompt and answer format: the single source of truth for the whole project.
+
+Data preparation, both training engines, every judge backend and evaluation build their prompts here, and the
+answer parser (:mod:`editjudge.answer`) reads the tags defined here. Imports no torch.
+
+A prompt is two chat messages in verl's dataset form: a system message that asks for reasoning inside
+``<think>…</think>`` followed by an integer 0–9 inside ``<answer>…</answer>``, and a user message that carries the
+edit instruction and exactly two ``<image>`` placeholders — the source image first, then the edited image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+IMAGE_PLACEHOLDER = "<image>"
+SCORE_MIN, SCORE_MAX = 0, 9
+IMAGES_PER_PROMPT = 2
+DATA_SOURCE = "tts_edit_score"
+ABILITY = "image_editing_evaluation"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A named pair of templates; ``user`` holds ``{instruction}`` and exactly two ``<image>`` placeholders."""
+
+    name: str
+    system: str
+    user: str
+
+    def __post_init__(self) -> None:
+        count = self.user.count(IMAGE_PLACEHOLDER)
+        if count != IMAGES_PER_PROMPT:
+            raise ValueError(
+                f"prompt template {self.name!r}: the user template must contain exactly {IMAGES_PER_PROMPT} "
+                f"{IMAGE_PLACEHOLDER} placeholders (source, then edited); found {count}"
+            )
+        if "{instruction}" not in self.user:
+            raise ValueError(f"prompt template {self.name!r}: the user template must contain '{{instruction}}'")
+        if self.system.count(IMAGE_PLACEHOLDER):
+            raise ValueError(f"prompt template {self.name!r}: the system template must not contain {IMAGE_PLACEHOLDER}")
+
+    def user_text(self, instruction: str) -> str:
+        """The user message for one edit instruction (placeholders kept as ``<image>``)."""
+        # str.replace rather than str.format: instructions and user templates may contain braces.
+        return self.user.replace("{instruction}", instruction.strip())
+
+
+EN = PromptTemplate(
+    name="en",
+    system=(
+        "You are a helpful assistant. You first think about the reasoning process in your mind and then give the "
+        f"user the answer. The reasoning process is enclosed within {THINK_OPEN} {THINK_CLOSE} tags and the answer "
+        f"within {ANSWER_OPEN} {ANSWER_CLOSE} tags, i.e. {THINK_OPEN} reasoning here {THINK_CLOSE}"
+        f"{ANSWER_OPEN} answer here {ANSWER_CLOSE}."
+    ),
+    user=(
+        "You are an expert judge of image edits. Compare the input image with the edited image and rate how well "
+        "the edit follows the instruction while keeping the image natural and free of artifacts. "
+        f"Answer with a single integer from {SCORE_MIN} to {SCORE_MAX} inside {ANSWER_OPEN}{ANSWER_CLOSE}, where "
+        f"{SCORE_MIN} means very bad and {SCORE_MAX} means very good.\n"
+        "Edit instruction: {instruction}\n"
+        f"input image: {IMAGE_PLACEHOLDER}\n"
+        f"edited image: {IMAGE_PLACEHOLDER}"
+    ),
+)
+
+ZH = PromptTemplate(
+    name="zh",
+    system=(
+        "你是一个乐于助人的助手。你先在脑海中思考推理过程，然后给出答案。推理过程放在"
+        f"{THINK_OPEN} {THINK_CLOSE} 标签内，答案放在 {ANSWER_OPEN} {ANSWER_CLOSE} 标签内，即 "
+        f"{THINK_OPEN} 推理过程 {THINK_CLOSE}{ANSWER_OPEN} 答案 {ANSWER_CLOSE}。"
+    ),
+    user=(
+        "你是一名图像编辑评分专家。请比较输入图像和编辑后的图像，评价编辑是否遵循指令、画面是否自然。"
+        f"请在 {ANSWER_OPEN}{ANSWER_CLOSE} 中给出 {SCORE_MIN} 到 {SCORE_MAX} 之间的整数分数，"
+        f"{SCORE_MIN} 表示非常差，{SCORE_MAX} 表示非常好。\n"
+        "编辑指令：{instruction}\n"
+        f"input image: {IMAGE_PLACEHOLDER}\n"
+        f"edited image: {IMAGE_PLACEHOLDER}"
+    ),
+)
+
+BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (EN, ZH)}
+DEFAULT_TEMPLATE = "en"
+
+
+def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate:
+    """A built-in template by name (``en``, ``zh``) or a user file (YAML or JSON with ``system`` and ``user``)."""
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_TEMPLATES:
+        return BUILTIN_TEMPLATES[name_or_path]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(
+            f"unknown prompt template {str(name_or_path)!r}: use one of {sorted(BUILTIN_TEMPLATES)} "
+            "or a YAML/JSON file with 'system' and 'user' keys"
+        )
+    import yaml  # JSON is YAML too
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("system"), str) or not isinstance(data.get("user"), str):
+        raise ValueError(f"prompt template file {path}: expected a mapping with string keys 'system' and 'user'")
+    return PromptTemplate(name=str(data.get("name", path.stem)), system=data["system"], user=data["user"])
+
+
+def build_messages(instruction: str, template: PromptTemplate | str = DEFAULT_TEMPLATE) -> list[dict[str, str]]:
+    """verl's dataset form: string contents, the user message holding two ``<image>`` placeholders."""
+    tpl = template if isinstance(template, PromptTemplate) else load_template(template)
+    return [
+        {"role": "system", "content": tpl.system},
+        {"role": "user", "content": tpl.user_text(instruction)},
+    ]
+
+
+def to_content_parts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hugging Face multimodal form: each ``<image>`` becomes a ``{"type": "image"}`` part, in order.
+
+    This is what processors' chat templates, TRL's GRPOTrainer and OpenAI-style clients consume.
+    """
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        content = message["content"]
+        if not isinstance(content, str):
+            converted.append(dict(message))
+            continue
+        parts: list[dict[str, Any]] = []
+        for i, chunk in enumerate(content.split(IMAGE_PLACEHOLDER)):
+            if i:
+                parts.append({"type": "image"})
+            if chunk:
+                parts.append({"type": "text", "text": chunk})
+        converted.append({"role": message["role"], "content": parts})
+    return converted
+
+
+def format_answer(score: int, reasoning: str = "") -> str:
+    """A well-formed response, e.g. for supervised warm starts and tests."""
+    if not SCORE_MIN <= int(score) <= SCORE_MAX:
+        raise ValueError(f"score must be in {SCORE_MIN}..{SCORE_MAX}, got {score}")
+    return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{ANSWER_OPEN}{int(score)}{ANSWER_CLOSE}"

@@ -1,0 +1,197 @@
+"""Build a tiny random Qwen2.5-VL offline, saved like a hub checkpoint (tests and the demo use it).
+
+Everything real, nothing stubbed: a byte-level BPE tokenizer trained with ``tokenizers`` on the project's own prompt
+text plus Qwen's special tokens, a Qwen-style chat template, a ``Qwen2VLImageProcessor`` with small pixel limits, a
+``Qwen2_5_VLProcessor`` around them, and a ``Qwen2_5_VLForConditionalGeneration`` built from a small
+``Qwen2_5_VLConfig``. It loads through ``AutoProcessor`` / ``from_pretrained`` exactly like Qwen2.5-VL-3B-Instruct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from editjudge import prompts
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+# Tags become single tokens so that even a random model emits them now and then.
+ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, prompts.ANSWER_CLOSE]
+
+# Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Pixel limits: 28x28 pixels per image token; 4..64 tokens per image keeps prompts short on CPU.
+MIN_PIXELS = 4 * 28 * 28
+MAX_PIXELS = 64 * 28 * 28
+
+
+def _training_corpus() -> list[str]:
+    lines: list[str] = []
+    for template in prompts.BUILTIN_TEMPLATES.values():
+        lines += [template.system, template.user]
+    lines += [
+        "make the circle red", "turn the square blue", "the edit follows the instruction", "the colour is wrong",
+        "the shape is unchanged", "input image edited image score reasoning answer",
+        " ".join(str(i) for i in range(100)), "0 1 2 3 4 5 6 7 8 9 . , : ; ! ? ( ) [ ] { } - + = / \\ ' \"",
+        "assistant user system",
+    ]
+    return lines
+
+
+def build_tokenizer(vocab_size: int = 600):
+    """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_training_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    fast.add_tokens(ADDED_TOKENS)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_processor(tokenizer):
+    """A real ``Qwen2_5_VLProcessor`` with small pixel limits."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    image_processor = Qwen2VLImageProcessor(
+        min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
+    )
+    video_processor = Qwen2VLVideoProcessor()
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
+    """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2."""
+    from transformers import Qwen2_5_VLConfig
+
+    heads = 4
+    head_dim = hidden_size // heads
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 3), half // 3, half // 3]
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+        "tie_word_embeddings": True,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+    vision_config = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [1],
+        "in_channels": 3,
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
+    """Write a tiny Qwen2.5-VL checkpoint (weights, config, processor) to ``out_dir`` atomically; return it."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file() and (out / "processor_config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        torch.manual_seed(seed)
+        tokenizer = build_tokenizer()
+        processor = build_processor(tokenizer)
+        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+        model.generation_config = GenerationConfig(
+            eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id, do_sample=False
+        )
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "editjudge_tiny.json").write_text(
+            json.dumps({"seed": seed, "hidden_size": hidden_size, "layers": layers}, indent=2) + "\n"
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="tiny-qwen2_5-vl", help="directory to write the checkpoint to")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--hidden-size", type=int, default=64, help="text hidden size (multiple of 4)")
+    parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = build_tiny_model(args.out, seed=args.seed, hidden_size=args.hidden_size, layers=args.layers)
+    print(f"tiny Qwen2.5-VL written to {path}")
+    return 0

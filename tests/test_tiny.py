@@ -1,0 +1,41 @@
+"""The tiny offline Qwen2.5-VL loads like a hub checkpoint and sees both images."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+def test_tiny_model_loads_and_generates_with_two_images(tiny_model_dir) -> None:
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from editjudge import prompts
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    assert type(processor).__name__ == "Qwen2_5_VLProcessor"
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    text = processor.apply_chat_template(
+        prompts.to_content_parts(prompts.build_messages("make it red")), add_generation_prompt=True, tokenize=False
+    )
+    images = [Image.new("RGB", (200, 150), "red"), Image.new("RGB", (90, 300), "blue")]
+    inputs = processor(text=[text], images=images, return_tensors="pt")
+    assert inputs["image_grid_thw"].shape[0] == 2
+    image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
+    merge = model.config.vision_config.spatial_merge_size ** 2
+    assert image_tokens == int(inputs["image_grid_thw"].prod(dim=1).sum()) // merge
+    torch.manual_seed(0)
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+    for digit in "0123456789":  # single tokens: the judge reads digit probabilities at the answer position
+        assert len(processor.tokenizer.encode(digit, add_special_tokens=False)) == 1
+
+
+def test_cli_builds_tiny_model(tmp_path) -> None:
+    from editjudge.cli import main
+
+    assert main(["tiny-model", "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "model.safetensors").is_file()
