@@ -1,0 +1,77 @@
+"""``editjudge train``: GRPO + LoRA from a preset, on verl (GPU cluster, CPU pre-flight) or TRL (one process).
+
+Engines are imported only when chosen: ``editjudge.train.verl.run(args, preset)`` or
+``editjudge.train.trl.run(args, preset)``; both return an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from editjudge.train.presets import DEFAULT_PRESET, builtin_presets, load_preset
+
+EPILOG = """\
+examples:
+  editjudge train --preset qwen2_5_vl_3b_lora --train-files data/train.parquet --val-files data/test.parquet \\
+      --model /models/Qwen2.5-VL-3B-Instruct --dry-run
+  editjudge train --train-files data/train.parquet --val-files data/test.parquet --gpus 8 \\
+      -- trainer.total_epochs=3 actor_rollout_ref.actor.optim.lr=2e-6
+  editjudge train ... --resume                      # continue from the newest checkpoint in the output dir
+  editjudge train ... --resume ckpt/global_step_40  # continue from that checkpoint
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``train`` verb's flags; extra verl Hydra overrides go after ``--``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument(
+        "--engine", choices=("verl", "trl"), default="verl",
+        help="verl: Ray + FSDP + vLLM on GPUs (checked on CPU first); trl: TRL's GRPOTrainer in one process",
+    )
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET,
+        help=f"built-in preset ({', '.join(builtin_presets())}) or the path of your own preset YAML",
+    )
+    parser.add_argument("--train-files", nargs="+", metavar="PARQUET", help="training parquet file(s) from `prepare`")
+    parser.add_argument("--val-files", nargs="+", metavar="PARQUET", help="validation parquet file(s) from `prepare`")
+    parser.add_argument("--model", help="local model directory or hub id (default: the preset's model)")
+    parser.add_argument("--gpus", type=int, metavar="N", help="GPUs per node (default: the preset's)")
+    parser.add_argument("--nodes", type=int, metavar="M", help="nodes of the Ray cluster (default: the preset's)")
+    parser.add_argument(
+        "--resume", nargs="?", const="auto", metavar="CHECKPOINT",
+        help="resume with verl's resume: alone = the newest checkpoint under the output dir; "
+        "or the path of a global_step_N folder",
+    )
+    parser.add_argument(
+        "--output-dir", metavar="DIR",
+        help="put checkpoints, rollout/validation dumps and TensorBoard logs under DIR "
+        "(default: the preset's ./rollout_generations, ./validation_generations and verl's checkpoints/)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="run the CPU pre-flight, print the exact verl command (one key=value per line) and exit",
+    )
+    parser.add_argument(
+        "--skip-preflight", action="store_true",
+        help="launch without the CPU pre-flight (not recommended: it catches ignored keys and bad data)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="extra verl Hydra overrides, after `--`; they win over the preset and the flags",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the preset and hand over to the chosen engine."""
+    try:
+        preset = load_preset(args.preset)
+    except ValueError as exc:
+        print(f"editjudge train: error: {exc}", file=sys.stderr)
+        return 2
+    if args.engine == "trl":
+        from editjudge.train import trl as engine
+    else:
+        from editjudge.train import verl as engine  # type: ignore[no-redef]
+    return int(engine.run(args, preset) or 0)
