@@ -1,0 +1,360 @@
+"""Safe image loading and token-budget sizing for Qwen2.5-VL (28-px patch math). Imports no torch.
+
+Public API (stable, shared with :mod:`editjudge.judge`: size images at inference exactly as ``prepare`` did):
+
+* :func:`smart_resize` — Qwen2.5-VL's resize rule (same results as ``qwen_vl_utils.vision_process.smart_resize``,
+  which imports torch, so it is re-implemented here and tested against the library).
+* :class:`PixelLimits` — ``min_pixels``/``max_pixels``/``patch_size``/``merge_size`` of an image processor;
+  :meth:`PixelLimits.from_pretrained` reads them from a model or processor folder.
+* :func:`image_tokens`, :func:`fit_size`, :func:`plan_pair` — how many image tokens a size costs, the largest size
+  of one image within a token cap, and the sizes of a (source, edited) pair within a prompt's image budget.
+* :func:`probe` (header only), :func:`load_rgb` (decode, reduced-scale JPEG decode, EXIF transpose, RGB),
+  :func:`size_image` (all of it: returns JPEG bytes, or the original bytes when nothing needs to change).
+* :class:`ImageRejected` — raised for unusable images, with a stable ``reason`` code
+  (``not_an_image``, ``truncated_image``, ``decompression_bomb``, ``bad_aspect_ratio``, ``prompt_too_long``).
+
+Sizes are ``(height, width)`` tuples throughout, like ``smart_resize``; PIL's ``size`` is ``(width, height)``.
+Every size this module returns is a multiple of ``factor`` (28) inside ``[min_pixels, max_pixels]``, so the
+processor's own ``smart_resize`` leaves it unchanged and an image costs exactly ``(h / 28) * (w / 28)`` tokens.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "FACTOR",
+    "MAX_RATIO",
+    "DEFAULT_BOMB_PIXELS",
+    "DEFAULT_JPEG_QUALITY",
+    "ImageRejected",
+    "PixelLimits",
+    "ImageInfo",
+    "SizedImage",
+    "smart_resize",
+    "image_tokens",
+    "fit_size",
+    "plan_pair",
+    "probe",
+    "load_rgb",
+    "verify_decodes",
+    "to_rgb",
+    "encode_jpeg",
+    "size_image",
+]
+
+FACTOR = 28  # Qwen2.5-VL: patch 14 x spatial merge 2 -> one image token per 28 x 28 pixels
+MAX_RATIO = 200  # Qwen2.5-VL refuses aspect ratios above this
+DEFAULT_BOMB_PIXELS = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS default: larger images are rejected, not decoded
+DEFAULT_JPEG_QUALITY = 90
+RESAMPLE = Image.Resampling.BICUBIC  # what Qwen2VLImageProcessor uses
+REDUCING_GAP = 3.0  # PIL: box-reduce first when shrinking a lot; "indistinguishable from fair resampling"
+_KEEP_FORMATS = {"JPEG", "PNG"}  # original bytes are stored as they are when no change is needed
+
+
+class ImageRejected(ValueError):
+    """An image that cannot be used; ``reason`` is a stable code (see :data:`editjudge.data.sources.REASONS`)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# ------------------------------------------------------------------------------------------ patch arithmetic
+
+
+def smart_resize(
+    height: int, width: int, factor: int = FACTOR, min_pixels: int | None = None, max_pixels: int | None = None
+) -> tuple[int, int]:
+    """Qwen2.5-VL's rule: both sides multiples of ``factor``, area within ``[min_pixels, max_pixels]``, aspect kept.
+
+    Identical to ``qwen_vl_utils.vision_process.smart_resize`` (defaults: 4 and 16384 tokens of ``factor``²).
+    Raises ``ValueError`` for aspect ratios above 200.
+    """
+    max_pixels = max_pixels if max_pixels is not None else 16384 * factor**2
+    min_pixels = min_pixels if min_pixels is not None else 4 * factor**2
+    if max_pixels < min_pixels:
+        raise ValueError(f"max_pixels ({max_pixels}) must be >= min_pixels ({min_pixels})")
+    if max(height, width) / min(height, width) > MAX_RATIO:
+        raise ValueError(f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {max(height, width) / min(height, width)}")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@dataclass(frozen=True)
+class PixelLimits:
+    """An image processor's pixel limits. Defaults are Qwen2.5-VL-3B/7B-Instruct's (4 .. 16384 tokens per image)."""
+
+    min_pixels: int = 56 * 56
+    max_pixels: int = 16384 * FACTOR * FACTOR
+    patch_size: int = 14
+    merge_size: int = 2
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+    @property
+    def min_tokens(self) -> int:
+        """Tokens of the smallest image the processor accepts unchanged."""
+        f = self.factor
+        return max(1, math.ceil(self.min_pixels / (f * f)))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> PixelLimits:
+        """Read the limits from a model/processor folder (``preprocessor_config.json`` or ``processor_config.json``).
+
+        Understands both the hub form (``min_pixels``/``max_pixels`` at the top level) and transformers 5's
+        ``processor_config.json`` (``image_processor.size.shortest_edge/longest_edge``).
+        """
+        folder = Path(path)
+        config: dict | None = None
+        for name in ("preprocessor_config.json", "processor_config.json"):
+            file = folder / name
+            if file.is_file():
+                data = json.loads(file.read_text(encoding="utf-8"))
+                config = data.get("image_processor", data) if isinstance(data, dict) else None
+                if config:
+                    break
+        if not config:
+            raise FileNotFoundError(f"{folder}: no preprocessor_config.json or processor_config.json with image settings")
+        size = config.get("size") or {}
+        defaults = cls()
+        return cls(
+            min_pixels=int(config.get("min_pixels") or size.get("shortest_edge") or defaults.min_pixels),
+            max_pixels=int(config.get("max_pixels") or size.get("longest_edge") or defaults.max_pixels),
+            patch_size=int(config.get("patch_size") or defaults.patch_size),
+            merge_size=int(config.get("merge_size") or defaults.merge_size),
+        )
+
+
+def image_tokens(height: int, width: int, factor: int = FACTOR) -> int:
+    """LLM tokens one image of this (already fitted) size costs: one per ``factor`` x ``factor`` block."""
+    return (height // factor) * (width // factor)
+
+
+def fit_size(height: int, width: int, max_tokens: int, limits: PixelLimits = PixelLimits()) -> tuple[int, int]:
+    """The size ``smart_resize`` gives within ``max_tokens`` (and the processor's limits), aspect ratio kept.
+
+    Raises :class:`ImageRejected` (``bad_aspect_ratio`` / ``prompt_too_long``) when no such size exists.
+    """
+    f = limits.factor
+    if min(height, width) < 1:
+        raise ImageRejected("not_an_image", f"image has no pixels ({width}x{height})")
+    ratio = max(height, width) / min(height, width)
+    if ratio > MAX_RATIO:
+        raise ImageRejected("bad_aspect_ratio", f"aspect ratio {ratio:.1f} exceeds Qwen2.5-VL's limit of {MAX_RATIO}")
+    cap = min(limits.max_pixels, max_tokens * f * f)
+    if cap < limits.min_pixels:
+        raise ImageRejected(
+            "prompt_too_long",
+            f"only {max_tokens} image tokens left for this image, the processor's minimum is {limits.min_tokens}",
+        )
+    h, w = smart_resize(height, width, factor=f, min_pixels=limits.min_pixels, max_pixels=cap)
+    if h < f or w < f or h * w < limits.min_pixels or h * w > cap:
+        raise ImageRejected(
+            "prompt_too_long",
+            f"a {width}x{height} image cannot fit {max_tokens} image tokens with its aspect ratio kept",
+        )
+    return h, w
+
+
+def plan_pair(
+    source_hw: tuple[int, int],
+    edited_hw: tuple[int, int],
+    image_budget: int,
+    limits: PixelLimits = PixelLimits(),
+    max_image_tokens: int | None = None,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Sizes of the (source, edited) pair within ``image_budget`` tokens (the prompt budget minus its text).
+
+    The source image gets at most half of the budget; the edited image gets whatever the source left (so a small
+    source leaves more room for the edit). ``max_image_tokens`` caps each image further. Raises
+    :class:`ImageRejected` (``prompt_too_long``) when the pair does not fit even at the minimum size.
+    """
+    per_image_cap = max_image_tokens if max_image_tokens is not None else image_budget
+    if image_budget < 2 * limits.min_tokens:
+        raise ImageRejected(
+            "prompt_too_long",
+            f"{image_budget} tokens left for images after the text; two images need at least {2 * limits.min_tokens}",
+        )
+    source = fit_size(*source_hw, min(per_image_cap, image_budget // 2), limits)
+    left = image_budget - image_tokens(*source, limits.factor)
+    edited = fit_size(*edited_hw, min(per_image_cap, left), limits)
+    return source, edited
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says: format, mode, stored size, EXIF orientation, and the upright ``(height, width)``."""
+
+    format: str | None
+    mode: str
+    width: int
+    height: int
+    orientation: int
+
+    @property
+    def upright_hw(self) -> tuple[int, int]:
+        """(height, width) after the EXIF orientation is applied (orientations 5-8 swap the sides)."""
+        return (self.width, self.height) if self.orientation in (5, 6, 7, 8) else (self.height, self.width)
+
+
+def _open(data: bytes, bomb_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("decompression_bomb", str(exc)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("not_an_image", f"cannot identify the image: {exc}") from None
+    width, height = image.size
+    if width * height > bomb_pixels:
+        raise ImageRejected(
+            "decompression_bomb",
+            f"{width}x{height} = {width * height} pixels exceeds the limit of {bomb_pixels} (--max-image-pixels)",
+        )
+    return image
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(0x0112, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # a broken EXIF block is not worth rejecting the image for
+        return 1
+
+
+def probe(data: bytes, bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> ImageInfo:
+    """Read only the header: format, mode, size, EXIF orientation. Raises :class:`ImageRejected`."""
+    image = _open(data, bomb_pixels)
+    return ImageInfo(image.format, image.mode, image.size[0], image.size[1], _orientation(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for any mode: alpha is composited on white (like ``qwen_vl_utils``), 16-bit is scaled, CMYK converted."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _decode(image: Image.Image) -> None:
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("decompression_bomb", str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected("truncated_image", f"cannot decode the image: {exc}") from None
+
+
+def verify_decodes(data: bytes, bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> None:
+    """Decode once, cheaply (JPEGs at 1/8 scale, which still reads every byte), to catch truncated files."""
+    image = _open(data, bomb_pixels)
+    if image.format == "JPEG":
+        image.draft(image.mode, (1, 1))
+    _decode(image)
+
+
+def load_rgb(
+    data: bytes, target_hw: tuple[int, int] | None = None, bomb_pixels: int = DEFAULT_BOMB_PIXELS
+) -> Image.Image:
+    """Decode to an upright RGB image. With ``target_hw``, JPEGs decode at the smallest libjpeg scale (1/2, 1/4,
+    1/8) that still covers the target (``Image.draft``) and the result is resized to exactly ``target_hw``.
+
+    Raises :class:`ImageRejected` (``not_an_image``, ``truncated_image``, ``decompression_bomb``).
+    """
+    image = _open(data, bomb_pixels)
+    orientation = _orientation(image)
+    if target_hw is not None and image.format == "JPEG":
+        h, w = target_hw
+        stored = (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # draft works on the stored (unrotated) frame
+        image.draft("RGB", stored)
+    _decode(image)
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
+    image = to_rgb(image)
+    if target_hw is not None and (image.height, image.width) != tuple(target_hw):
+        image = image.resize((target_hw[1], target_hw[0]), RESAMPLE, reducing_gap=REDUCING_GAP)
+    return image
+
+
+def encode_jpeg(image: Image.Image, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """JPEG bytes with fixed settings (same pixels -> same bytes)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling="4:2:0")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class SizedImage:
+    """An image ready for a parquet row: ``bytes`` (JPEG, or the untouched original), its size and token cost."""
+
+    bytes: bytes
+    height: int
+    width: int
+    tokens: int
+    original_height: int
+    original_width: int
+    kept_original: bool
+
+
+def size_image(
+    data: bytes,
+    target_hw: tuple[int, int],
+    info: ImageInfo | None = None,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    bomb_pixels: int = DEFAULT_BOMB_PIXELS,
+    factor: int = FACTOR,
+) -> SizedImage:
+    """Bring ``data`` to ``target_hw`` (from :func:`fit_size` / :func:`plan_pair`) as RGB JPEG bytes.
+
+    The original bytes are kept when nothing would change: a JPEG/PNG, already RGB, upright, and of the target size.
+    """
+    info = info or probe(data, bomb_pixels)
+    orig_h, orig_w = info.upright_hw
+    unchanged = (
+        info.format in _KEEP_FORMATS and info.mode == "RGB" and info.orientation == 1 and (orig_h, orig_w) == tuple(target_hw)
+    )
+    if unchanged:
+        # Decode anyway: a truncated file must be rejected here, not crash the trainer later.
+        verify_decodes(data, bomb_pixels)
+        payload = data
+    else:
+        payload = encode_jpeg(load_rgb(data, target_hw, bomb_pixels), quality)
+    h, w = target_hw
+    return SizedImage(payload, h, w, image_tokens(h, w, factor), orig_h, orig_w, unchanged)
