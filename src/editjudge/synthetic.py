@@ -1,0 +1,310 @@
+"""Synthetic scored edits in the seed's folder layout — for the demo, tests and benchmarks. Imports no torch.
+
+Each source image is a coloured shape (circle, square, triangle) on a background; its instruction asks for a new
+colour ("make the circle red"). Each candidate edit recolours the shape part of the way towards the requested colour
+and adds artifacts; its raw score grows with how well the request was met, so a model can learn the score from the
+pixels:
+
+    quality q in [0, 1]  ->  colour = mix(original, requested, q), noise ~ (1 - q)  ->  score = 0.7 + 0.4 q
+
+plus "wrong colour" candidates (another colour applied, low q) and "unchanged" ones (q = 0). Scores are spread
+uniformly over [0.7, 1.1]: median 0.9, MAD 0.1 — the seed's defaults — so labels cover 0..9.
+
+``faults=True`` adds one sample per kind of bad input ``prepare`` must survive (see :data:`FAULTS`), each with the
+outcome ``prepare`` should give it: a reject reason, or ``"kept"`` (kept after conversion).
+Output is deterministic: same arguments -> same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+__all__ = ["COLOURS", "SHAPES", "FAULTS", "SynthResult", "write_synthetic_edits", "score_to_quality", "add_arguments", "run"]
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (235, 205, 40),
+    "purple": (140, 60, 175),
+    "orange": (245, 135, 30),
+}
+SHAPES = ("circle", "square", "triangle")
+PHRASES = ("make the {shape} {colour}", "turn the {shape} {colour}", "change the colour of the {shape} to {colour}")
+SCORE_LOW, SCORE_HIGH = 0.7, 1.1  # uniform scores: median 0.9, MAD 0.1
+
+# fault sample -> what `editjudge prepare` must do with it: a reject reason, or "kept" (after conversion).
+FAULTS: dict[str, str] = {
+    "truncated": "truncated_image",
+    "not_an_image": "not_an_image",
+    "missing_meta": "missing_meta",
+    "missing_score_file": "missing_score_file",
+    "malformed_json": "malformed_meta",
+    "nan_score": "non_finite_score",
+    "inf_score": "non_finite_score",
+    "text_score": "non_numeric_score",
+    "missing_score": "missing_score",
+    "empty_instruction": "empty_instruction",
+    "decompression_bomb": "decompression_bomb",
+    "cmyk": "kept",
+    "rgba": "kept",
+    "sixteen_bit": "kept",
+    "exif_rotated": "kept",
+}
+
+
+@dataclass
+class SynthResult:
+    """What was written: the folder, how many samples, and each fault sample's id -> expected outcome."""
+
+    out_dir: Path
+    samples: int
+    faults: dict[str, str] = field(default_factory=dict)
+
+
+def score_to_quality(score: float) -> float:
+    """Inverse of the score formula: the edit quality q in [0, 1] behind a raw score."""
+    return min(1.0, max(0.0, (score - SCORE_LOW) / (SCORE_HIGH - SCORE_LOW)))
+
+
+# ----------------------------------------------------------------------------------------------- drawing
+
+
+@dataclass(frozen=True)
+class _Scene:
+    shape: str
+    colour: str
+    target: str
+    background: tuple[int, int, int]
+    box: tuple[int, int, int, int]
+    instruction: str
+
+
+def _scene(rng: np.random.Generator, size: int) -> _Scene:
+    names = list(COLOURS)
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    colour, target = (names[i] for i in rng.choice(len(names), size=2, replace=False))
+    background = tuple(int(v) for v in rng.integers(150, 235, size=3))
+    extent = int(size * rng.uniform(0.35, 0.6))
+    x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
+    phrase = PHRASES[int(rng.integers(len(PHRASES)))]
+    return _Scene(shape, colour, target, background, (x0, y0, x0 + extent, y0 + extent), phrase.format(shape=shape, colour=target))
+
+
+def _texture(rng: np.random.Generator, size: int, photo_like: bool) -> np.ndarray | None:
+    """A photo-like texture (smooth blobs plus grain) to add to the flat drawing, or None."""
+    if not photo_like:
+        return None
+    coarse = Image.fromarray(rng.integers(0, 255, size=(16, 16, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+    blobs = np.asarray(coarse, dtype=np.int16) - 128
+    grain = rng.integers(-10, 11, size=(size, size, 1), dtype=np.int16)
+    return (blobs * 0.35 + grain).astype(np.int16)
+
+
+def _draw(scene: _Scene, size: int, fill: tuple[int, int, int], texture: np.ndarray | None) -> Image.Image:
+    image = Image.new("RGB", (size, size), scene.background)
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = scene.box
+    if scene.shape == "circle":
+        draw.ellipse(scene.box, fill=fill)
+    elif scene.shape == "square":
+        draw.rectangle(scene.box, fill=fill)
+    else:
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
+    if texture is not None:
+        image = Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + texture, 0, 255).astype(np.uint8))
+    return image
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+def _damage(image: Image.Image, rng: np.random.Generator, amount: float) -> Image.Image:
+    """Artifacts that grow with ``amount`` in [0, 1]: blur and noise."""
+    if amount <= 0.05:
+        return image
+    image = image.filter(ImageFilter.GaussianBlur(radius=amount * image.width / 64))
+    noise = rng.normal(0.0, 40.0 * amount, size=(image.height, image.width, 3))
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8))
+
+
+def _jpeg(image: Image.Image, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, **kwargs)
+    return buffer.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_sample(folder: Path, stem: str, source: bytes, edited: bytes, instruction: str, score: float, ext: str = ".jpg", edited_ext: str | None = None) -> None:
+    (folder / f"{stem}_input{ext}").write_bytes(source)
+    (folder / f"{stem}_output{edited_ext or ext}").write_bytes(edited)
+    (folder / f"{stem}_meta.json").write_text(json.dumps({"instruction": instruction}) + "\n", encoding="utf-8")
+    (folder / f"{stem}_score.json").write_text(json.dumps({"score": round(score, 6)}) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- generator
+
+
+def _candidates(rng: np.random.Generator, scene: _Scene, n: int) -> Iterator[tuple[float, tuple[int, int, int], float]]:
+    """(score, shape colour, damage) per candidate; qualities are stratified so each source spans the range."""
+    qualities = (np.arange(n) + rng.uniform(0.0, 1.0, size=n)) / n
+    rng.shuffle(qualities)
+    for q in qualities:
+        kind = rng.uniform()
+        if kind < 0.08:  # unchanged
+            q = 0.0
+            fill = COLOURS[scene.colour]
+        elif kind < 0.25:  # a wrong colour, fully applied
+            q = float(rng.uniform(0.05, 0.3))
+            others = [c for c in COLOURS if c not in (scene.colour, scene.target)]
+            fill = COLOURS[others[int(rng.integers(len(others)))]]
+        else:
+            fill = _mix(COLOURS[scene.colour], COLOURS[scene.target], float(q))
+        score = SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * float(q)
+        yield score, fill, 1.0 - float(q)
+
+
+def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
+    index, candidates, size, seed, photo_like, out = job
+    rng = np.random.default_rng([seed, index])
+    scene = _scene(rng, size)
+    texture = _texture(rng, size, photo_like)
+    folder = Path(out) / f"shard_{index // 100:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = _jpeg(_draw(scene, size, COLOURS[scene.colour], texture))
+    for k, (score, fill, damage) in enumerate(_candidates(rng, scene, candidates)):
+        edited = _damage(_draw(scene, size, fill, texture), rng, damage * 0.6)
+        _write_sample(folder, f"s{index:05d}_c{k:02d}", source, _jpeg(edited), scene.instruction, score)
+    return candidates
+
+
+def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb; never decode it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def _write_faults(out: Path, size: int, seed: int) -> dict[str, str]:
+    rng = np.random.default_rng([seed, 10**9])
+    folder = out / "faults"
+    folder.mkdir(parents=True, exist_ok=True)
+    scene = _scene(rng, size)
+    good = _draw(scene, size, COLOURS[scene.colour], None)
+    edited = _draw(scene, size, COLOURS[scene.target], None)
+    src, edt = _jpeg(good), _jpeg(edited)
+    text, score = scene.instruction, 1.0
+    expected: dict[str, str] = {}
+    for name, outcome in FAULTS.items():
+        stem = f"fault_{name}"
+        expected[f"faults/{stem}"] = outcome
+        if name == "truncated":
+            _write_sample(folder, stem, src, edt[: len(edt) // 2], text, score)
+        elif name == "not_an_image":
+            _write_sample(folder, stem, src, b"this is not an image\n", text, score)
+        elif name == "missing_meta":
+            _write_sample(folder, stem, src, edt, text, score)
+            (folder / f"{stem}_meta.json").unlink()
+        elif name == "missing_score_file":
+            _write_sample(folder, stem, src, edt, text, score)
+            (folder / f"{stem}_score.json").unlink()
+        elif name == "malformed_json":
+            _write_sample(folder, stem, src, edt, text, score)
+            (folder / f"{stem}_meta.json").write_text('{"instruction": "make it', encoding="utf-8")
+        elif name in ("nan_score", "inf_score", "text_score", "missing_score"):
+            _write_sample(folder, stem, src, edt, text, score)
+            body = {"nan_score": '{"score": NaN}', "inf_score": '{"score": Infinity}', "text_score": '{"score": "high"}', "missing_score": "{}"}[name]
+            (folder / f"{stem}_score.json").write_text(body + "\n", encoding="utf-8")
+        elif name == "empty_instruction":
+            _write_sample(folder, stem, src, edt, "   ", score)
+        elif name == "decompression_bomb":
+            _write_sample(folder, stem, src, _bomb_png(), text, score, edited_ext=".png")
+        elif name == "cmyk":
+            _write_sample(folder, stem, _jpeg(good.convert("CMYK")), edt, text, score)
+        elif name == "rgba":
+            rgba = edited.convert("RGBA")
+            rgba.putalpha(200)
+            _write_sample(folder, stem, src, _png(rgba), text, score, edited_ext=".png")
+        elif name == "sixteen_bit":
+            gray = (np.asarray(good.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+            _write_sample(folder, stem, _png(Image.fromarray(gray)), edt, text, score, ext=".png", edited_ext=".jpg")
+        elif name == "exif_rotated":
+            # A landscape scene stored as portrait pixels + EXIF orientation 6 (rotate 90° clockwise to view).
+            wide = good.resize((size * 3 // 2, size))
+            stored = wide.transpose(Image.Transpose.ROTATE_90)  # what a camera writes; viewers turn it back
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            _write_sample(folder, stem, _jpeg(stored, exif=exif.tobytes()), edt, text, score)
+    return expected
+
+
+def write_synthetic_edits(
+    out_dir: str | Path,
+    n_sources: int = 8,
+    candidates_per_source: int = 4,
+    size: int = 64,
+    seed: int = 0,
+    faults: bool = False,
+    photo_like: bool = False,
+    workers: int = 1,
+) -> SynthResult:
+    """Write ``n_sources x candidates_per_source`` scored edits (plus fault samples) in the seed's layout.
+
+    ``size`` is the side of the square images in pixels; ``photo_like`` adds texture and grain so JPEGs weigh what
+    photos do (for benchmarks). Deterministic: same arguments -> same files, whatever ``workers``.
+    """
+    if n_sources < 0 or candidates_per_source < 1 or size < 16:
+        raise ValueError("need n_sources >= 0, candidates_per_source >= 1 and size >= 16")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, candidates_per_source, size, seed, photo_like, str(out)) for i in range(n_sources)]
+    if workers > 1 and len(jobs) > 1:
+        with Pool(workers) as pool:
+            written = sum(pool.imap(_source_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    else:
+        written = sum(map(_source_job, jobs))
+    expected = _write_faults(out, size, seed) if faults else {}
+    return SynthResult(out_dir=out, samples=written + len(expected), faults=expected)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="folder to write the samples to (created)")
+    parser.add_argument("--sources", type=int, default=8, help="number of source images")
+    parser.add_argument("--candidates", type=int, default=4, help="candidate edits per source")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same files)")
+    parser.add_argument("--faults", action="store_true", help="add one sample per kind of bad input")
+    parser.add_argument("--photo-like", action="store_true", help="textured images with photo-sized JPEGs")
+    parser.add_argument("--workers", type=int, default=1, help="processes to use")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = write_synthetic_edits(
+        args.out, args.sources, args.candidates, args.size, args.seed, args.faults, args.photo_like, args.workers
+    )
+    print(f"wrote {result.samples} samples to {result.out_dir}" + (f" ({len(result.faults)} with faults)" if result.faults else ""))
+    return 0
