@@ -1,0 +1,187 @@
+"""``editjudge eval``: measure one or more judges and write ``metrics.json`` + ``report.md`` with plots.
+
+Inputs (any mix; each becomes one judge in the report):
+
+* ``--predictions FILE…`` — JSONL written by ``editjudge score --out``;
+* ``--verl-dumps DIR…`` — verl's ``trainer.validation_data_dir`` (or ``rollout_data_dir``) folders of
+  ``<step>.jsonl``: the last step (or ``--step``) is evaluated, every step goes into the training curves;
+* ``--data test.parquet --model M [--adapter A] [--backend B]`` — run a judge over a prepared parquet now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = "eval_report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Measure a judge: parse/format rate, exact/±1/±2 accuracy, MAE, Spearman/Kendall/Pearson, pairwise accuracy "
+        "(strict as EditScore, with ties as EditReward-Bench), best-of-N regret, per-label accuracy and bootstrap "
+        "intervals; writes metrics.json and report.md with plots. Metric definitions: docs/evaluate.md."
+    )
+    parser.epilog = (
+        "examples:\n"
+        "  editjudge eval --predictions preds.jsonl --out report/\n"
+        "  editjudge eval --predictions base.jsonl trained.jsonl --name base trained --compare --out cmp/\n"
+        "  editjudge eval --verl-dumps checkpoints/val_generations --out val_report/\n"
+        "  editjudge eval --data data/test.parquet --model Qwen/Qwen2.5-VL-3B-Instruct --adapter lora/ --out r/"
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    src = parser.add_argument_group("inputs (at least one)")
+    src.add_argument("--predictions", nargs="+", default=[], metavar="FILE",
+                     help="predictions JSONL files written by `editjudge score --out` (one judge each)")
+    src.add_argument("--verl-dumps", nargs="+", default=[], metavar="DIR",
+                     help="verl dump folders of <step>.jsonl (trainer.validation_data_dir / rollout_data_dir)")
+    src.add_argument("--data", metavar="PARQUET", help="prepared test.parquet to run --model over")
+    run = parser.add_argument_group("judge run (with --data)")
+    run.add_argument("--model", help="base model path or hub id (or a merged model)")
+    run.add_argument("--adapter", help="LoRA adapter folder (e.g. from `editjudge export`)")
+    run.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"],
+                     help="judge backend (default: transformers)")
+    run.add_argument("--base-url", help="OpenAI-compatible server URL (with --backend openai)")
+    run.add_argument("--template", default="en", help="prompt template the judge was trained with (default: en)")
+    run.add_argument("--num-samples", type=int, default=1, help="Avg@k: responses per edit (default: 1, greedy)")
+    run.add_argument("--max-new-tokens", type=int, default=512, help="generation budget (default: 512)")
+    run.add_argument("--batch-size", type=int, default=None, help="backend batch size")
+    run.add_argument("--limit", type=int, default=None, help="judge only the first N rows")
+    run.add_argument("--save-predictions", action="store_true",
+                     help="also write the judge's records to OUT/<name>.predictions.jsonl")
+    out = parser.add_argument_group("report")
+    out.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    out.add_argument("--name", nargs="+", default=[], metavar="NAME",
+                     help="names of the judges, in input order (predictions, dumps, then --data)")
+    out.add_argument("--compare", action="store_true",
+                     help="one side-by-side report for all judges (default: one report per judge under OUT/<name>)")
+    out.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals; 0 = off")
+    out.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    out.add_argument("--pair-truth", default="label", choices=["label", "gt_score"],
+                     help="order pairs by the 0-9 label (default) or the raw score")
+    out.add_argument("--step", type=int, default=None, help="verl step to evaluate (default: the last one)")
+
+
+def _error(message: str) -> int:
+    print(f"editjudge eval: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
+
+
+def _judge_records(args: argparse.Namespace) -> list[Any]:
+    from editjudge.evaluate.readers import judge_parquet
+    from editjudge.judge import Judge
+
+    options: dict[str, Any] = {}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    if args.base_url:
+        options["base_url"] = args.base_url
+    judge = Judge(
+        args.model,
+        adapter=args.adapter,
+        backend=args.backend,
+        template=args.template,
+        num_samples=args.num_samples,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        **options,
+    )
+    return judge_parquet(args.data, judge, limit=args.limit, progress=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from editjudge.evaluate.metrics import compute_metrics, per_step
+    from editjudge.evaluate.readers import read_predictions, read_verl_dumps
+    from editjudge.evaluate.report import slug, write_report
+
+    if not (args.predictions or args.verl_dumps or args.data):
+        return _error("nothing to evaluate: give --predictions FILE, --verl-dumps DIR or --data PARQUET --model M")
+    if args.data and not args.model:
+        return _error("--data needs --model (and optionally --adapter / --backend) to run a judge")
+    if args.model and not args.data:
+        return _error("--model needs --data PARQUET: the prepared test set to judge")
+    if args.bootstrap < 0:
+        return _error("--bootstrap must be >= 0")
+
+    sources: list[tuple[str, str, Any]] = [("predictions", Path(p).stem, p) for p in args.predictions]
+    sources += [("verl", Path(d).name or "verl", d) for d in args.verl_dumps]
+    if args.data:
+        default = Path(args.adapter).name if args.adapter else Path(str(args.model)).name
+        sources.append(("judge", default or "judge", args.data))
+    if args.name and len(args.name) != len(sources):
+        return _error(f"--name got {len(args.name)} names for {len(sources)} judges; give one per input")
+    names = _unique(args.name or [s[1] for s in sources])
+    if len({slug(n) for n in names}) != len(names):
+        return _error(f"judge names must stay distinct as file names: {names}")
+
+    records: dict[str, list[Any]] = {}
+    logs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for (kind, _, where), name in zip(sources, names):
+            if kind == "predictions":
+                records[name] = read_predictions(where)
+            elif kind == "verl":
+                dumped = read_verl_dumps(where)
+                logs[name] = per_step(dumped)
+                steps = sorted({r.step for r in dumped if r.step is not None})
+                step = args.step if args.step is not None else (steps[-1] if steps else None)
+                if args.step is not None and args.step not in steps:
+                    return _error(f"{where}: no dump for step {args.step}; steps present: {steps}")
+                records[name] = [r for r in dumped if r.step == step]
+            else:
+                records[name] = _judge_records(args)
+            if not records[name]:
+                return _error(f"{where}: no records to evaluate")
+    except (OSError, ValueError) as exc:
+        return _error(str(exc))
+
+    metrics = {}
+    for name, recs in records.items():
+        print(f"computing metrics for {name} ({len(recs)} records)…", file=sys.stderr)
+        metrics[name] = compute_metrics(recs, bootstrap=args.bootstrap, seed=args.seed, pair_truth=args.pair_truth)
+
+    out = Path(args.out)
+    if args.save_predictions:
+        from editjudge.evaluate.records import write_records
+
+        for name, recs in records.items():
+            write_records(recs, out / f"{slug(name)}.predictions.jsonl")
+    pages = []
+    if args.compare or len(names) == 1:
+        log = _merge_logs(logs)
+        pages.append(write_report(metrics, records, out, training_log=log))
+    else:
+        for name in names:
+            pages.append(write_report({name: metrics[name]}, {name: records[name]}, out / slug(name),
+                                      training_log=logs.get(name)))
+    for name in names:
+        m = metrics[name]
+        print(f"{name}: n={m['n']} parse={_pct(m['format']['parse_rate'])} exact={_pct(m['accuracy']['exact'])} "
+              f"±1={_pct(m['accuracy']['within_1'])} pairwise strict={_pct(m['pairwise']['strict']['value'])}")
+    for page in pages:
+        print(f"report: {page}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _merge_logs(logs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """One training log for the page: a single run as is, several runs with a ``run`` column."""
+    if not logs:
+        return None
+    if len(logs) == 1:
+        return next(iter(logs.values()))
+    return [{"run": name, **row} for name, rows in logs.items() for row in rows]

@@ -1,0 +1,563 @@
+"""How good is a judge: format, accuracy, correlation, pairwise and best-of-N metrics with bootstrap intervals.
+
+Every metric is defined in ``docs/evaluate.md``. In short:
+
+* **parse / format rate** — share of records whose answer gave a 0–9 score / whose response is well-formed *with*
+  a ``<think>`` block (read from ``raw`` with :func:`editjudge.answer.parse_response`).
+* **accuracy** (exact, ±1, ±2) over labelled records; an unparsable answer counts as wrong. **MAE** over labelled
+  records that have a score (the excluded count is reported).
+* **correlations** (Spearman, Kendall τ-b, Pearson; scipy) of ``pred`` — and of ``expected_score`` when present —
+  against ``label`` and ``gt_score``; unscored records are left out and counted; undefined → ``None`` + reason.
+* **pairwise accuracy** within groups, on the *ranking score* (``expected_score`` when present, else ``pred``):
+  ``strict`` as EditScore reports it (pairs with a ground-truth preference; judge ties and unscored items count
+  wrong) and ``with_ties`` as EditReward-Bench reports it (accuracy with ties + tie calibration, Deutsch et al.
+  2023, "Ties Matter", arXiv:2305.14324).
+* **best-of-N** per group: the true value of the judge's pick against the oracle best and a uniformly random
+  pick, as exact expectations over tie-breaks and random picks.
+* **bootstrap** percentile intervals, resampling *groups* (records without a group are their own group).
+
+The output is plain JSON: no NaN or infinity anywhere; an undefined number is ``None`` next to a ``reason``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from editjudge.answer import parse_response
+from editjudge.evaluate.records import EvalRecord, as_records
+from editjudge.prompts import SCORE_MAX, SCORE_MIN
+
+LABELS = tuple(range(SCORE_MIN, SCORE_MAX + 1))
+MIN_CORRELATION_N = 3
+MAX_PAIRS = 20_000_000  # all pairs inside groups; beyond this pairwise metrics are skipped with a reason
+PAIR_TRUTHS = ("label", "gt_score")
+
+
+def _undefined(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"value": None, "reason": reason, **extra}
+
+
+def _f(x: float | np.floating) -> float | None:
+    """A JSON-safe float: NaN and infinities become None."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num) / float(den) if den > 0 else None
+
+
+@dataclass
+class _Arrays:
+    """Records as numeric arrays (NaN = missing) plus the precomputed within-group pairs and best-of-N sets."""
+
+    n: int
+    label: np.ndarray
+    pred: np.ndarray
+    expected: np.ndarray
+    gt: np.ndarray
+    rank_score: np.ndarray
+    group: np.ndarray  # group code per record, 0..n_groups-1
+    n_groups: int
+    # pairs (i < j inside one group, both with pair truth)
+    pair_group: np.ndarray
+    pair_h: np.ndarray  # sign of truth_i - truth_j
+    pair_m: np.ndarray  # rank_score_i - rank_score_j, NaN when either is unscored
+    pairs_skipped: str | None
+    # best-of-N, one row per evaluated group
+    bon_group: np.ndarray
+    bon_stats: np.ndarray  # columns: pick, oracle, random, hit, win, unscored
+
+
+def _group_codes(records: Sequence[EvalRecord]) -> tuple[np.ndarray, int]:
+    codes: dict[str, int] = {}
+    out = np.empty(len(records), dtype=np.int64)
+    for i, rec in enumerate(records):
+        key = ("g", rec.group) if rec.group is not None else ("r", i)
+        out[i] = codes.setdefault(repr(key), len(codes))
+    return out, len(codes)
+
+
+def _best_of_n_group(value: np.ndarray, score: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Exact expectations for one group: uniform tie-breaking among the judge's top scores, uniform random pick."""
+    scored = np.isfinite(score)
+    if scored.any():
+        top = np.nanmax(score)
+        picks = np.flatnonzero(scored & (score == top))
+    else:
+        picks = np.arange(len(value))  # nothing scored: the judge's pick is a random one
+    oracle = float(value.max())
+    pick_vals = value[picks]
+    wins = (pick_vals[:, None] > value[None, :]) + 0.5 * (pick_vals[:, None] == value[None, :])
+    return (
+        float(pick_vals.mean()),
+        oracle,
+        float(value.mean()),
+        float((pick_vals == oracle).mean()),
+        float(wins.mean()),
+        float(not scored.any()),
+    )
+
+
+def _prepare(records: Sequence[EvalRecord], pair_truth: str) -> tuple[_Arrays, dict[str, Any]]:
+    def col(name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(r, name) is None else float(getattr(r, name)) for r in records])
+
+    label, pred, expected, gt = col("label"), col("pred"), col("expected_score"), col("gt_score")
+    rank_score = np.where(np.isfinite(expected), expected, pred)
+    group, n_groups = _group_codes(records)
+    info: dict[str, Any] = {}
+
+    has_expected = np.isfinite(expected) & np.isfinite(pred)
+    scored = np.isfinite(rank_score)
+    if not scored.any():
+        info["ranking_score"] = None
+    elif has_expected[scored].all():
+        info["ranking_score"] = "expected_score"
+    elif not np.isfinite(expected).any():
+        info["ranking_score"] = "pred"
+    else:
+        info["ranking_score"] = "expected_score where present, else pred"
+
+    # Pairs inside groups.
+    truth = label if pair_truth == "label" else gt
+    members: dict[int, list[int]] = {}
+    for i in np.flatnonzero(np.isfinite(truth)):
+        members.setdefault(int(group[i]), []).append(int(i))
+    total_pairs = sum(len(m) * (len(m) - 1) // 2 for m in members.values())
+    pairs_skipped = None
+    pg, ph, pm = [], [], []
+    if total_pairs > MAX_PAIRS:
+        pairs_skipped = f"{total_pairs} pairs inside groups exceed the limit of {MAX_PAIRS}; check the grouping"
+    else:
+        for g, idx_list in members.items():
+            if len(idx_list) < 2:
+                continue
+            idx = np.asarray(idx_list)
+            iu, ju = np.triu_indices(len(idx), 1)
+            a, b = idx[iu], idx[ju]
+            pg.append(np.full(len(a), g, dtype=np.int64))
+            ph.append(np.sign(truth[a] - truth[b]))
+            pm.append(rank_score[a] - rank_score[b])
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.empty(0, dtype=dtype)  # noqa: E731
+
+    # Best-of-N: value = gt_score when every record with a truth has one, else the label.
+    has_truth = np.isfinite(label) | np.isfinite(gt)
+    use_gt = bool(has_truth.any()) and bool(np.isfinite(gt)[has_truth].all())
+    value = gt if use_gt else label
+    info["best_of_n_value"] = "gt_score" if use_gt else "label"
+    bon_members: dict[int, list[int]] = {}
+    for i in np.flatnonzero(np.isfinite(value)):
+        bon_members.setdefault(int(group[i]), []).append(int(i))
+    bon_group, bon_rows = [], []
+    for g, idx_list in bon_members.items():
+        if len(idx_list) >= 2:
+            idx = np.asarray(idx_list)
+            bon_group.append(g)
+            bon_rows.append(_best_of_n_group(value[idx], rank_score[idx]))
+
+    arrays = _Arrays(
+        n=len(records),
+        label=label,
+        pred=pred,
+        expected=expected,
+        gt=gt,
+        rank_score=rank_score,
+        group=group,
+        n_groups=n_groups,
+        pair_group=cat(pg, np.int64),
+        pair_h=cat(ph, float),
+        pair_m=cat(pm, float),
+        pairs_skipped=pairs_skipped,
+        bon_group=np.asarray(bon_group, dtype=np.int64),
+        bon_stats=np.asarray(bon_rows, dtype=float).reshape(-1, 6),
+    )
+    return arrays, info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metric kernels. Each takes record weights ``rw`` (or group weights ``gw``): all ones for the point estimate, the
+# multiplicity of each resampled group for a bootstrap replicate. The point estimate and the intervals therefore
+# come from the same code.
+
+
+def _accuracy(a: _Arrays, rw: np.ndarray) -> dict[str, Any]:
+    labelled = np.isfinite(a.label)
+    n = float(rw[labelled].sum())
+    if n == 0:
+        return {"n": 0, "reason": "no record has a label"} | {k: None for k in ("exact", "within_1", "within_2")}
+    diff = np.abs(a.pred - a.label)  # NaN for unparsed → every comparison False → wrong
+    out: dict[str, Any] = {"n": int(labelled.sum())}
+    for key, tol in (("exact", 0), ("within_1", 1), ("within_2", 2)):
+        hit = labelled & np.isfinite(diff) & (diff <= tol)
+        out[key] = float(rw[hit].sum()) / n
+    return out
+
+
+def _mae(a: _Arrays, rw: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    labelled = np.isfinite(a.label)
+    ok = labelled & np.isfinite(score)
+    excluded = int((labelled & ~np.isfinite(score)).sum())
+    if not ok.any():
+        return _undefined("no labelled record has a score", n=0, n_excluded=excluded)
+    w = rw[ok]
+    return {
+        "value": float((w * np.abs(score[ok] - a.label[ok])).sum() / w.sum()),
+        "n": int(ok.sum()),
+        "n_excluded": excluded,
+    }
+
+
+def _correlation(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> dict[str, Any]:
+    """Spearman, Kendall τ-b and Pearson of x (judge) against y (truth) over records where both are present."""
+    from scipy import stats
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    n_truth = int(np.isfinite(y).sum())
+    if idx is not None:
+        x, y, ok = x[idx], y[idx], ok[idx]
+    xs, ys = x[ok], y[ok]
+    out: dict[str, Any] = {"n": int(ok.sum()), "n_excluded": n_truth - int(np.isfinite(x[np.isfinite(y)]).sum())}
+    reason = None
+    if len(xs) < MIN_CORRELATION_N:
+        reason = f"needs at least {MIN_CORRELATION_N} records with both values, found {len(xs)}"
+    elif np.ptp(xs) == 0:
+        reason = "the judge's scores are constant"
+    elif np.ptp(ys) == 0:
+        reason = "the ground truth is constant"
+    for name, fn in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau), ("pearson", stats.pearsonr)):
+        if reason is not None:
+            out[name] = _undefined(reason, p_value=None)
+            continue
+        res = fn(xs, ys)
+        value, p = _f(res.statistic), _f(res.pvalue)
+        out[name] = {"value": value, "p_value": p} if value is not None else _undefined("scipy returned NaN")
+    return out
+
+
+def _pairwise_strict(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
+    """EditScore's pairwise accuracy: pairs with a truth preference; judge ties and unscored items count wrong."""
+    if a.pairs_skipped:
+        return _undefined(a.pairs_skipped, n_pairs=0)
+    pref = a.pair_h != 0
+    w = gw[a.pair_group][pref]
+    if w.sum() == 0:
+        return _undefined("no pair inside a group has a ground-truth preference", n_pairs=0)
+    m, h = a.pair_m[pref], a.pair_h[pref]
+    correct = np.isfinite(m) & (np.sign(m) == h)
+    judge_tie = np.isfinite(m) & (m == 0)
+    return {
+        "value": float((w * correct).sum() / w.sum()),
+        "n_pairs": int(pref.sum()),
+        "n_judge_ties": int(judge_tie.sum()),
+        "n_unscored": int((~np.isfinite(m)).sum()),
+    }
+
+
+def _pairwise_with_ties(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
+    """EditReward-Bench's accuracy with ties, tie-calibrated (Deutsch et al. 2023).
+
+    Over *all* pairs in groups (truth ties included): with a tie threshold ε the judge calls a pair a tie when
+    ``|Δscore| ≤ ε``; a pair is right when both agree on the direction, or both call it a tie. ε is chosen among the
+    observed ``|Δscore|`` values to maximise accuracy (the smallest such ε is reported), as EditReward's
+    implementation does. Pairs with an unscored item stay in the denominator and count wrong at every ε.
+    """
+    if a.pairs_skipped:
+        return _undefined(a.pairs_skipped, n_pairs=0)
+    w_all = gw[a.pair_group]
+    total = float(w_all.sum())
+    if total == 0:
+        return _undefined("no group has two or more labelled records", n_pairs=0)
+    m, h = a.pair_m, a.pair_h
+    scored = np.isfinite(m)
+    base = {"n_pairs": int(len(m)), "n_truth_ties": int((h == 0).sum()), "n_unscored": int((~scored).sum())}
+    if not scored.any():
+        return _undefined("no pair has two scored items", **base)
+    absm = np.abs(m[scored])
+    order = np.argsort(absm, kind="stable")
+    absm, hs, ms, ws = absm[order], h[scored][order], m[scored][order], w_all[scored][order]
+    consistent = ws * ((hs != 0) & (np.sign(ms) == hs) & (absm > 0))
+    truth_tie = ws * (hs == 0)
+    # At threshold ε = absm[k] every pair up to the last one with the same |Δ| is a judge tie.
+    ends = np.flatnonzero(np.r_[absm[1:] != absm[:-1], True])
+    cons_above = consistent.sum() - np.cumsum(consistent)[ends]
+    ties_below = np.cumsum(truth_tie)[ends]
+    acc = (cons_above + ties_below) / total
+    best = int(np.argmax(acc))
+    zero = ends[0] if absm[0] == 0 else None
+    at_zero = (
+        (consistent.sum() - np.cumsum(consistent)[zero] + np.cumsum(truth_tie)[zero]) / total
+        if zero is not None
+        else consistent.sum() / total
+    )
+    return {"value": float(acc[best]), "epsilon": float(absm[ends[best]]), "value_at_epsilon_0": float(at_zero)} | base
+
+
+def _best_of_n(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
+    if len(a.bon_group) == 0:
+        return _undefined("no group has two or more records with a ground truth", n_groups=0)
+    w = gw[a.bon_group]
+    if w.sum() == 0:
+        return _undefined("no group drawn", n_groups=0)
+    pick, oracle, rand, hit, win, _ = (w @ a.bon_stats) / w.sum()
+    sizes = np.bincount(a.group)[a.bon_group]
+    return {
+        "n_groups": int(len(a.bon_group)),
+        "mean_group_size": float(sizes.mean()),
+        "pick": float(pick),
+        "oracle": float(oracle),
+        "random": float(rand),
+        "regret": float(oracle - pick),
+        "gain_over_random": float(pick - rand),
+        "oracle_gain_captured": _ratio(pick - rand, oracle - rand) if oracle - rand > 1e-12 else None,
+        "hit_rate": float(hit),
+        "win_rate_vs_random": float(win),
+        "n_groups_unscored": int(a.bon_stats[:, 5].sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _error_kind(rec: EvalRecord) -> str:
+    """Why a record has no score: the parse reason, or the failure kind before ``':'`` for unjudged items."""
+    if rec.error and ": " in rec.error:
+        return rec.error.split(": ", 1)[0]
+    if rec.error:
+        return rec.error
+    if rec.raw is not None:
+        return parse_response(rec.raw).error or "no_answer"
+    return "no_answer"
+
+
+def _format(records: Sequence[EvalRecord]) -> dict[str, Any]:
+    n = len(records)
+    parsed = sum(r.pred is not None for r in records)
+    with_raw = [r for r in records if r.raw is not None]
+    out: dict[str, Any] = {
+        "n": n,
+        "n_parsed": parsed,
+        "parse_rate": parsed / n,
+        "errors": dict(sorted(Counter(_error_kind(r) for r in records if r.pred is None).items())),
+    }
+    if with_raw:
+        well = sum(parse_response(r.raw).has_think for r in with_raw)
+        out |= {"format_rate": well / len(with_raw), "n_with_raw": len(with_raw)}
+    else:
+        out |= {"format_rate": None, "n_with_raw": 0, "format_reason": "no record carries the raw response"}
+    return out
+
+
+def _per_label(a: _Arrays) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in LABELS:
+        mask = a.label == k
+        if not mask.any():
+            continue
+        p = a.pred[mask]
+        diff = np.abs(p - k)
+        ok = np.isfinite(p)
+        out[str(k)] = {
+            "n": int(mask.sum()),
+            "exact": float((ok & (diff == 0)).mean()),
+            "within_1": float((ok & (diff <= 1)).mean()),
+            "within_2": float((ok & (diff <= 2)).mean()),
+            "parse_rate": float(ok.mean()),
+            "mean_pred": float(p[ok].mean()) if ok.any() else None,
+            "mae": float(diff[ok].mean()) if ok.any() else None,
+        }
+    return out
+
+
+def _confusion(a: _Arrays) -> dict[str, Any]:
+    """Rows: true label 0–9; columns: predicted 0–9, then one column for unparsed answers."""
+    matrix = np.zeros((len(LABELS), len(LABELS) + 1), dtype=np.int64)
+    for t, p in zip(a.label, a.pred):
+        if np.isfinite(t):
+            matrix[int(t), int(p) if np.isfinite(p) else len(LABELS)] += 1
+    return {"rows": "label", "columns": [str(k) for k in LABELS] + ["unparsed"], "matrix": matrix.tolist()}
+
+
+# Headline numbers that get bootstrap intervals: name → function of (arrays, group weights).
+def _headline(a: _Arrays, gw: np.ndarray) -> dict[str, float | None]:
+    rw = gw[a.group]
+    idx = np.repeat(np.arange(a.n), rw.astype(np.int64))
+    acc = _accuracy(a, rw)
+    corr = _correlation(a.pred, a.label, idx)
+    bon = _best_of_n(a, gw)
+    total = rw.sum()
+    return {
+        "parse_rate": float(rw[np.isfinite(a.pred)].sum() / total) if total else None,
+        "accuracy.exact": acc["exact"],
+        "accuracy.within_1": acc["within_1"],
+        "accuracy.within_2": acc["within_2"],
+        "mae.value": _mae(a, rw, a.pred)["value"],
+        "correlation.pred_vs_label.spearman": corr["spearman"]["value"],
+        "correlation.pred_vs_label.kendall": corr["kendall"]["value"],
+        "correlation.pred_vs_label.pearson": corr["pearson"]["value"],
+        "pairwise.strict": _pairwise_strict(a, gw)["value"],
+        "pairwise.with_ties": _pairwise_with_ties(a, gw)["value"],
+        "best_of_n.regret": bon.get("regret"),
+        "best_of_n.win_rate_vs_random": bon.get("win_rate_vs_random"),
+    }
+
+
+def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, seed: int, level: float) -> dict:
+    from scipy import stats
+
+    names = list(point)
+
+    def statistic(groups: np.ndarray) -> np.ndarray:
+        gw = np.bincount(groups.astype(np.int64), minlength=a.n_groups).astype(float)
+        values = _headline(a, gw)
+        return np.array([np.nan if values[k] is None else values[k] for k in names])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (np.arange(a.n_groups),),
+            statistic,
+            vectorized=False,
+            n_resamples=n_resamples,
+            confidence_level=level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    dist = np.atleast_2d(res.bootstrap_distribution)
+    low, high = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
+    intervals: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        undefined = int((~np.isfinite(dist[i])).sum())
+        if point[name] is None:
+            intervals[name] = {"low": None, "high": None, "reason": "the metric itself is undefined"}
+        elif undefined:
+            intervals[name] = {
+                "low": None,
+                "high": None,
+                "reason": f"undefined in {undefined} of {n_resamples} resamples (too few groups)",
+            }
+        else:
+            intervals[name] = {"low": _f(low[i]), "high": _f(high[i]), "std_error": _f(np.std(dist[i], ddof=1))}
+    return {
+        "method": "percentile",
+        "resample": "groups (records without a group are their own group)",
+        "n_resamples": n_resamples,
+        "n_groups": a.n_groups,
+        "confidence_level": level,
+        "seed": seed,
+        "intervals": intervals,
+    }
+
+
+def _json_safe(obj: Any) -> Any:
+    """Recursively turn numpy scalars into Python numbers and any non-finite float into None."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _f(obj)
+    return obj
+
+
+def compute_metrics(
+    records: Iterable[EvalRecord | dict[str, Any]],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    confidence_level: float = 0.95,
+    pair_truth: str = "label",
+) -> dict[str, Any]:
+    """All metrics for one judge's records (see the module docstring and ``docs/evaluate.md``).
+
+    ``records`` are :class:`EvalRecord` or mappings with the same keys (a predictions JSONL line works).
+    ``bootstrap`` is the number of resamples for the confidence intervals (0 turns them off); ``pair_truth``
+    orders pairs by ``label`` (default: the 0–9 scale the judge answers on) or by the raw ``gt_score``.
+    Raises ``ValueError`` on empty input or bad records.
+    """
+    recs = as_records(records)
+    if not recs:
+        raise ValueError("no records to evaluate: the input is empty (check the predictions file / dump folder)")
+    if pair_truth not in PAIR_TRUTHS:
+        raise ValueError(f"pair_truth must be one of {PAIR_TRUTHS}, got {pair_truth!r}")
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
+    a, info = _prepare(recs, pair_truth)
+    ones = np.ones(a.n_groups)
+    rw = ones[a.group]
+    labelled = int(np.isfinite(a.label).sum())
+
+    correlation: dict[str, Any] = {}
+    for judge_name, judge in (("pred", a.pred), ("expected", a.expected)):
+        if judge_name == "expected" and not np.isfinite(judge).any():
+            continue
+        for truth_name, truth in (("label", a.label), ("gt_score", a.gt)):
+            if np.isfinite(truth).any():
+                correlation[f"{judge_name}_vs_{truth_name}"] = _correlation(judge, truth)
+
+    metrics: dict[str, Any] = {
+        "n": a.n,
+        "n_labelled": labelled,
+        "n_with_gt_score": int(np.isfinite(a.gt).sum()),
+        "n_groups": a.n_groups,
+        "format": _format(recs),
+        "accuracy": _accuracy(a, rw),
+        "mae": _mae(a, rw, a.pred),
+        "correlation": correlation,
+        "pairwise": {
+            "truth": pair_truth,
+            "ranking_score": info["ranking_score"],
+            "strict": _pairwise_strict(a, ones),
+            "with_ties": _pairwise_with_ties(a, ones),
+        },
+        "best_of_n": {"value": info["best_of_n_value"], "ranking_score": info["ranking_score"]}
+        | _best_of_n(a, ones),
+        "per_label": _per_label(a),
+        "confusion": _confusion(a),
+    }
+    if np.isfinite(a.expected).any():
+        metrics["mae_expected"] = _mae(a, rw, a.expected)
+    rewards = [r.reward for r in recs if r.reward is not None]
+    if rewards:
+        metrics["reward"] = {"mean": float(np.mean(rewards)), "n": len(rewards)}
+    if bootstrap:
+        metrics["bootstrap"] = _bootstrap(a, _headline(a, ones), bootstrap, seed, confidence_level)
+    return _json_safe(metrics)
+
+
+def per_step(records: Iterable[EvalRecord | dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per training step (records from verl dumps): mean reward, parse rate and accuracies."""
+    steps: dict[int, list[EvalRecord]] = {}
+    for rec in as_records(records):
+        if rec.step is not None:
+            steps.setdefault(rec.step, []).append(rec)
+    rows = []
+    for step, recs in sorted(steps.items()):
+        m = compute_metrics(recs, bootstrap=0)
+        rows.append(
+            {
+                "step": step,
+                "n": m["n"],
+                "reward_mean": (m.get("reward") or {}).get("mean"),
+                "parse_rate": m["format"]["parse_rate"],
+                "format_rate": m["format"]["format_rate"],
+                "exact": m["accuracy"]["exact"],
+                "within_1": m["accuracy"]["within_1"],
+                "within_2": m["accuracy"]["within_2"],
+                "mae": m["mae"]["value"],
+            }
+        )
+    return rows

@@ -1,0 +1,389 @@
+"""Write an evaluation report: ``metrics.json`` plus ``report.md`` with PNG plots under ``plots/``.
+
+``write_report(metrics_by_judge, records_by_judge, out_dir, training_log=None)`` is the one entry point (the demo
+calls it). Several judges are shown side by side. Plots use matplotlib's object API on the Agg canvas (no pyplot,
+no global backend switch); every file is written atomically and the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from editjudge.evaluate._io import atomic_write
+from editjudge.evaluate.records import EvalRecord, as_records
+from editjudge.prompts import SCORE_MAX, SCORE_MIN
+
+LABELS = list(range(SCORE_MIN, SCORE_MAX + 1))
+
+# (metric path in the metrics dict, row title, bootstrap name or None)
+SUMMARY_ROWS: list[tuple[str, str, str | None]] = [
+    ("n", "records", None),
+    ("format.parse_rate", "parse rate", "parse_rate"),
+    ("format.format_rate", "format rate (think + answer)", None),
+    ("accuracy.exact", "accuracy, exact", "accuracy.exact"),
+    ("accuracy.within_1", "accuracy, ±1", "accuracy.within_1"),
+    ("accuracy.within_2", "accuracy, ±2", "accuracy.within_2"),
+    ("mae.value", "MAE (parsed)", "mae.value"),
+    ("correlation.pred_vs_label.spearman.value", "Spearman vs label", "correlation.pred_vs_label.spearman"),
+    ("correlation.pred_vs_label.kendall.value", "Kendall τ-b vs label", "correlation.pred_vs_label.kendall"),
+    ("correlation.pred_vs_label.pearson.value", "Pearson vs label", "correlation.pred_vs_label.pearson"),
+    ("correlation.pred_vs_gt_score.spearman.value", "Spearman vs raw score", None),
+    ("pairwise.strict.value", "pairwise acc., strict (EditScore)", "pairwise.strict"),
+    ("pairwise.with_ties.value", "pairwise acc., with ties (EditReward)", "pairwise.with_ties"),
+    ("best_of_n.pick", "best-of-N: value of pick", None),
+    ("best_of_n.oracle", "best-of-N: oracle", None),
+    ("best_of_n.random", "best-of-N: random pick", None),
+    ("best_of_n.regret", "best-of-N: regret", "best_of_n.regret"),
+    ("best_of_n.win_rate_vs_random", "best-of-N: win rate vs random", "best_of_n.win_rate_vs_random"),
+    ("reward.mean", "mean reward (verl)", None),
+]
+COMPARE_BARS = [
+    ("accuracy.exact", "exact"),
+    ("accuracy.within_1", "±1"),
+    ("accuracy.within_2", "±2"),
+    ("correlation.pred_vs_label.spearman", "Spearman"),
+    ("pairwise.strict", "pairwise strict"),
+    ("pairwise.with_ties", "pairwise ties"),
+]
+
+
+def _get(d: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(d, Mapping) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a judge name."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
+    return s or "judge"
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    atomic_write(path, buf.getvalue())
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------- plots
+
+
+def plot_confusion(metrics: Mapping[str, Any], title: str, path: Path) -> None:
+    """Rows: true label; columns: predicted label and 'unparsed'. Colour = share of the row, text = count."""
+    conf = metrics["confusion"]
+    matrix = np.asarray(conf["matrix"], dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    fig = _figure(7.0, 5.6)
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=0)
+    ax.set_yticks(range(len(LABELS)), [str(k) for k in LABELS])
+    ax.set_xlabel("judge's answer")
+    ax.set_ylabel("true label")
+    ax.set_title(f"{title}: confusion matrix (colour = share of row)")
+    fig.colorbar(image, ax=ax, label="share of the true label's records")
+    _save(fig, path)
+
+
+def plot_pred_vs_true(records: Sequence[EvalRecord], title: str, path: Path) -> None:
+    """Judge score (expected score when present) against the true label, jittered, with per-label means."""
+    pts = [(r.label, r.expected_score if r.expected_score is not None else r.pred) for r in records]
+    pts = [(t, p) for t, p in pts if t is not None and p is not None]
+    use_expected = any(r.expected_score is not None for r in records)
+    fig = _figure(6.0, 5.6)
+    ax = fig.add_subplot()
+    ax.plot([SCORE_MIN, SCORE_MAX], [SCORE_MIN, SCORE_MAX], color="grey", lw=1, ls="--", label="perfect")
+    if pts:
+        t, p = np.asarray(pts, dtype=float).T
+        jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=(2, len(t)))
+        ax.scatter(t + jitter[0], p + (0 if use_expected else jitter[1]), s=12, alpha=0.45, label="records")
+        present = sorted(set(t.tolist()))
+        means = [p[t == k].mean() for k in present]
+        ax.plot(present, means, color="crimson", marker="o", lw=2, label="mean per label")
+    else:
+        ax.text(0.5, 0.5, "no record has both a label and a score", ha="center", transform=ax.transAxes)
+    ax.set_xlim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
+    ax.set_ylim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
+    ax.set_xticks(LABELS)
+    ax.set_yticks(LABELS)
+    ax.set_xlabel("true label")
+    ax.set_ylabel("judge's expected score" if use_expected else "judge's answer (jittered)")
+    ax.set_title(f"{title}: predicted vs true")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_histograms(records: Sequence[EvalRecord], title: str, path: Path) -> None:
+    """How often each score occurs: true labels next to the judge's answers (plus unparsed answers)."""
+    labels = np.bincount([r.label for r in records if r.label is not None], minlength=len(LABELS))
+    preds = np.bincount([r.pred for r in records if r.pred is not None], minlength=len(LABELS))
+    unparsed = sum(r.pred is None for r in records)
+    x = np.arange(len(LABELS) + 1)
+    fig = _figure(7.5, 4.2)
+    ax = fig.add_subplot()
+    ax.bar(x[:-1] - 0.2, labels, width=0.4, label="true label")
+    ax.bar(x[:-1] + 0.2, preds, width=0.4, label="judge's answer")
+    ax.bar(x[-1], unparsed, width=0.4, color="grey", label="unparsed answer")
+    ax.set_xticks(x, [str(k) for k in LABELS] + ["unparsed"])
+    ax.set_xlabel("score")
+    ax.set_ylabel("records")
+    ax.set_title(f"{title}: score histograms")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``."""
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for row in training_log:
+        runs.setdefault(str(row.get("run", "")), []).append(row)
+    fig = _figure(10.0, 4.0)
+    left, right = fig.subplots(1, 2)
+
+    def series(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+        return [np.nan if row.get(key) is None else float(row[key]) for row in rows]
+
+    for run, rows in runs.items():
+        steps = [row["step"] for row in rows]
+        prefix = f"{run}: " if run else ""
+        left.plot(steps, series(rows, "reward_mean"), marker="o", label=f"{prefix}mean reward")
+        for key, name in (("exact", "exact"), ("within_1", "±1"), ("within_2", "±2"), ("parse_rate", "parse rate")):
+            right.plot(steps, series(rows, key), marker="o", label=prefix + name)
+    left.set_title("reward over training steps")
+    left.set_xlabel("step")
+    left.set_ylabel("mean reward")
+    left.grid(alpha=0.3)
+    if len(runs) > 1:
+        left.legend(fontsize=8)
+    right.set_ylim(-0.02, 1.02)
+    right.set_title("accuracy over training steps")
+    right.set_xlabel("step")
+    right.set_ylabel("share of responses")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_compare(metrics_by_judge: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Grouped bars of the headline metrics, one colour per judge, with bootstrap intervals when present."""
+    names = list(metrics_by_judge)
+    x = np.arange(len(COMPARE_BARS))
+    width = 0.8 / max(1, len(names))
+    fig = _figure(max(7.0, 1.4 * len(COMPARE_BARS)), 4.4)
+    ax = fig.add_subplot()
+    for i, name in enumerate(names):
+        m = metrics_by_judge[name]
+        values, low, high = [], [], []
+        for key, _ in COMPARE_BARS:
+            v = _get(m, key) if key.startswith("accuracy") else _get(m, key + ".value")
+            values.append(np.nan if v is None else v)
+            ci = _interval(m, key)
+            lo, hi = (ci or {}).get("low"), (ci or {}).get("high")
+            low.append(0 if v is None or lo is None else v - lo)
+            high.append(0 if v is None or hi is None else hi - v)
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3, label=name)
+    ax.set_xticks(x, [t for _, t in COMPARE_BARS])
+    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_title("judges side by side (bars: 95% bootstrap intervals when computed)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------- page
+
+
+def _interval(m: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """A bootstrap interval by its dotted name (the names contain dots, so no path lookup)."""
+    return ((m.get("bootstrap") or {}).get("intervals") or {}).get(name)
+
+
+def _cell(m: Mapping[str, Any], path: str, ci_name: str | None) -> str:
+    text = _fmt(_get(m, path))
+    if ci_name is not None:
+        ci = _interval(m, ci_name)
+        if ci and ci.get("low") is not None:
+            text += f" [{ci['low']:.3f}, {ci['high']:.3f}]"
+    return text
+
+
+def _summary_table(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    names = list(metrics_by_judge)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for path, title, ci_name in SUMMARY_ROWS:
+        cells = [_cell(metrics_by_judge[n], path, ci_name) for n in names]
+        if all(c == "–" for c in cells):
+            continue
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _notes(name: str, m: Mapping[str, Any]) -> list[str]:
+    """Why some numbers are missing, and what went into the others."""
+    out: list[str] = []
+    fmt = m.get("format", {})
+    if fmt.get("errors"):
+        errs = ", ".join(f"{k}: {v}" for k, v in fmt["errors"].items())
+        out.append(f"- unparsed answers ({fmt['n'] - fmt['n_parsed']} of {fmt['n']}): {errs}")
+    pw = m.get("pairwise", {})
+    for kind in ("strict", "with_ties"):
+        if _get(pw, f"{kind}.reason"):
+            out.append(f"- pairwise {kind}: {pw[kind]['reason']}")
+    if _get(pw, "with_ties.epsilon") is not None:
+        out.append(
+            f"- pairwise with ties: {pw['with_ties']['n_pairs']} pairs in groups, tie threshold ε* = "
+            f"{pw['with_ties']['epsilon']:.3g} on the {pw.get('ranking_score')}; at ε = 0: "
+            f"{pw['with_ties']['value_at_epsilon_0']:.3f}"
+        )
+    if _get(m, "best_of_n.reason"):
+        out.append(f"- best-of-N: {m['best_of_n']['reason']}")
+    elif _get(m, "best_of_n.n_groups"):
+        b = m["best_of_n"]
+        out.append(f"- best-of-N over {b['n_groups']} groups (mean size {b['mean_group_size']:.1f}), "
+                   f"value = {b['value']}, ranked by {b['ranking_score']}")
+    corr = _get(m, "correlation.pred_vs_label.spearman.reason")
+    if corr:
+        out.append(f"- correlations: {corr}")
+    boot = m.get("bootstrap")
+    if boot:
+        out.append(f"- intervals: {boot['confidence_level']:.0%} {boot['method']} bootstrap, {boot['n_resamples']} "
+                   f"resamples of {boot['n_groups']} {boot['resample']}")
+    return [f"**{name}**", *out] if out else []
+
+
+def _per_label_table(m: Mapping[str, Any]) -> list[str]:
+    per = m.get("per_label") or {}
+    if not per:
+        return []
+    lines = ["| label | n | exact | ±1 | ±2 | parse rate | mean answer | MAE |", "|---:" * 8 + "|"]
+    for k, row in per.items():
+        lines.append(
+            f"| {k} | {row['n']} | {_fmt(row['exact'])} | {_fmt(row['within_1'])} | {_fmt(row['within_2'])} | "
+            f"{_fmt(row['parse_rate'])} | {_fmt(row['mean_pred'])} | {_fmt(row['mae'])} |"
+        )
+    return lines
+
+
+def _training_table(log: Sequence[Mapping[str, Any]]) -> list[str]:
+    runs = any("run" in row for row in log)
+    head = ["run"] * runs + ["step", "n", "mean reward", "parse rate", "exact", "±1", "±2"]
+    lines = ["| " + " | ".join(head) + " |", "|---:" * len(head) + "|"]
+    for row in log:
+        cells = [str(row.get("run", ""))] * runs + [str(row["step"]), _fmt(row.get("n"))]
+        cells += [_fmt(row.get(k)) for k in ("reward_mean", "parse_rate", "exact", "within_1", "within_2")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_report(
+    metrics_by_judge: Mapping[str, Mapping[str, Any]],
+    records_by_judge: Mapping[str, Sequence[EvalRecord | Mapping[str, Any]]],
+    out_dir: str | Path,
+    training_log: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    title: str = "editjudge evaluation",
+) -> Path:
+    """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
+
+    ``metrics_by_judge`` maps a judge name to :func:`compute_metrics` output; ``records_by_judge`` holds the same
+    judges' records (for the plots). ``training_log`` is a list of per-step dicts (``step`` plus ``reward_mean``,
+    ``exact``, ``within_1``, ``within_2``, ``parse_rate``; see :func:`editjudge.evaluate.metrics.per_step`).
+    """
+    if not metrics_by_judge:
+        raise ValueError("write_report needs the metrics of at least one judge")
+    unknown = set(records_by_judge) - set(metrics_by_judge)
+    if unknown:
+        raise ValueError(f"records given for judges without metrics: {sorted(unknown)}")
+    slugs = [slug(n) for n in metrics_by_judge]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"judge names must stay distinct as file names: {list(metrics_by_judge)}")
+    out = Path(out_dir)
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+
+    payload: dict[str, Any] = {"judges": {n: metrics_by_judge[n] for n in metrics_by_judge}}
+    if training_log:
+        payload["training_log"] = list(training_log)
+    atomic_write(out / "metrics.json", _json_bytes(payload))
+
+    page = [f"# {title}", ""]
+    names = list(metrics_by_judge)
+    page += [
+        "Metric definitions: `docs/evaluate.md` in the editjudge repository. "
+        "Numbers in brackets are bootstrap confidence intervals; – means undefined (see the notes).",
+        "",
+        "## Summary" if len(names) == 1 else "## Judges side by side",
+        "",
+        *_summary_table(metrics_by_judge),
+        "",
+    ]
+    if len(names) > 1:
+        plot_compare(metrics_by_judge, plots / "compare.png")
+        page += ["![judges side by side](plots/compare.png)", ""]
+    notes = [line for n in names for line in _notes(n, metrics_by_judge[n]) + [""]]
+    if notes:
+        page += ["### Notes", "", *notes]
+    if training_log:
+        plot_training(training_log, plots / "training.png")
+        page += ["## Training", "", "![reward and accuracy over training steps](plots/training.png)", "",
+                 *_training_table(training_log), ""]
+    for name, s in zip(names, slugs):
+        m = metrics_by_judge[name]
+        page += [f"## {name}", ""]
+        plot_confusion(m, name, plots / f"{s}_confusion.png")
+        page += [f"![{name}: confusion matrix](plots/{s}_confusion.png)", ""]
+        if name in records_by_judge:
+            recs = as_records(records_by_judge[name])
+            plot_pred_vs_true(recs, name, plots / f"{s}_pred_vs_true.png")
+            plot_histograms(recs, name, plots / f"{s}_histograms.png")
+            page += [f"![{name}: predicted vs true](plots/{s}_pred_vs_true.png)", "",
+                     f"![{name}: score histograms](plots/{s}_histograms.png)", ""]
+        table = _per_label_table(m)
+        if table:
+            page += ["### Per label", "", *table, ""]
+    path = out / "report.md"
+    atomic_write(path, ("\n".join(page).rstrip() + "\n").encode("utf-8"))
+    return path
