@@ -4,8 +4,9 @@ A response is *well-formed* when, ignoring surrounding whitespace, it is exactly
 
     <think>reasoning</think><answer>N</answer>      (whitespace allowed between the two blocks)
 
-or just ``<answer>N</answer>`` (parsed, but without the reasoning block). ``N`` is a plain decimal number
-(``7``, ``+7``, ``7.0``); it is rounded with Python's ``round`` (as the seed did) and must land in 0..9.
+or just ``<answer>N</answer>`` (parsed, but without the reasoning block). ``N`` is one plain decimal number of at
+most 32 characters, surrounding whitespace ignored (``7``, `` 7 ``, ``+7``, ``7.0``, ``7.``, ``.5``); it is rounded
+with Python's ``round`` (half to even, as the seed did: ``8.5`` → 8) and must land in 0..9.
 
 Everything else is rejected with a named reason, never guessed at:
 
@@ -16,22 +17,25 @@ Everything else is rejected with a named reason, never guessed at:
 ``answer_before_think``   the answer block comes before (or inside) the reasoning block
 ``nested_tags``           the reasoning block is inside the answer block
 ``text_outside_tags``     non-whitespace text before the first block, between blocks, or after ``</answer>``
-``non_numeric_answer``    the answer is not one plain number ("3-5", "3 or 4", "seven", "1e1", "nan")
+``non_numeric_answer``    the answer is not one plain number ("3-5", "3 or 4", "seven", "1e1", "nan", "7/9")
 ``out_of_range``          the number rounds outside 0..9
 ========================  ==========================================================================
 
-The scan uses ``str.find``/``str.count`` only: linear time on any input, no regex backtracking.
+The scan uses ``str.find``/``str.count`` only (a regex touches nothing but the short answer): linear time on any
+input, no backtracking. Every accepted number is one that ``float`` also accepts, with the same value, so a score
+from this parser never disagrees with the seed's ``float(answer)`` reading.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from editjudge.prompts import ANSWER_CLOSE, ANSWER_OPEN, SCORE_MAX, SCORE_MIN, THINK_CLOSE, THINK_OPEN
 
-_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits only: [0-9], not \d
+_MAX_NUMBER_CHARS = 32
 
 REASONS = (
     "no_answer",
@@ -45,9 +49,11 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True)
-class ParsedResponse:
-    """What a response says. ``score`` is set exactly when the response is well-formed and in range."""
+class ParsedResponse(NamedTuple):
+    """What a response says. ``score`` is set exactly when the response is well-formed and in range.
+
+    An immutable named tuple (cheap to build: the reward parses ~10^5 responses per second per core).
+    """
 
     score: int | None = None
     value: float | None = None
@@ -70,10 +76,65 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
+_DIGITS = {str(d): d for d in range(SCORE_MIN, SCORE_MAX + 1)}
+
+
 def parse_response(text: str) -> ParsedResponse:
-    """Parse one response; never raises for any ``str``."""
+    """Parse one response; never raises for any ``str`` (anything else is ``no_answer``)."""
     if not isinstance(text, str):
         return ParsedResponse(error="no_answer")
+    return _parse_well_formed(text) or _classify(text)
+
+
+def _read_answer(think: str | None, answer_text: str) -> ParsedResponse:
+    """The score of a structurally well-formed response, or why its answer is rejected."""
+    stripped = answer_text.strip()
+    digit = _DIGITS.get(stripped)
+    if digit is not None:  # the common case, "7"
+        return ParsedResponse(digit, float(digit), think, answer_text, None)
+    if len(stripped) > _MAX_NUMBER_CHARS or _NUMBER.fullmatch(stripped) is None:
+        return ParsedResponse(think=think, answer_text=answer_text, error="non_numeric_answer")
+    value = float(stripped)
+    if not math.isfinite(value) or not SCORE_MIN <= round(value) <= SCORE_MAX:
+        return ParsedResponse(value=value, think=think, answer_text=answer_text, error="out_of_range")
+    return ParsedResponse(score=int(round(value)), value=value, think=think, answer_text=answer_text)
+
+
+def _parse_well_formed(text: str) -> ParsedResponse | None:
+    """Fast path, one pass: the response when its only ``<`` characters are those of its tags, in the well-formed
+    order with blank text around the blocks; else ``None`` (the full classifier then names the reason).
+
+    With exactly as many ``<`` as tags found in order, no other tag can occur anywhere in the text.
+    """
+    n_lt = text.count("<")
+    think: str | None = None
+    if n_lt == 4:
+        t_open = text.find(THINK_OPEN)
+        if t_open < 0 or not _blank(text[:t_open]):
+            return None
+        t_body = t_open + len(THINK_OPEN)
+        t_close = text.find(THINK_CLOSE, t_body)
+        if t_close < 0:
+            return None
+        a_open = text.find(ANSWER_OPEN, t_close + len(THINK_CLOSE))
+        if a_open < 0 or not _blank(text[t_close + len(THINK_CLOSE) : a_open]):
+            return None
+        think = text[t_body:t_close]
+    elif n_lt == 2:
+        a_open = text.find(ANSWER_OPEN)
+        if a_open < 0 or not _blank(text[:a_open]):
+            return None
+    else:
+        return None
+    a_body = a_open + len(ANSWER_OPEN)
+    a_close = text.find(ANSWER_CLOSE, a_body)
+    if a_close < 0 or not _blank(text[a_close + len(ANSWER_CLOSE) :]):
+        return None
+    return _read_answer(think, text[a_body:a_close])
+
+
+def _classify(text: str) -> ParsedResponse:
+    """The full rules, tag by tag (each ``str.count``/``str.find`` is one linear scan)."""
     n_ao, n_ac = text.count(ANSWER_OPEN), text.count(ANSWER_CLOSE)
     if n_ao == 0 or n_ac == 0:
         return ParsedResponse(error="no_answer")
@@ -86,7 +147,6 @@ def parse_response(text: str) -> ParsedResponse:
 
     n_to, n_tc = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     think: str | None = None
-    head_end = a_open  # text before the answer block that must be blank (after removing the think block)
     if n_to or n_tc:
         if n_to != 1 or n_tc != 1:
             return ParsedResponse(answer_text=answer_text, error="malformed_think")
@@ -95,23 +155,13 @@ def parse_response(text: str) -> ParsedResponse:
             return ParsedResponse(answer_text=answer_text, error="malformed_think")
         if a_open < t_open < a_close or a_open < t_close < a_close:
             return ParsedResponse(answer_text=answer_text, error="nested_tags")
-        if t_open > a_open:
-            return ParsedResponse(answer_text=answer_text, error="answer_before_think")
-        if t_open < a_open < t_close:
+        if t_open > a_open or t_open < a_open < t_close:
             return ParsedResponse(answer_text=answer_text, error="answer_before_think")
         think = text[t_open + len(THINK_OPEN) : t_close]
         if not _blank(text[:t_open]) or not _blank(text[t_close + len(THINK_CLOSE) : a_open]):
             return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
-        head_end = 0
-    if head_end and not _blank(text[:head_end]):
+    elif not _blank(text[:a_open]):
         return ParsedResponse(answer_text=answer_text, error="text_outside_tags")
     if not _blank(text[a_close + len(ANSWER_CLOSE) :]):
         return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
-
-    stripped = answer_text.strip()
-    if _NUMBER.fullmatch(stripped) is None:
-        return ParsedResponse(think=think, answer_text=answer_text, error="non_numeric_answer")
-    value = float(stripped)
-    if not math.isfinite(value) or not SCORE_MIN <= round(value) <= SCORE_MAX:
-        return ParsedResponse(value=value, think=think, answer_text=answer_text, error="out_of_range")
-    return ParsedResponse(score=int(round(value)), value=value, think=think, answer_text=answer_text)
+    return _read_answer(think, answer_text)
