@@ -104,7 +104,13 @@ def build_processor(tokenizer):
     )
 
 
-def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
+# Weight init std of the text model. Far above Qwen's 0.02 on purpose: with hidden size 64 and tied embeddings, a
+# 0.02 init caps the logits near 1 (entropy stays at log(vocab) whatever a LoRA learns), so sampled completions stay
+# noise; at 0.2 a short LoRA warm start makes the answer format likely at temperature 1, as with a real model.
+INITIALIZER_RANGE = 0.2
+
+
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE):
     """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2."""
     from transformers import Qwen2_5_VLConfig
 
@@ -123,6 +129,7 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
         "max_position_embeddings": 4096,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         "tie_word_embeddings": True,
+        "initializer_range": initializer_range,
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
@@ -148,6 +155,7 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2):
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
 
 
@@ -173,7 +181,11 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "editjudge_tiny.json").write_text(
-            json.dumps({"seed": seed, "hidden_size": hidden_size, "layers": layers}, indent=2) + "\n"
+            json.dumps(
+                {"seed": seed, "hidden_size": hidden_size, "layers": layers, "initializer_range": INITIALIZER_RANGE},
+                indent=2,
+            )
+            + "\n"
         )
         if out.exists():
             shutil.rmtree(out)
