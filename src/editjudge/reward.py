@@ -114,10 +114,8 @@ def parse_label(ground_truth: Any) -> int:
         label = _LABELS.get(ground_truth)
         if label is not None:
             return label
-    if isinstance(ground_truth, bool):
-        raise ValueError(f"ground_truth must be a score {SCORE_MIN}..{SCORE_MAX}, got {ground_truth!r}")
     try:
-        value = float(ground_truth)
+        value = math.nan if isinstance(ground_truth, bool) else float(ground_truth)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or not SCORE_MIN <= round(value) <= SCORE_MAX:
