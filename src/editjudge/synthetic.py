@@ -7,7 +7,7 @@ pixels:
 
     quality q in [0, 1]  ->  colour = mix(original, requested, q), noise ~ (1 - q)  ->  score = 0.7 + 0.4 q
 
-plus "wrong colour" candidates (another colour applied, low q) and "unchanged" ones (q = 0). Scores are spread
+where low-quality candidates are sometimes "wrong colour" (another colour applied) or "unchanged". Scores are spread
 uniformly over [0.7, 1.1]: median 0.9, MAD 0.1 — the seed's defaults — so labels cover 0..9.
 
 ``faults=True`` adds one sample per kind of bad input ``prepare`` must survive (see :data:`FAULTS`), each with the
@@ -167,19 +167,15 @@ def _candidates(rng: np.random.Generator, scene: _Scene, n: int) -> Iterator[tup
     """(score, shape colour, damage) per candidate; qualities are stratified so each source spans the range."""
     qualities = (np.arange(n) + rng.uniform(0.0, 1.0, size=n)) / n
     rng.shuffle(qualities)
-    for q in qualities:
-        kind = rng.uniform()
-        if kind < 0.08:  # unchanged
-            q = 0.0
+    for q in (float(v) for v in qualities):
+        if q < 0.08:  # left unchanged
             fill = COLOURS[scene.colour]
-        elif kind < 0.25:  # a wrong colour, fully applied
-            q = float(rng.uniform(0.05, 0.3))
+        elif q < 0.3 and rng.uniform() < 0.5:  # a wrong colour, fully applied
             others = [c for c in COLOURS if c not in (scene.colour, scene.target)]
             fill = COLOURS[others[int(rng.integers(len(others)))]]
-        else:
-            fill = _mix(COLOURS[scene.colour], COLOURS[scene.target], float(q))
-        score = SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * float(q)
-        yield score, fill, 1.0 - float(q)
+        else:  # the requested colour, part of the way
+            fill = _mix(COLOURS[scene.colour], COLOURS[scene.target], q)
+        yield SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * q, fill, 1.0 - q
 
 
 def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
@@ -220,7 +216,7 @@ def _write_faults(out: Path, size: int, seed: int) -> dict[str, str]:
         stem = f"fault_{name}"
         expected[f"faults/{stem}"] = outcome
         if name == "truncated":
-            _write_sample(folder, stem, src, edt[: len(edt) // 2], text, score)
+            _write_sample(folder, stem, src, edt[: len(edt) * 4 // 5], text, score)  # header intact, data cut
         elif name == "not_an_image":
             _write_sample(folder, stem, src, b"this is not an image\n", text, score)
         elif name == "missing_meta":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,11 +222,11 @@ class ImageInfo:
         return (self.width, self.height) if self.orientation in (5, 6, 7, 8) else (self.height, self.width)
 
 
-def _open(data: bytes, bomb_pixels: int) -> Image.Image:
+def _open(data: bytes | str | os.PathLike[str], bomb_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -247,10 +248,14 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def probe(data: bytes, bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> ImageInfo:
-    """Read only the header: format, mode, size, EXIF orientation. Raises :class:`ImageRejected`."""
+def probe(data: bytes | str | os.PathLike[str], bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> ImageInfo:
+    """Read only the header (of bytes or a file): format, mode, size, EXIF orientation. Raises
+    :class:`ImageRejected`."""
     image = _open(data, bomb_pixels)
-    return ImageInfo(image.format, image.mode, image.size[0], image.size[1], _orientation(image))
+    try:
+        return ImageInfo(image.format, image.mode, image.size[0], image.size[1], _orientation(image))
+    finally:
+        image.close()
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

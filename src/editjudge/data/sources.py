@@ -63,6 +63,7 @@ REASONS: dict[str, str] = {
     "duplicate_id": "another sample already has this id",
     "malformed_manifest_row": "a manifest line is not valid JSON / lacks required columns",
     # Image-level reasons (editjudge.data.images).
+    "unreadable_file": "the file exists but cannot be read (permissions, I/O error)",
     "not_an_image": "the file cannot be identified as an image",
     "truncated_image": "the image file is truncated or corrupt",
     "decompression_bomb": "the image has more pixels than the decompression-bomb limit",

@@ -1,0 +1,550 @@
+"""``editjudge prepare``: folders or manifests of scored edits -> verl parquet (train/test), report and rejects.
+
+The path of one sample: :mod:`~editjudge.data.sources` (record or reject) -> inspect (hash the source file for its
+group, read both image headers, count the prompt's text tokens, plan both image sizes within the token budget) ->
+:mod:`~editjudge.data.labels` (split by group, median/MAD on train, label, selection) -> build (decode at reduced
+scale, resize, JPEG-encode; keep original bytes when nothing changes) -> :mod:`~editjudge.data.writer` (streamed,
+atomic parquet) -> :mod:`~editjudge.data.report`.
+
+Both heavy stages run in an ordered process pool (``--workers``); the order of results, hence the output bytes, does
+not depend on the number of workers. Every sample found ends up in exactly one place: a parquet row or a line of
+``rejects.jsonl`` (with its reason), so ``kept + rejected == found``. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from editjudge import prompts
+from editjudge.data import images as imgs
+from editjudge.data import labels as lbl
+from editjudge.data.report import Stats, build_report, format_summary
+from editjudge.data.sources import EditRecord, Rejected, read_sources
+from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
+from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
+
+__all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
+
+TASK_RECORDS = 8  # records per build task: candidates of one source share a task, so its source is sized once
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything ``prepare`` needs; the CLI flags map one to one."""
+
+    inputs: tuple[str, ...]
+    out_dir: str
+    train_split: float = 0.9
+    score_median: float | None = None
+    score_mad: float | None = None
+    sample_size: int | None = None
+    balanced: bool = False
+    seed: int = 42
+    template: str = prompts.DEFAULT_TEMPLATE
+    max_prompt_length: int = 1024
+    processor: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    max_image_tokens: int | None = None
+    jpeg_quality: int = imgs.DEFAULT_JPEG_QUALITY
+    max_image_pixels: int = imgs.DEFAULT_BOMB_PIXELS
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    progress: bool = True
+
+
+@dataclass
+class PrepareResult:
+    """Paths written and the report (also saved as ``prepare_report.json``)."""
+
+    out_dir: Path
+    train_path: Path
+    test_path: Path
+    rejects_path: Path
+    report_path: Path
+    report: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------ worker context
+
+
+@dataclass
+class _Context:
+    template: prompts.PromptTemplate
+    counter: TextCounter
+    limits: imgs.PixelLimits
+    max_prompt_length: int
+    max_image_tokens: int | None
+    jpeg_quality: int
+    max_image_pixels: int
+
+
+_CTX: _Context | None = None
+
+
+def _limits(config: PrepareConfig) -> imgs.PixelLimits:
+    base = imgs.PixelLimits.from_pretrained(config.processor) if config.processor else imgs.PixelLimits()
+    return imgs.PixelLimits(
+        min_pixels=config.min_pixels or base.min_pixels,
+        max_pixels=config.max_pixels or base.max_pixels,
+        patch_size=base.patch_size,
+        merge_size=base.merge_size,
+    )
+
+
+def _make_context(config: PrepareConfig) -> _Context:
+    from PIL import Image
+
+    # PIL refuses images above 2 x MAX_IMAGE_PIXELS on its own; let our (reported) limit be the one that applies.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, config.max_image_pixels)
+    counter: TextCounter = load_counter(config.processor) if config.processor else EstimateCounter()
+    return _Context(
+        template=prompts.load_template(config.template),
+        counter=counter,
+        limits=_limits(config),
+        max_prompt_length=config.max_prompt_length,
+        max_image_tokens=config.max_image_tokens,
+        jpeg_quality=config.jpeg_quality,
+        max_image_pixels=config.max_image_pixels,
+    )
+
+
+def _init_worker(config: PrepareConfig) -> None:
+    global _CTX
+    _CTX = _make_context(config)
+    _text_tokens.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _text_tokens(instruction: str) -> int:
+    assert _CTX is not None
+    return _CTX.counter.text_tokens(prompts.build_messages(instruction, _CTX.template))
+
+
+# --------------------------------------------------------------------------------------------- inspection
+
+
+@dataclass(frozen=True)
+class _Inspected:
+    source_hash: str
+    text_tokens: int
+    source_hw: tuple[int, int]
+    edited_hw: tuple[int, int]
+    source_orig_hw: tuple[int, int]
+    edited_orig_hw: tuple[int, int]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _inspect(record: EditRecord) -> _Inspected | Rejected:
+    """Group hash, headers and the size plan of one record, without decoding pixels."""
+    assert _CTX is not None
+    paths = (record.source_path, record.edited_path)
+    try:
+        data = _read(record.source_path)
+    except OSError as exc:
+        return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths)
+    try:
+        src = imgs.probe(data, _CTX.max_image_pixels)
+    except imgs.ImageRejected as exc:
+        return Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths)
+    try:
+        edt = imgs.probe(record.edited_path, _CTX.max_image_pixels)
+    except imgs.ImageRejected as exc:
+        return Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths)
+    text = _text_tokens(record.instruction)
+    try:
+        source_hw, edited_hw = imgs.plan_pair(
+            src.upright_hw, edt.upright_hw, _CTX.max_prompt_length - text, _CTX.limits, _CTX.max_image_tokens
+        )
+    except imgs.ImageRejected as exc:
+        detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
+        return Rejected(record.id, exc.reason, detail, paths)
+    return _Inspected(
+        hashlib.blake2b(data, digest_size=16).hexdigest(), text, source_hw, edited_hw, src.upright_hw, edt.upright_hw
+    )
+
+
+def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
+    return [_inspect(r) for r in records]
+
+
+# ----------------------------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class _Job:
+    record: EditRecord
+    plan: _Inspected
+    split: str
+    label: int
+    group: str
+
+
+def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected]:
+    """Rows (with per-row stats) or rejects for a few records; a source shared by them is sized once."""
+    assert _CTX is not None
+    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage] = {}
+    out: list[tuple[dict[str, Any], dict[str, Any]] | Rejected] = []
+    for job in jobs:
+        record, plan = job.record, job.plan
+        paths = (record.source_path, record.edited_path)
+        key = (plan.source_hash, plan.source_hw)
+        try:
+            if key not in cache:
+                cache[key] = imgs.size_image(
+                    _read(record.source_path), plan.source_hw, None, _CTX.jpeg_quality, _CTX.max_image_pixels,
+                    _CTX.limits.factor,
+                )
+            source = cache[key]
+        except imgs.ImageRejected as exc:
+            out.append(Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths))
+            continue
+        except OSError as exc:
+            out.append(Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths))
+            continue
+        try:
+            edited = imgs.size_image(
+                _read(record.edited_path), plan.edited_hw, None, _CTX.jpeg_quality, _CTX.max_image_pixels,
+                _CTX.limits.factor,
+            )
+        except imgs.ImageRejected as exc:
+            out.append(Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths))
+            continue
+        except OSError as exc:
+            out.append(Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {exc}", paths))
+            continue
+        prompt_tokens = plan.text_tokens + source.tokens + edited.tokens
+        row = {
+            "data_source": prompts.DATA_SOURCE,
+            "prompt": prompts.build_messages(record.instruction, _CTX.template),
+            "images": [{"bytes": source.bytes}, {"bytes": edited.bytes}],
+            "ability": prompts.ABILITY,
+            "reward_model": {"style": "rule", "ground_truth": str(job.label)},
+            "extra_info": {
+                "split": job.split,
+                "index": -1,  # set by the writer, in output order
+                "id": record.id,
+                "instruction": record.instruction,
+                "score": record.score,
+                "label": job.label,
+                "group": job.group,
+                "source_path": record.source_path,
+                "edited_path": record.edited_path,
+                "prompt_tokens": prompt_tokens,
+                "image_tokens": [source.tokens, edited.tokens],
+                "image_hw": [[source.height, source.width], [edited.height, edited.width]],
+            },
+        }
+        stats = {
+            "prompt_tokens": prompt_tokens,
+            "text_tokens": plan.text_tokens,
+            "image_tokens": (source.tokens, edited.tokens),
+            "orig_hw": (source.original_height, source.original_width, edited.original_height, edited.original_width),
+            "bytes": len(source.bytes) + len(edited.bytes),
+            "kept_original": int(source.kept_original) + int(edited.kept_original),
+        }
+        out.append((row, stats))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ parallel map
+
+
+class _Gate:
+    """Lets at most ``limit`` tasks be in flight, so results never pile up in memory; stoppable."""
+
+    def __init__(self, limit: int) -> None:
+        self._sem = threading.Semaphore(limit)
+        self._stop = threading.Event()
+
+    def feed(self, items: Iterable[T]) -> Iterator[T]:
+        for item in items:
+            while not self._sem.acquire(timeout=0.1):
+                if self._stop.is_set():
+                    return
+            yield item
+
+    def done_one(self) -> None:
+        self._sem.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Mapper:
+    """Ordered map over a process pool (or in-process with one worker); same results in the same order."""
+
+    def __init__(self, config: PrepareConfig) -> None:
+        self.workers = max(1, int(config.workers))
+        self.pool = None
+        if self.workers > 1:
+            from multiprocessing import get_context
+
+            self.pool = get_context().Pool(self.workers, initializer=_init_worker, initargs=(config,))
+        _init_worker(config)  # the main process needs the context too (workers=1, and the report's limits)
+
+    def map(self, fn: Any, tasks: Iterable[Any], in_flight: int) -> Iterator[Any]:
+        if self.pool is None:
+            yield from map(fn, tasks)
+            return
+        gate = _Gate(in_flight)
+        try:
+            for result in self.pool.imap(fn, gate.feed(tasks), chunksize=1):
+                gate.done_one()
+                yield result
+        finally:
+            gate.stop()
+
+    def close(self, ok: bool) -> None:
+        if self.pool is not None:
+            if ok:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------- the verb
+
+
+def prepare(config: PrepareConfig) -> PrepareResult:
+    """Run the whole preparation; raises ``ValueError``/``FileNotFoundError`` for unusable settings or inputs."""
+    started = time.perf_counter()
+    if not 0.0 <= config.train_split <= 1.0:
+        raise ValueError(f"--train-split must be within [0, 1], got {config.train_split}")
+    if (config.score_median is None) != (config.score_mad is None):
+        raise ValueError("give both --score-median and --score-mad, or neither (then both are estimated on train)")
+    if config.score_mad is not None and not config.score_mad > 0:
+        raise ValueError(f"--score-mad must be positive, got {config.score_mad}")
+    if config.sample_size is not None and config.sample_size < 1:
+        raise ValueError(f"--sample-size must be positive, got {config.sample_size}")
+    prompts.load_template(config.template)  # fail fast on a bad template
+    out = Path(config.out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+
+    items = list(read_sources(list(config.inputs)))
+    records = [item for item in items if isinstance(item, EditRecord)]
+    found = len(items)
+    if not found:
+        raise ValueError(
+            f"no samples found in {', '.join(config.inputs)}: expected <stem>_input.*, <stem>_output.*, "
+            "<stem>_meta.json and <stem>_score.json files, or a .jsonl/.csv manifest"
+        )
+    rejects = JsonlSink(out / "rejects.jsonl")
+    sinks: dict[str, ParquetSink] = {}
+    mapper = _Mapper(config)
+    ok = False
+    stats = Stats()
+    try:
+        for item in items:
+            if isinstance(item, Rejected):
+                rejects.add(item.to_dict())
+                stats.reject(item.reason)
+        del items
+
+        # 1. inspect: group hash, headers, token plan (parallel, no pixel decoding)
+        inspected: list[_Inspected | Rejected] = []
+        with _bar(len(records), "inspect", config.progress) as bar:
+            for chunk in mapper.map(_inspect_chunk, _chunks(records, 16), in_flight=4 * mapper.workers):
+                inspected += chunk
+                bar.update(len(chunk))
+        valid: list[tuple[EditRecord, _Inspected, str]] = []
+        for record, result in zip(records, inspected):
+            if isinstance(result, Rejected):
+                rejects.add(result.to_dict())
+                stats.reject(result.reason)
+            else:
+                group = f"group:{record.group}" if record.group is not None else f"image:{result.source_hash}"
+                valid.append((record, result, group))
+        del inspected
+
+        # 2. split by group, median/MAD on train, labels, selection
+        sizes = Counter(group for _, _, group in valid)
+        train_groups = lbl.split_groups(dict(sizes), config.train_split, config.seed)
+        splits = ["train" if group in train_groups else "test" for _, _, group in valid]
+        if config.score_median is not None and config.score_mad is not None:
+            median, mad, estimated = config.score_median, config.score_mad, False
+        else:
+            train_scores = [r.score for (r, _, _), s in zip(valid, splits) if s == "train" and r.score is not None]
+            median, mad = lbl.estimate_median_mad(train_scores)
+            estimated = True
+        labels = [lbl.label_of(float(r.score), median, mad) for r, _, _ in valid]  # type: ignore[arg-type]
+        chosen = set(lbl.select(labels, config.sample_size, config.balanced, config.seed))
+        how = "--balanced" if config.balanced else "--sample-size"
+        jobs: dict[str, list[_Job]] = {"train": [], "test": []}
+        for i, ((record, plan, group), split, label) in enumerate(zip(valid, splits, labels)):
+            if i in chosen:
+                jobs[split].append(_Job(record, plan, split, label, group))
+            else:
+                detail = f"left out by {how} (seed {config.seed})"
+                rejects.add(Rejected(record.id, "not_selected", detail, (record.source_path, record.edited_path)).to_dict())
+                stats.reject("not_selected")
+        del valid
+
+        # 3. build rows (parallel), stream them into the parquet files in a stable order
+        tasks: list[list[_Job]] = []
+        for split in ("train", "test"):
+            sinks[split] = ParquetSink(out / f"{split}.parquet")
+            ordered = _group_order(jobs[split])
+            tasks += list(_group_tasks(ordered))
+        total = sum(len(t) for t in tasks)
+        with _bar(total, "build", config.progress) as bar:
+            for results in mapper.map(_build_task, tasks, in_flight=2 * mapper.workers + 2):
+                for result in results:
+                    if isinstance(result, Rejected):
+                        rejects.add(result.to_dict())
+                        stats.reject(result.reason)
+                        continue
+                    row, row_stats = result
+                    split = row["extra_info"]["split"]
+                    row["extra_info"]["index"] = sinks[split].rows
+                    sinks[split].add(row)
+                    stats.keep(split, row["extra_info"]["label"], row["extra_info"]["score"], row_stats)
+                bar.update(len(results))
+        del tasks, jobs
+
+        paths = {split: sink.commit() for split, sink in sinks.items()}
+        rejects_path = rejects.commit()
+        limits = _CTX.limits if _CTX is not None else _limits(config)
+        counter_name = _CTX.counter.name if _CTX is not None else "estimate"
+        report = build_report(
+            config=asdict(config),
+            found=found,
+            stats=stats,
+            median=median,
+            mad=mad,
+            estimated=estimated,
+            limits=asdict(limits),
+            counter=counter_name,
+            groups={"total": len(sizes), "train": len(train_groups)},
+            outputs={k: str(v) for k, v in paths.items()} | {"rejects": str(rejects_path)},
+            seconds=time.perf_counter() - started,
+        )
+        report_path = atomic_write_text(out / "prepare_report.json", _json(report))
+        ok = True
+        return PrepareResult(out, paths["train"], paths["test"], rejects_path, report_path, report)
+    finally:
+        mapper.close(ok)
+        if not ok:
+            for sink in sinks.values():
+                sink.discard()
+            rejects.discard()
+
+
+def _group_order(jobs: list[_Job]) -> list[_Job]:
+    """Candidates of one group next to each other (groups by first appearance; stable within a group)."""
+    first: dict[str, int] = {}
+    for i, job in enumerate(jobs):
+        first.setdefault(job.group, i)
+    return sorted(jobs, key=lambda job: first[job.group])
+
+
+def _group_tasks(jobs: list[_Job]) -> Iterator[list[_Job]]:
+    """Tasks of at most TASK_RECORDS jobs that never mix groups (so a shared source is sized once per task)."""
+    task: list[_Job] = []
+    for job in jobs:
+        if task and (len(task) >= TASK_RECORDS or task[-1].group != job.group):
+            yield task
+            task = []
+        task.append(job)
+    if task:
+        yield task
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Turn folders (the seed's <stem>_input/_output/_meta.json/_score.json layout, searched recursively) or "
+        "JSONL/CSV manifests (source, edited, instruction, score[, group]) into verl parquet: train.parquet, "
+        "test.parquet, prepare_report.json and rejects.jsonl."
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="folder(s) and/or .jsonl/.csv manifest(s)")
+    parser.add_argument("-o", "--out", default="~/data/tts_edit", help="output folder")
+    group = parser.add_argument_group("labels and split")
+    group.add_argument("--train-split", type=float, default=0.9, help="fraction of samples (whole groups) for train")
+    group.add_argument("--score-median", type=float, default=None, help="median for the label formula (default: estimated on train)")
+    group.add_argument("--score-mad", type=float, default=None, help="MAD for the label formula (default: estimated on train)")
+    group.add_argument("--sample-size", type=int, default=None, help="keep at most this many samples (random, seeded)")
+    group.add_argument("--balanced", action="store_true", help="keep the same number of samples for every label")
+    group.add_argument("--seed", type=int, default=42, help="seed of the split and the sampling")
+    group = parser.add_argument_group("prompt and images")
+    group.add_argument("--template", default=prompts.DEFAULT_TEMPLATE, help="prompt template: en, zh, or a YAML/JSON file with 'system' and 'user'")
+    group.add_argument("--max-prompt-length", type=int, default=1024, help="token budget of a prompt: text + both images (verl's data.max_prompt_length)")
+    group.add_argument("--processor", "--model", dest="processor", default=None, metavar="PATH",
+                       help="model/processor folder: exact token counts (tokenizer.json + chat template) and its min/max pixels; "
+                            "without it a generous estimate and Qwen2.5-VL's default pixel limits are used")
+    group.add_argument("--min-pixels", type=int, default=None, help="override the processor's min_pixels")
+    group.add_argument("--max-pixels", type=int, default=None, help="override the processor's max_pixels")
+    group.add_argument("--max-image-tokens", type=int, default=None, help="cap on tokens per image (default: fill the budget)")
+    group.add_argument("--jpeg-quality", type=int, default=imgs.DEFAULT_JPEG_QUALITY, help="quality of re-encoded JPEGs")
+    group.add_argument("--max-image-pixels", type=int, default=imgs.DEFAULT_BOMB_PIXELS, help="reject larger images as decompression bombs")
+    group = parser.add_argument_group("run")
+    group.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> PrepareConfig:
+    return PrepareConfig(
+        inputs=tuple(args.inputs),
+        out_dir=args.out,
+        train_split=args.train_split,
+        score_median=args.score_median,
+        score_mad=args.score_mad,
+        sample_size=args.sample_size,
+        balanced=args.balanced,
+        seed=args.seed,
+        template=args.template,
+        max_prompt_length=args.max_prompt_length,
+        processor=args.processor,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        max_image_tokens=args.max_image_tokens,
+        jpeg_quality=args.jpeg_quality,
+        max_image_pixels=args.max_image_pixels,
+        workers=args.workers,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = prepare(config_from_args(args))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"editjudge prepare: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(result.report))
+    return 0 if result.report["counts"]["kept"] else 1

@@ -1,0 +1,155 @@
+"""``prepare_report.json`` and the terminal summary. Imports no torch.
+
+The report holds: the settings used, counts (found = kept + rejected, kept per split), rejects by reason, the
+median/MAD used (and whether they were estimated on train), label histograms per split, a raw-score histogram,
+image statistics (original and stored sizes, tokens per image, bytes, originals kept) and prompt-token statistics.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from editjudge import __version__
+from editjudge.data.labels import histogram
+from editjudge.data.sources import REASONS
+
+__all__ = ["Stats", "build_report", "format_summary"]
+
+
+@dataclass
+class Stats:
+    """Running counts of kept rows and rejects; memory grows with kept rows only by a few numbers each."""
+
+    rejected: Counter = field(default_factory=Counter)
+    kept: Counter = field(default_factory=Counter)
+    labels: dict[str, list[int]] = field(default_factory=lambda: {"train": [], "test": []})
+    scores: list[float] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    text_tokens: list[int] = field(default_factory=list)
+    image_tokens: list[int] = field(default_factory=list)
+    orig_pixels: list[int] = field(default_factory=list)
+    image_bytes: int = 0
+    kept_original: int = 0
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+
+    def keep(self, split: str, label: int, score: float, row: dict[str, Any]) -> None:
+        self.kept[split] += 1
+        self.labels.setdefault(split, []).append(label)
+        self.scores.append(score)
+        self.prompt_tokens.append(row["prompt_tokens"])
+        self.text_tokens.append(row["text_tokens"])
+        self.image_tokens += list(row["image_tokens"])
+        sh, sw, eh, ew = row["orig_hw"]
+        self.orig_pixels += [sh * sw, eh * ew]
+        self.image_bytes += row["bytes"]
+        self.kept_original += row["kept_original"]
+
+
+def _summary(values: list[int] | list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "min": float(array.min()),
+        "mean": round(float(array.mean()), 3),
+        "median": float(np.median(array)),
+        "max": float(array.max()),
+    }
+
+
+def _score_histogram(scores: list[float], bins: int = 20) -> dict[str, Any] | None:
+    if not scores:
+        return None
+    counts, edges = np.histogram(np.asarray(scores, dtype=np.float64), bins=bins)
+    return {"edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def build_report(
+    *,
+    config: dict[str, Any],
+    found: int,
+    stats: Stats,
+    median: float,
+    mad: float,
+    estimated: bool,
+    limits: dict[str, Any],
+    counter: str,
+    groups: dict[str, int],
+    outputs: dict[str, str],
+    seconds: float,
+) -> dict[str, Any]:
+    """The JSON-ready report of one ``prepare`` run."""
+    kept = sum(stats.kept.values())
+    rejected = sum(stats.rejected.values())
+    images = len(stats.image_tokens)
+    return {
+        "editjudge_version": __version__,
+        "settings": config,
+        "counts": {
+            "found": found,
+            "kept": kept,
+            "rejected": rejected,
+            "train": stats.kept.get("train", 0),
+            "test": stats.kept.get("test", 0),
+            "groups": groups,
+        },
+        "rejects_by_reason": {reason: stats.rejected[reason] for reason in sorted(stats.rejected)},
+        "reason_meanings": {reason: REASONS.get(reason, "") for reason in sorted(stats.rejected)},
+        "labels": {
+            "median": median,
+            "mad": mad,
+            "estimated_on_train": estimated,
+            "formula": "int(clip((score - median) / mad * 4.5 + 4.5, 0, 9))",
+            "histogram": {split: histogram(values) for split, values in stats.labels.items()},
+        },
+        "raw_scores": {"summary": _summary(stats.scores), "histogram": _score_histogram(stats.scores)},
+        "images": {
+            "count": images,
+            "pixel_limits": limits,
+            "original_pixels": _summary(stats.orig_pixels),
+            "tokens_per_image": _summary(stats.image_tokens),
+            "bytes_total": stats.image_bytes,
+            "bytes_per_image_mean": round(stats.image_bytes / images, 1) if images else None,
+            "kept_original_bytes": stats.kept_original,
+        },
+        "tokens": {
+            "counter": counter,
+            "max_prompt_length": config.get("max_prompt_length"),
+            "prompt": _summary(stats.prompt_tokens),
+            "text": _summary(stats.text_tokens),
+        },
+        "outputs": outputs,
+        "timing": {"seconds": round(seconds, 3), "samples_per_second": round(found / seconds, 2) if seconds else None},
+    }
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """A short human-readable summary for the terminal."""
+    counts, labels, tokens = report["counts"], report["labels"], report["tokens"]
+    lines = [
+        f"found {counts['found']}  kept {counts['kept']} (train {counts['train']}, test {counts['test']})  "
+        f"rejected {counts['rejected']}  groups {counts['groups']['total']}",
+        f"labels: median {labels['median']:.4g}, MAD {labels['mad']:.4g} "
+        f"({'estimated on train' if labels['estimated_on_train'] else 'given'})",
+    ]
+    for split, hist in labels["histogram"].items():
+        lines.append(f"  {split:5s} labels 0..9: " + " ".join(f"{hist[str(k)]}" for k in range(10)))
+    prompt = tokens["prompt"]
+    if prompt:
+        lines.append(
+            f"prompt tokens ({tokens['counter'].split(':')[0]}): mean {prompt['mean']:.0f}, max {prompt['max']:.0f} "
+            f"of {tokens['max_prompt_length']}; image tokens/image: mean {report['images']['tokens_per_image']['mean']:.0f}"
+        )
+    if report["rejects_by_reason"]:
+        lines.append("rejected by reason:")
+        lines += [f"  {reason:22s} {n}" for reason, n in report["rejects_by_reason"].items()]
+        lines.append(f"  (every one is listed in {report['outputs']['rejects']})")
+    lines.append(f"wrote {report['outputs']['train']} and {report['outputs']['test']} "
+                 f"in {report['timing']['seconds']:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Stream verl rows into parquet files atomically, with fixed settings (same rows -> same bytes). No torch.
+
+Rows follow the seed's schema (contract 3): ``data_source``, ``prompt`` (list of {role, content}), ``images``
+(list of {bytes}), ``ability``, ``reward_model`` {style, ground_truth}, ``extra_info`` (see :data:`SCHEMA`).
+Rows are buffered into row groups of ``row_group_rows`` and written to a hidden temporary file next to the target;
+:meth:`ParquetSink.commit` moves it into place with ``os.replace``. A run killed half-way leaves the previous file
+(or nothing), never a half-written parquet.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["SCHEMA", "ParquetSink", "JsonlSink", "atomic_write_text"]
+
+SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("split", pa.string()),
+                    ("index", pa.int64()),
+                    ("id", pa.string()),
+                    ("instruction", pa.string()),
+                    ("score", pa.float64()),
+                    ("label", pa.int64()),
+                    ("group", pa.string()),
+                    ("source_path", pa.string()),
+                    ("edited_path", pa.string()),
+                    ("prompt_tokens", pa.int64()),
+                    ("image_tokens", pa.list_(pa.int64())),
+                    ("image_hw", pa.list_(pa.list_(pa.int64()))),
+                ]
+            ),
+        ),
+    ]
+)
+
+# Fixed writer settings: part of the byte-identical-output promise.
+_WRITER_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": ["data_source", "ability", "reward_model.style", "extra_info.split"],
+    "write_statistics": False,
+    "data_page_version": "2.0",
+}
+
+
+class ParquetSink:
+    """A parquet file being written: ``add(row)``, then ``commit()`` (atomic) or ``discard()``."""
+
+    def __init__(self, path: str | Path, row_group_rows: int = 64, schema: pa.Schema = SCHEMA) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(str(self._tmp), schema, **_WRITER_OPTIONS)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        self.rows += 1
+        if len(self._buffer) >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer and self._writer is not None:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._buffer.clear()
+
+    def commit(self) -> Path:
+        """Finish the file and move it into place atomically; returns the final path."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        _public(self._tmp)
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the temporary file (on error or interrupt); the target is left untouched."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+        self._buffer.clear()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _public(path: Path) -> None:
+    """mkstemp creates 0600 files; give the final file the usual permissions."""
+    os.chmod(path, _umask_mode())
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _public(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+class JsonlSink:
+    """A JSON-lines file written through a temporary file; ``commit()`` moves it into place atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        import json
+
+        self._dumps = lambda obj: json.dumps(obj, ensure_ascii=False, sort_keys=True)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8")
+        self.rows = 0
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self._handle.write(self._dumps(obj) + "\n")
+        self.rows += 1
+
+    def commit(self) -> Path:
+        self._handle.close()
+        _public(self._tmp)
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self._tmp.unlink(missing_ok=True)
