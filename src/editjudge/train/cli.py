@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the CPU pre-flight, print the exact verl command (one key=value per line) and exit",
     )
     parser.add_argument(
+        "--preflight-rows", type=int, metavar="N",
+        help="measure prompt lengths on about N evenly spaced rows per file (default: every row)",
+    )
+    parser.add_argument(
         "--skip-preflight", action="store_true",
         help="launch without the CPU pre-flight (not recommended: it catches ignored keys and bad data)",
     )

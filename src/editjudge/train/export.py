@@ -1,0 +1,166 @@
+"""``editjudge export``: a verl FSDP checkpoint -> a LoRA adapter, or (``--merge``) a merged Hugging Face model.
+
+verl's own model merger (``verl.model_merger``, FSDP backend) gathers the shards and splits off the adapter; with
+``--merge`` peft folds the adapter into the base weights (``merge_and_unload``) and the result is saved with its
+processor, ready for ``transformers`` and vLLM. Outputs appear atomically: built in a temporary sibling folder,
+then renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+EXPORT_INFO = "editjudge_export.json"
+
+
+class ExportError(Exception):
+    """A checkpoint that cannot be exported; the message names the fix."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``export`` verb's flags."""
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="DIR",
+        help="verl checkpoint: <checkpoints>/global_step_N/actor (or global_step_N)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, or be empty)")
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="fold the LoRA adapter into the base weights and save a full Hugging Face model + processor",
+    )
+    parser.add_argument(
+        "--base-model", metavar="PATH_OR_ID",
+        help="recorded as the adapter's base_model_name_or_path (default: none; the judge is told the base)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+
+
+def resolve_actor_dir(checkpoint: str | Path) -> Path:
+    """The ``actor`` folder of a verl FSDP checkpoint, checked for the files the merger reads."""
+    path = Path(os.path.expanduser(str(checkpoint)))
+    if (path / "actor").is_dir():
+        path = path / "actor"
+    if not path.is_dir():
+        raise ExportError(f"checkpoint {path} does not exist: pass <default_local_dir>/global_step_N/actor")
+    if not (path / "fsdp_config.json").is_file() or not list(path.glob("model_world_size_*_rank_*.pt")):
+        if list(path.glob("**/dist_ckpt")):
+            raise ExportError(f"{path} is a Megatron checkpoint: run `python -m verl.model_merger merge --backend megatron`")
+        raise ExportError(
+            f"{path} is not a verl FSDP actor checkpoint (needs fsdp_config.json and model_world_size_*_rank_*.pt): "
+            "pass <default_local_dir>/global_step_N/actor"
+        )
+    if not (path / "huggingface" / "config.json").is_file():
+        raise ExportError(f"{path}/huggingface/config.json is missing: the checkpoint was not fully written")
+    world = json.loads((path / "fsdp_config.json").read_text()).get("world_size")
+    missing = [r for r in range(int(world or 0)) if not (path / f"model_world_size_{world}_rank_{r}.pt").is_file()]
+    if missing:
+        raise ExportError(f"{path}: shards of rank(s) {missing} are missing (world size {world}): copy them all")
+    return path
+
+
+def run_merger(actor_dir: Path, target_dir: Path) -> None:
+    """verl's FSDP model merger: the full HF model in ``target_dir``, the adapter in ``target_dir/lora_adapter``."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(actor_dir),
+        target_dir=str(target_dir),
+        hf_model_config_path=str(actor_dir / "huggingface"),
+    )
+    merger = FSDPModelMerger(config)
+    merger.merge_and_save()
+    merger.cleanup()
+
+
+def finish_adapter_config(adapter_dir: Path, base_model: str | None) -> None:
+    """Record the base model and keep the vision tower out when it carries no LoRA weights.
+
+    verl's merger lists target modules by short name (``q_proj``, ``gate_proj``…), which would also match the
+    vision tower's MLP when the adapter is loaded; training excluded it (``exclude_modules='.*visual.*'``).
+    """
+    from safetensors import safe_open
+
+    config_path = adapter_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    with safe_open(str(adapter_dir / "adapter_model.safetensors"), framework="pt") as weights:
+        keys = list(weights.keys())
+    if keys and not any(".visual." in k for k in keys) and not config.get("exclude_modules"):
+        config["exclude_modules"] = ".*visual.*"
+    if base_model:
+        config["base_model_name_or_path"] = base_model
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def merge_adapter(model_dir: Path, adapter_dir: Path, out_dir: Path) -> None:
+    """peft's ``merge_and_unload``: base + adapter -> one model saved with its processor."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+    config = AutoConfig.from_pretrained(model_dir)
+    auto = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
+    base = auto.from_pretrained(model_dir, dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(out_dir)
+    AutoProcessor.from_pretrained(model_dir).save_pretrained(out_dir)
+    generation = model_dir / "generation_config.json"
+    if generation.is_file() and not (out_dir / "generation_config.json").is_file():
+        shutil.copy2(generation, out_dir / "generation_config.json")
+
+
+def export(checkpoint: str | Path, out: str | Path, *, merge: bool = False, base_model: str | None = None,
+           force: bool = False) -> Path:
+    """Export ``checkpoint`` to ``out``; returns ``out``. Raises :class:`ExportError` with the fix."""
+    actor_dir = resolve_actor_dir(checkpoint)
+    out = Path(os.path.expanduser(str(out))).absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ExportError(f"{out} exists and is not empty: choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        full, result = work / "full", work / "result"
+        run_merger(actor_dir, full)
+        adapter = full / "lora_adapter"
+        if not adapter.is_dir():  # a full fine-tune: the merger's model is the export
+            full.rename(result)
+            kind = "full model (the checkpoint has no LoRA weights)"
+        else:
+            finish_adapter_config(adapter, base_model)
+            if merge:
+                merge_adapter(full, adapter, result)
+                kind = "merged model (LoRA folded into the base weights)"
+            else:
+                adapter.rename(result)
+                from transformers import AutoProcessor
+
+                AutoProcessor.from_pretrained(full).save_pretrained(result)
+                kind = "LoRA adapter"
+        info = {"kind": kind, "checkpoint": str(actor_dir), "base_model": base_model}
+        (result / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(result, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """``editjudge export``."""
+    try:
+        out = export(args.checkpoint, args.out, merge=args.merge, base_model=args.base_model, force=args.force)
+    except ExportError as exc:
+        print(f"editjudge export: error: {exc}", file=sys.stderr)
+        return 2
+    info = json.loads((out / EXPORT_INFO).read_text())
+    print(f"exported {info['kind']} to {out}")
+    return 0

@@ -1,0 +1,332 @@
+"""The verl engine: preset + flags + extra overrides -> one ``python -m verl.trainer.main_ppo`` command.
+
+Order of precedence (later wins): the preset, the flags (files, model, GPUs, nodes, resume, output dir), batch
+settings rescaled for the GPU count, then the user's extra ``key=value`` overrides. The CPU pre-flight
+(:mod:`editjudge.train.preflight`) composes the result with verl's own Hydra config before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from editjudge.train.presets import Preset
+
+VERL_MODULE = "verl.trainer.main_ppo"
+
+
+
+@functools.lru_cache(maxsize=1)
+def _override_parser() -> Any:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _reads_back_as(text: str) -> Any:
+    """What Hydra's override parser makes of ``key=<text>`` (``None`` when it rejects it)."""
+    from hydra.errors import HydraException
+
+    try:
+        return _override_parser().parse_override(f"k={text}").value()
+    except HydraException:
+        return None
+
+
+def format_value(value: Any) -> str:
+    """A Python value as Hydra override syntax (bools lower-case, lists in brackets, strings quoted if needed)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{format_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if text == text.strip() and _reads_back_as(text) == text:
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def split_override(item: str) -> tuple[str, str, str | None]:
+    """``'+a.b=1'`` -> ``('+', 'a.b', '1')``; ``'~a.b'`` -> ``('~', 'a.b', None)``."""
+    match = re.match(r"^(\+\+|\+|~)?([^=]+?)(?:=(.*))?$", item.strip(), re.DOTALL)
+    if not match or (match.group(3) is None and match.group(1) != "~"):
+        raise ValueError(f"extra override {item!r} is not KEY=VALUE (use '+key=value' to add, '~key' to delete)")
+    return match.group(1) or "", match.group(2).strip(), match.group(3)
+
+
+@dataclass
+class OverrideSet:
+    """Ordered Hydra overrides keyed by their bare key; remembers which keys the user set explicitly."""
+
+    items: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # key -> (prefix, value text)
+    explicit: set[str] = field(default_factory=set)
+
+    def set(self, key: str, value: Any, *, prefix: str | None = None, raw: bool = False) -> None:
+        """Set ``key``; keeps a ``+`` prefix the key already has unless ``prefix`` is given."""
+        bare = key.lstrip("+")
+        if prefix is None:
+            prefix = key[: len(key) - len(bare)] or self.items.get(bare, ("", None))[0]
+        self.items[bare] = (prefix, value if raw else format_value(value))
+
+    def get(self, key: str) -> str | None:
+        """The value text of ``key`` (``None`` if unset)."""
+        return self.items.get(key, ("", None))[1]
+
+    def as_list(self) -> list[str]:
+        """``prefix+key=value`` strings in insertion order."""
+        return [f"{p}{k}" if v is None else f"{p}{k}={v}" for k, (p, v) in self.items.items()]
+
+
+def _absolute(path: str) -> str:
+    """An absolute local path: Ray workers do not share the driver's working directory."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _model_ref(path: str) -> str:
+    """A local model directory made absolute; a hub id (``org/name`` that is not a local path) kept as it is."""
+    expanded = os.path.expanduser(path)
+    if os.path.exists(expanded) or expanded.startswith((".", "/")) or expanded.count("/") != 1:
+        return os.path.abspath(expanded)
+    return path
+
+
+def build_overrides(preset: Preset, args: argparse.Namespace) -> tuple[OverrideSet, dict[str, str]]:
+    """The preset's overrides plus the flags and the user's extras; also the environment for the launch."""
+    ov = OverrideSet()
+    env: dict[str, str] = {}
+    for key, value in preset.overrides.items():
+        ov.set(key, value)
+    ov.set("actor_rollout_ref.model.path", _model_ref(args.model or preset.model))
+    for flag, key in (("train_files", "data.train_files"), ("val_files", "data.val_files")):
+        files = getattr(args, flag, None)
+        if files:
+            paths = [_absolute(f) for f in files]
+            ov.set(key, paths[0] if len(paths) == 1 else paths)
+    if args.gpus is not None:
+        ov.set("trainer.n_gpus_per_node", args.gpus)
+    if args.nodes is not None:
+        ov.set("trainer.nnodes", args.nodes)
+    if args.output_dir:
+        out = os.path.abspath(os.path.expanduser(args.output_dir))
+        ov.set("trainer.default_local_dir", os.path.join(out, "checkpoints"))
+        ov.set("trainer.rollout_data_dir", os.path.join(out, "rollout_generations"))
+        ov.set("trainer.validation_data_dir", os.path.join(out, "validation_generations"))
+        env["TENSORBOARD_DIR"] = os.path.join(out, "tensorboard")
+        env["WANDB_DIR"] = out
+    if args.resume == "auto":
+        ov.set("trainer.resume_mode", "auto")
+    elif args.resume:
+        ov.set("trainer.resume_mode", "resume_path")
+        ov.set("trainer.resume_from_path", os.path.abspath(os.path.expanduser(args.resume)))
+    for item in args.overrides or []:
+        prefix, key, value = split_override(item)
+        ov.set(key, value, prefix=prefix or None, raw=True)
+        ov.explicit.add(key)
+    return ov, env
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Batch settings for a GPU count
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _largest_divisor_at_most(number: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(number, limit)) + 1) if number % d == 0)
+
+
+def scale_batches(cfg: Any, explicit: Iterable[str] = ()) -> dict[str, int]:
+    """Batch settings that keep verl valid for ``n_gpus_per_node × nnodes``; keys the user set are kept.
+
+    verl needs (non-dynamic batch): ``train_batch_size × n`` divisible by the GPU count (``validate_config``);
+    ``ppo_mini_batch_size × n`` divisible by the data-parallel size, and that per-GPU mini batch divisible by the
+    micro batch (the actor's mini-batch split); log-prob micro batches dividing the per-GPU share. Mini and global
+    batch are rounded up to the nearest valid value; micro batches come down to the largest valid divisor;
+    the rollout tensor-parallel size comes down to a divisor of the GPUs per node.
+    """
+    explicit = set(explicit)
+    arr = cfg.actor_rollout_ref
+    gpus_per_node, nodes = int(cfg.trainer.n_gpus_per_node), int(cfg.trainer.nnodes)
+    world = gpus_per_node * nodes
+    n = int(arr.rollout.n)
+    changes: dict[str, int] = {}
+
+    tp_key = "actor_rollout_ref.rollout.tensor_model_parallel_size"
+    tp = int(arr.rollout.get("tensor_model_parallel_size") or 1)
+    if tp_key not in explicit and gpus_per_node % tp:
+        changes[tp_key] = math.gcd(tp, gpus_per_node)
+
+    if arr.actor.get("use_dynamic_bsz", False):
+        return changes
+    sp = int(arr.actor.get("ulysses_sequence_parallel_size") or 1)
+    dp = max(1, world // sp)
+    batch = int(cfg.data.train_batch_size)
+    mini = int(arr.actor.ppo_mini_batch_size)
+
+    mini_key, batch_key = "actor_rollout_ref.actor.ppo_mini_batch_size", "data.train_batch_size"
+    if mini_key not in explicit:
+        mini = _round_up(mini, dp // math.gcd(n, dp))
+        changes[mini_key] = mini
+    if batch_key not in explicit:
+        batch = _round_up(max(batch, mini), math.lcm(mini, world // math.gcd(n, world)))
+        changes[batch_key] = batch
+
+    per_gpu_mini = mini * n // dp if (mini * n) % dp == 0 else 0
+    if per_gpu_mini:
+        for key, node in (
+            ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", arr.actor),
+            ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", arr.rollout),
+            ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", arr.ref),
+        ):
+            leaf = key.rsplit(".", 1)[1]
+            value = node.get(leaf)
+            if key not in explicit and value is not None:
+                changes[key] = _largest_divisor_at_most(per_gpu_mini, int(value))
+    return {k: v for k, v in changes.items() if v != _current(cfg, k)}
+
+
+def _current(cfg: Any, dotted: str) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, dotted)
+
+
+def batch_problems(cfg: Any) -> list[tuple[str, str]]:
+    """Runtime batch constraints verl checks only on the GPUs (``validate_config`` covers the rest)."""
+    arr = cfg.actor_rollout_ref
+    if arr.actor.get("use_dynamic_bsz", False):
+        return []
+    world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    dp = max(1, world // int(arr.actor.get("ulysses_sequence_parallel_size") or 1))
+    n, mini = int(arr.rollout.n), int(arr.actor.ppo_mini_batch_size)
+    found: list[tuple[str, str]] = []
+    if (mini * n) % dp:
+        good = _round_up(mini, dp // math.gcd(n, dp))
+        found.append((
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={mini} × rollout.n={n} is not divisible by the "
+            f"{dp} data-parallel GPUs (verl's actor splits each mini batch evenly)",
+            f"set actor_rollout_ref.actor.ppo_mini_batch_size={good} (or drop your override and let editjudge scale it)",
+        ))
+        return found
+    per_gpu = mini * n // dp
+    for key, node in (
+        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", arr.actor),
+        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", arr.rollout),
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", arr.ref),
+    ):
+        value = node.get(key.rsplit(".", 1)[1])
+        if value and per_gpu % int(value):
+            found.append((
+                f"{key}={value} does not divide the per-GPU mini batch ({per_gpu} sequences)",
+                f"set {key}={_largest_divisor_at_most(per_gpu, int(value))}",
+            ))
+    tp = int(arr.rollout.get("tensor_model_parallel_size") or 1)
+    if int(cfg.trainer.n_gpus_per_node) % tp:
+        found.append((
+            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the "
+            f"{cfg.trainer.n_gpus_per_node} GPUs per node",
+            f"set actor_rollout_ref.rollout.tensor_model_parallel_size={math.gcd(tp, int(cfg.trainer.n_gpus_per_node))}",
+        ))
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command and launch
+
+
+def verl_command(overrides: list[str], python: str | None = None) -> list[str]:
+    """The argv that starts verl's PPO trainer with these overrides."""
+    return [python or sys.executable, "-m", VERL_MODULE, *overrides]
+
+
+def format_command(argv: list[str], env: Mapping[str, str] | None = None) -> str:
+    """Shell form of the command: environment first, then one argument per line."""
+    lines = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
+    lines.append(" ".join(shlex.quote(a) for a in argv[:3]))
+    lines.extend(shlex.quote(a) for a in argv[3:])
+    return " \\\n    ".join(lines)
+
+
+@dataclass
+class Plan:
+    """Everything needed to launch: the final overrides, the composed config, the launch environment."""
+
+    overrides: list[str]
+    config: Any
+    env: dict[str, str]
+    notes: list[str]
+
+
+def plan(preset: Preset, args: argparse.Namespace) -> Plan:
+    """Build overrides, compose with verl's config, rescale batches for the GPU count, compose again."""
+    from editjudge.train.preflight import compose
+
+    ov, env = build_overrides(preset, args)
+    cfg = compose(ov.as_list())
+    notes = []
+    changes = scale_batches(cfg, ov.explicit)
+    if changes:
+        world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+        for key, value in changes.items():
+            notes.append(f"scaled for {world} GPU(s): {key} {_current(cfg, key)} -> {value}")
+            ov.set(key, value)
+        cfg = compose(ov.as_list())
+    return Plan(overrides=ov.as_list(), config=cfg, env=env, notes=notes)
+
+
+def run(args: argparse.Namespace, preset: Preset) -> int:
+    """``editjudge train --engine verl``: plan, pre-flight, then print (``--dry-run``) or launch."""
+    from editjudge.train import preflight
+
+    try:
+        the_plan = plan(preset, args)
+    except preflight.PreflightError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"editjudge train: error: {exc}", file=sys.stderr)
+        return 2
+    for note in the_plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not args.skip_preflight:
+        report = preflight.run_checks(
+            the_plan.config, launching=not args.dry_run, max_rows=getattr(args, "preflight_rows", None)
+        )
+        print(report.render(), file=sys.stderr)
+        if not report.ok:
+            return 2
+    argv = verl_command(the_plan.overrides)
+    if args.dry_run:
+        print(format_command(argv, the_plan.env))
+        return 0
+    env = {**os.environ, **the_plan.env}
+    if int(the_plan.config.trainer.nnodes) > 1 and not env.get("RAY_ADDRESS"):
+        print(
+            "note: multi-node run without RAY_ADDRESS: verl's ray.init() joins the Ray cluster this machine belongs "
+            "to (`ray start --head` here, `ray start --address=HEAD:6379` on the others); see docs/training.md",
+            file=sys.stderr,
+        )
+    print(format_command(argv, the_plan.env), file=sys.stderr)
+    return subprocess.call(argv, env=env)
+
+
+__all__ = [
+    "OverrideSet", "Plan", "batch_problems", "build_overrides", "format_command", "format_value", "plan", "run",
+    "scale_batches", "split_override", "verl_command",
+]
