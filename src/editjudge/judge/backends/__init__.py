@@ -1,0 +1,61 @@
+"""Judge backends: each turns prepared requests into raw generations (+ answer-digit log-probabilities).
+
+A backend never builds prompts or parses answers itself: it receives :class:`~editjudge.judge.request.JudgeRequest`
+objects (messages + sized images, built once for all backends) and returns, per request, either a list of
+:class:`~editjudge.judge.result.Generation` or an error message. Heavy libraries are imported inside each backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from editjudge.judge.request import JudgeRequest
+from editjudge.judge.result import Generation
+
+BACKENDS: dict[str, str] = {
+    "transformers": "editjudge.judge.backends.transformers:TransformersBackend",
+    "vllm": "editjudge.judge.backends.vllm:VLLMBackend",
+    "openai": "editjudge.judge.backends.openai:OpenAIBackend",
+}
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How many responses to draw per item and how: greedy for one sample, sampled for Avg@k."""
+
+    num_samples: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int = 512
+    seed: int = 0
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0.0
+
+
+@dataclass(frozen=True)
+class ItemOutput:
+    """A backend's answer for one request: generations, or why there are none."""
+
+    generations: tuple[Generation, ...] = ()
+    error: str | None = None  # "<kind>: <message>", e.g. "backend_error: …"
+
+
+class Backend(Protocol):
+    """What :class:`~editjudge.judge.Judge` needs from a backend."""
+
+    batch_size: int
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]: ...
+
+
+def load_backend(name: str, model: str, adapter: str | None = None, **options: Any) -> Backend:
+    """Instantiate backend ``name`` (``transformers``, ``vllm``, ``openai``) for ``model`` (+ LoRA ``adapter``)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown judge backend {name!r}: use one of {sorted(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(model, adapter=adapter, **options)

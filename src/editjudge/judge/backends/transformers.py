@@ -1,0 +1,157 @@
+"""Transformers backend: a Qwen2.5-VL checkpoint (+ optional peft LoRA adapter), batched generation.
+
+Prompts are left-padded so that every row of a batch generates from its last prompt token. ``generate`` returns
+the raw (unwarped) logits of every step; at the step that emits the digit right after ``<answer>`` the full-vocab
+log-softmax is read at the ten digit tokens and handed to the shared expected-score function.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from editjudge.judge.backends import ItemOutput, SamplingOptions
+from editjudge.judge.logprobs import DIGITS, answer_digit_index
+from editjudge.judge.request import JudgeRequest
+from editjudge.judge.result import Generation
+from editjudge.prompts import to_content_parts
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TransformersBackend:
+    """Generate with ``AutoModelForImageTextToText`` and its ``AutoProcessor``."""
+
+    def __init__(
+        self,
+        model: str,
+        adapter: str | None = None,
+        *,
+        batch_size: int = 8,
+        device: str | None = None,
+        dtype: str | None = None,
+        merge_adapter: bool = False,
+        processor: str | None = None,
+        attn_implementation: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.batch_size = max(1, int(batch_size))
+        self.device = device or _default_device()
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        self.processor = AutoProcessor.from_pretrained(processor or model)
+        self.processor.tokenizer.padding_side = "left"
+        kwargs: dict[str, Any] = {"dtype": torch_dtype}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        net = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+        if adapter:
+            from peft import PeftModel
+
+            net = PeftModel.from_pretrained(net, adapter)
+            if merge_adapter:
+                net = net.merge_and_unload()
+        self.model = net.to(self.device).eval()
+        self.digit_ids = self._digit_token_ids()
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any, *, batch_size: int = 8) -> TransformersBackend:
+        """Wrap a model and processor already in memory (e.g. right after training, or a benchmark's model)."""
+        self = cls.__new__(cls)
+        self.batch_size = max(1, int(batch_size))
+        self.processor = processor
+        self.processor.tokenizer.padding_side = "left"
+        self.model = model.eval()
+        self.device = str(next(model.parameters()).device)
+        self.digit_ids = self._digit_token_ids()
+        return self
+
+    def _digit_token_ids(self) -> list[int]:
+        tokenizer = self.processor.tokenizer
+        ids = []
+        for digit in DIGITS:
+            encoded = tokenizer.encode(digit, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise ValueError(
+                    f"the tokenizer splits the digit {digit!r} into {len(encoded)} tokens; the judge needs single-token "
+                    "digits to read answer probabilities (Qwen2/2.5-VL tokenizers have them)"
+                )
+            ids.append(encoded[0])
+        return ids
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
+        """One output per request; a failing batch is retried item by item so one bad item cannot sink the rest."""
+        if not requests:
+            return []
+        try:
+            return self._generate_batch(requests, sampling)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing item(s) below
+            if len(requests) == 1:
+                return [ItemOutput(error=f"backend_error: {type(exc).__name__}: {exc}")]
+        return [self.generate([r], sampling)[0] for r in requests]
+
+    def _generation_config(self, sampling: SamplingOptions) -> Any:
+        config = copy.deepcopy(self.model.generation_config)
+        config.max_new_tokens = sampling.max_new_tokens
+        config.num_return_sequences = sampling.num_samples
+        config.do_sample = sampling.do_sample
+        # Checkpoints ship their own sampling defaults (Qwen2.5-VL: top_k=1, top_p=0.001); Avg@k needs plain sampling.
+        config.temperature = sampling.temperature if sampling.do_sample else None
+        config.top_k = None
+        config.top_p = None
+        config.output_logits = True
+        config.return_dict_in_generate = True
+        return config
+
+    def _generate_batch(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
+        import torch
+
+        texts = [
+            self.processor.apply_chat_template(to_content_parts(r.messages), add_generation_prompt=True, tokenize=False)
+            for r in requests
+        ]
+        inputs = self.processor(
+            text=texts, images=[list(r.images) for r in requests], padding=True, return_tensors="pt"
+        ).to(self.device)
+        torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, generation_config=self._generation_config(sampling))
+        new_tokens = out.sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        stop_ids = set(self._stop_ids())
+        outputs: list[ItemOutput] = []
+        k = sampling.num_samples
+        for i in range(len(requests)):
+            generations = []
+            for row in range(i * k, (i + 1) * k):
+                ids = new_tokens[row]
+                end = next((j for j, t in enumerate(ids) if t in stop_ids), len(ids))
+                generations.append(self._to_generation(ids[:end], out.logits, row))
+            outputs.append(ItemOutput(generations=tuple(generations)))
+        return outputs
+
+    def _stop_ids(self) -> list[int]:
+        config = self.model.generation_config
+        ids = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+        pad = self.processor.tokenizer.pad_token_id
+        return [i for i in [*ids, pad] if i is not None]
+
+    def _to_generation(self, ids: list[int], step_logits: Sequence[Any], row: int) -> Generation:
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        digit_set = set(self.digit_ids)
+        logprobs = None
+        if any(t in digit_set for t in ids):
+            step = answer_digit_index([tokenizer.decode([t]) for t in ids])
+            if step is not None:
+                row_logprobs = torch.log_softmax(step_logits[step][row].float(), dim=-1)
+                values = row_logprobs[self.digit_ids].tolist()
+                logprobs = dict(zip(DIGITS, values))
+        return Generation(text=text, answer_logprobs=logprobs)

@@ -1,0 +1,87 @@
+"""vLLM backend (GPU machines): offline ``LLM.generate`` over the shared requests, LoRA via ``LoRARequest``.
+
+Kept thin on purpose: the prompt text comes from the processor's chat template over the shared request, images go
+in as ``multi_modal_data``, and the sampled tokens' top-logprobs go through the shared expected-score functions.
+vLLM is an optional import: it is not installed on CPU machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from editjudge.judge.backends import ItemOutput, SamplingOptions
+from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
+from editjudge.judge.request import JudgeRequest
+from editjudge.judge.result import Generation
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(
+            "the vllm backend needs vLLM (GPU machines): `pip install vllm`; on CPU use backend='transformers', or "
+            "backend='openai' against a `vllm serve` endpoint"
+        ) from exc
+    return vllm
+
+
+class VLLMBackend:
+    """Generate with an in-process ``vllm.LLM``."""
+
+    def __init__(
+        self,
+        model: str,
+        adapter: str | None = None,
+        *,
+        batch_size: int = 64,
+        top_logprobs: int = 20,
+        max_lora_rank: int = 128,
+        processor: str | None = None,
+        **engine_options: Any,
+    ) -> None:
+        vllm = _import_vllm()
+        from transformers import AutoProcessor
+
+        self.batch_size = int(batch_size)
+        self.top_logprobs = int(top_logprobs)
+        self.processor = AutoProcessor.from_pretrained(processor or model)
+        options: dict[str, Any] = {"limit_mm_per_prompt": {"image": 2}, **engine_options}
+        self.lora = None
+        if adapter:
+            from vllm.lora.request import LoRARequest
+
+            options.update(enable_lora=True, max_lora_rank=max_lora_rank)
+            self.lora = LoRARequest("editjudge", 1, adapter)
+        self.llm = vllm.LLM(model=model, **options)
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
+        vllm = _import_vllm()
+        params = vllm.SamplingParams(
+            n=sampling.num_samples,
+            temperature=sampling.temperature,
+            max_tokens=sampling.max_new_tokens,
+            seed=sampling.seed,
+            logprobs=self.top_logprobs,
+        )
+        prompts = [
+            {
+                "prompt": self.processor.apply_chat_template(r.content_parts(), add_generation_prompt=True, tokenize=False),
+                "multi_modal_data": {"image": list(r.images)},
+            }
+            for r in requests
+        ]
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+        return [ItemOutput(generations=tuple(_generation(c) for c in out.outputs)) for out in outputs]
+
+
+def _generation(completion: Any) -> Generation:
+    """A vLLM ``CompletionOutput`` → text + digit log-probabilities at the answer step."""
+    steps = completion.logprobs or []
+    tokens = [step[token_id].decoded_token or "" for token_id, step in zip(completion.token_ids, steps)]
+    index = answer_digit_index(tokens)
+    logprobs = None
+    if index is not None:
+        logprobs = digit_logprobs_from_top([(lp.decoded_token, lp.logprob) for lp in steps[index].values()]) or None
+    return Generation(text=completion.text, answer_logprobs=logprobs)

@@ -1,0 +1,98 @@
+"""Arguments shared by ``editjudge score`` and ``editjudge best-of-n``: which judge, which backend, how to sample."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from editjudge import prompts
+from editjudge.data.prepare import PrepareConfig
+from editjudge.judge.backends import BACKENDS
+
+
+def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, backend, prompt, sampling and server options."""
+    model = parser.add_argument_group("judge")
+    model.add_argument(
+        "--model", required=True,
+        help="model folder (a merged model, or the base model of --adapter); with --backend openai: the served model name",
+    )
+    model.add_argument("--adapter", help="LoRA adapter folder (as written by `editjudge export`) to load on --model")
+    model.add_argument("--backend", choices=sorted(BACKENDS), default="transformers", help="how to run the judge")
+    model.add_argument(
+        "--template", default=prompts.DEFAULT_TEMPLATE,
+        help=f"prompt template used in training: {', '.join(sorted(prompts.BUILTIN_TEMPLATES))} or a YAML/JSON file",
+    )
+    images = parser.add_argument_group(
+        "images (give the values you gave `editjudge prepare`: images are then sized exactly as in training)"
+    )
+    images.add_argument("--max-prompt-length", type=int, default=PrepareConfig.max_prompt_length, help="prompt token budget")
+    images.add_argument(
+        "--processor", default=None, metavar="PATH",
+        help="prepare's --processor/--model folder (exact token counts and its pixel limits); default: none, like prepare",
+    )
+    images.add_argument("--min-pixels", type=int, default=None, help="prepare's --min-pixels")
+    images.add_argument("--max-pixels", type=int, default=None, help="prepare's --max-pixels")
+    images.add_argument("--max-image-tokens", type=int, default=None, help="prepare's --max-image-tokens")
+    images.add_argument("--jpeg-quality", type=int, default=PrepareConfig.jpeg_quality, help="prepare's --jpeg-quality")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--samples", type=int, default=1, help="responses per edit; >1 averages them (Avg@k)")
+    sampling.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: greedy for 1 sample, 1.0 for Avg@k)"
+    )
+    sampling.add_argument("--max-new-tokens", type=int, default=512, help="longest response")
+    sampling.add_argument("--seed", type=int, default=0, help="sampling seed")
+    sampling.add_argument("--batch-size", type=int, default=8, help="edits per generate call (transformers, vllm)")
+    local = parser.add_argument_group("transformers backend")
+    local.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    local.add_argument("--dtype", default=None, help="torch dtype, e.g. bfloat16 (default: bfloat16 on GPU, float32 on CPU)")
+    server = parser.add_argument_group("openai backend (OpenAI-compatible server, e.g. `vllm serve`)")
+    server.add_argument("--base-url", default=None, help="server URL, e.g. http://localhost:8000/v1")
+    server.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    server.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    server.add_argument("--retries", type=int, default=3, help="retries on timeouts, connection errors, 429 and 5xx")
+    server.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    server.add_argument("--no-logprobs", action="store_true", help="do not ask for logprobs (servers that reject them)")
+
+
+def judge_from_args(args: argparse.Namespace) -> Any:
+    """A :class:`~editjudge.judge.Judge` configured from the command line."""
+    from editjudge.judge import Judge
+    from editjudge.judge.request import ImageSizing
+
+    options: dict[str, Any] = {}
+    if args.backend == "openai":
+        options.update(
+            base_url=args.base_url,
+            api_key=os.environ.get(args.api_key_env),
+            timeout=args.timeout,
+            max_retries=args.retries,
+            concurrency=args.concurrency,
+            logprobs=not args.no_logprobs,
+        )
+    else:
+        options["batch_size"] = args.batch_size
+    if args.backend == "transformers":
+        options.update(device=args.device, dtype=args.dtype)
+    sizing = ImageSizing(
+        max_prompt_length=args.max_prompt_length,
+        max_image_tokens=args.max_image_tokens,
+        processor=args.processor,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        jpeg_quality=args.jpeg_quality,
+    )
+    return Judge(
+        args.model,
+        adapter=args.adapter,
+        backend=args.backend,
+        template=args.template,
+        sizing=sizing,
+        num_samples=args.samples,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        progress=True,
+        **options,
+    )

@@ -1,0 +1,123 @@
+"""``editjudge score``: judge one edit, or every edit of a manifest / seed folder into a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from editjudge.judge.cli_common import add_judge_arguments, judge_from_args
+from editjudge.judge.output import PredictionSink, check_output_path, prediction
+
+DEFAULT_MEDIAN, DEFAULT_MAD = 0.9, 0.1  # the seed's --score_median / --score_mad
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Score image edits with a trained judge. One pair: --source --edited --instruction (prints JSON). "
+        "Many: --manifest (JSONL/CSV with source, edited, instruction[, score, group, id]) or a seed-layout folder "
+        "-> --out preds.jsonl / preds.csv (one line per edit; a bad edit gets an 'error', the rest go on)."
+    )
+    what = parser.add_argument_group("what to score")
+    what.add_argument("--source", help="the source (input) image of one edit")
+    what.add_argument("--edited", help="the edited (output) image of one edit")
+    what.add_argument("--instruction", help="the edit instruction of one edit")
+    what.add_argument("--manifest", help="a .jsonl/.csv manifest or a folder in the seed layout")
+    what.add_argument("--out", help="predictions file (.jsonl or .csv); required with --manifest")
+    labels = parser.add_argument_group("ground truth (when the manifest has scores)")
+    labels.add_argument("--score-median", type=float, default=DEFAULT_MEDIAN, help="median used to turn scores into labels")
+    labels.add_argument("--score-mad", type=float, default=DEFAULT_MAD, help="MAD used to turn scores into labels")
+    add_judge_arguments(parser)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    pair = [args.source, args.edited, args.instruction]
+    if args.manifest and any(pair):
+        return "give either --manifest or --source/--edited/--instruction, not both"
+    if not args.manifest and not all(pair):
+        return "give --source, --edited and --instruction for one edit, or --manifest for many"
+    if args.manifest and not args.out:
+        return "--manifest needs --out preds.jsonl (or .csv)"
+    if args.out:
+        try:
+            check_output_path(args.out)
+        except ValueError as exc:
+            return str(exc)
+    if args.manifest and not Path(args.manifest).exists():
+        return f"--manifest {args.manifest}: no such file or folder"
+    if args.samples < 1:
+        return "--samples must be at least 1"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"editjudge score: error: {problem}", file=sys.stderr)
+        return 2
+    if args.manifest:
+        return _score_manifest(args)
+    return _score_pair(args)
+
+
+def _score_pair(args: argparse.Namespace) -> int:
+    judge = judge_from_args(args)
+    result = judge.score(args.source, args.edited, args.instruction)
+    record = prediction(
+        id="pair", source=args.source, edited=args.edited, instruction=args.instruction, group=None, result=result
+    )
+    if args.out:
+        with PredictionSink(args.out) as sink:
+            sink.add(record)
+    print(json.dumps(record, ensure_ascii=False, indent=2))
+    judged = result.error is None or not result.error.startswith(("input_error", "backend_error"))
+    return 0 if judged else 1
+
+
+def _score_manifest(args: argparse.Namespace) -> int:
+    from editjudge.data.labels import label_of
+    from editjudge.data.sources import EditRecord, Rejected, read_sources
+    from editjudge.judge import EditItem, JudgeResult
+
+    try:
+        items = list(read_sources(args.manifest, require_score=False))
+    except (OSError, ValueError) as exc:
+        print(f"editjudge score: error: {exc}", file=sys.stderr)
+        return 2
+    records = [item for item in items if isinstance(item, EditRecord)]
+    judge = judge_from_args(args)
+    results = iter(
+        judge.iter_scores([EditItem(r.source_path, r.edited_path, r.instruction) for r in records], progress=True)
+    )
+    counts = {"parsed": 0, "unparsed": 0, "failed": 0}
+    with PredictionSink(args.out) as sink:
+        for item in items:
+            record: dict[str, Any]
+            if isinstance(item, Rejected):
+                result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}")
+                paths = list(item.paths) + [None, None]
+                record = prediction(
+                    id=item.id, source=paths[0], edited=paths[1], instruction=None, group=None, result=result
+                )
+            else:
+                result = next(results)
+                label = label_of(item.score, args.score_median, args.score_mad) if item.score is not None else None
+                record = prediction(
+                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
+                    group=item.group, result=result, gt_score=item.score, label=label,
+                )
+            kind = "parsed" if result.score is not None else "failed" if _failed(result) else "unparsed"
+            counts[kind] += 1
+            sink.add(record)
+    print(
+        f"scored {len(items)} edits -> {args.out}: {counts['parsed']} answered, {counts['unparsed']} unparsable "
+        f"answers, {counts['failed']} could not be judged (see the 'error' field)",
+        file=sys.stderr,
+    )
+    return 0 if counts["failed"] < len(items) or not items else 1
+
+
+def _failed(result: Any) -> bool:
+    return bool(result.error) and result.error.startswith(("input_error", "backend_error"))

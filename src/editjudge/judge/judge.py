@@ -1,0 +1,138 @@
+"""The :class:`Judge`: the same prompt, image sizing and answer parser as training, over any backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence, Sized
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from editjudge import prompts
+from editjudge.judge.backends import Backend, ItemOutput, SamplingOptions, load_backend
+from editjudge.judge.ranking import Ranking, build_ranking
+from editjudge.judge.request import ImageInput, JudgeRequest, build_request
+from editjudge.judge.result import JudgeResult, combine, failed
+
+
+@dataclass(frozen=True)
+class EditItem:
+    """One edit to judge."""
+
+    source: ImageInput
+    edited: ImageInput
+    instruction: str
+
+
+def _as_item(item: EditItem | Mapping[str, Any] | Sequence[Any]) -> EditItem:
+    if isinstance(item, EditItem):
+        return item
+    if isinstance(item, Mapping):
+        return EditItem(item["source"], item["edited"], item["instruction"])
+    source, edited, instruction = item
+    return EditItem(source, edited, instruction)
+
+
+def describe_image(image: ImageInput) -> str:
+    """A short name for an image input (its path, or its kind)."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if isinstance(image, (bytes, bytearray)):
+        return f"<{len(image)} bytes>"
+    return f"<{type(image).__name__}>"
+
+
+class Judge:
+    """Score image edits with a trained judge.
+
+    ``Judge(model, adapter=None, backend="transformers")`` loads a base model plus an optional LoRA adapter (or a
+    merged model); ``backend="openai"`` talks to an OpenAI-compatible server (``base_url=…``) and ``"vllm"`` runs
+    vLLM in process. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default 1.0). Extra keyword
+    arguments go to the backend (e.g. ``batch_size``, ``device``, ``base_url``, ``timeout``, ``concurrency``).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        adapter: str | os.PathLike[str] | None = None,
+        backend: str | Backend = "transformers",
+        *,
+        template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
+        sizing: Any = None,
+        num_samples: int = 1,
+        temperature: float | None = None,
+        max_new_tokens: int = 512,
+        seed: int = 0,
+        progress: bool = False,
+        **backend_options: Any,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if temperature is None:
+            temperature = 1.0 if num_samples > 1 else 0.0
+        if num_samples > 1 and temperature <= 0:
+            raise ValueError("Avg@k with num_samples > 1 needs sampling: set temperature > 0")
+        self.template = template if isinstance(template, prompts.PromptTemplate) else prompts.load_template(template)
+        self.sizing = sizing
+        self.sampling = SamplingOptions(
+            num_samples=num_samples, temperature=float(temperature), max_new_tokens=max_new_tokens, seed=seed
+        )
+        self.progress = progress
+        if isinstance(backend, str):
+            adapter_str = os.fspath(adapter) if adapter is not None else None
+            self.backend: Backend = load_backend(backend, os.fspath(model), adapter_str, **backend_options)
+        else:
+            self.backend = backend
+
+    def request(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeRequest:
+        """The prompt + sized images for one edit (what every backend receives)."""
+        return build_request(source, edited, instruction, self.template, self.sizing)
+
+    def score(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeResult:
+        """Judge one edit."""
+        return self.score_many([EditItem(source, edited, instruction)], progress=False)[0]
+
+    def score_many(
+        self, items: Iterable[EditItem | Mapping[str, Any] | Sequence[Any]], *, progress: bool | None = None
+    ) -> list[JudgeResult]:
+        """Judge many edits in backend-sized batches; a bad item gets an error result, the rest go on."""
+        return list(self.iter_scores(items, progress=progress))
+
+    def iter_scores(
+        self, items: Iterable[EditItem | Mapping[str, Any] | Sequence[Any]], *, progress: bool | None = None
+    ) -> Iterable[JudgeResult]:
+        """Like :meth:`score_many`, yielding results in input order as each batch finishes."""
+        from tqdm.auto import tqdm
+
+        total = len(items) if isinstance(items, Sized) else None
+        show = self.progress if progress is None else progress
+        iterator = iter(items)
+        with tqdm(total=total, disable=not show, desc="judging", unit="edit") as bar:
+            while chunk := list(islice(iterator, max(1, self.backend.batch_size))):
+                yield from self._score_chunk([_as_item(item) for item in chunk])
+                bar.update(len(chunk))
+
+    def _score_chunk(self, items: list[EditItem]) -> list[JudgeResult]:
+        results: list[JudgeResult | None] = [None] * len(items)
+        requests: list[JudgeRequest] = []
+        positions: list[int] = []
+        for i, item in enumerate(items):
+            try:
+                requests.append(self.request(item.source, item.edited, item.instruction))
+                positions.append(i)
+            except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the batch
+                reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
+                message = str(exc) or type(exc).__name__
+                results[i] = failed("input_error", f"{reason}: {message}" if reason else message)
+        outputs: list[ItemOutput] = self.backend.generate(requests, self.sampling) if requests else []
+        for i, output in zip(positions, outputs):
+            results[i] = JudgeResult(error=output.error) if output.error else combine(output.generations)
+        return [r for r in results if r is not None]
+
+    def best_of_n(self, source: ImageInput, candidates: Sequence[ImageInput], instruction: str) -> Ranking:
+        """Rank candidate edits of ``source``: by score, ties broken by the expected score, then input order."""
+        if not candidates:
+            raise ValueError("best_of_n needs at least one candidate")
+        results = self.score_many([EditItem(source, c, instruction) for c in candidates])
+        return build_ranking(describe_image(source), instruction, [describe_image(c) for c in candidates], results)
+

@@ -1,0 +1,99 @@
+"""Prediction records (contract 8) and their atomic JSONL / CSV writer. Imports no torch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from editjudge.judge.result import JudgeResult
+
+PREDICTION_FIELDS = (
+    "id", "source", "edited", "instruction", "group", "pred", "expected_score", "reasoning", "raw", "error",
+    "gt_score", "label", "mean_score", "scores",
+)
+OUTPUT_SUFFIXES = (".jsonl", ".csv")
+
+
+def prediction(
+    *,
+    id: str,
+    source: str | None,
+    edited: str | None,
+    instruction: str | None,
+    group: str | None,
+    result: JudgeResult,
+    gt_score: float | None = None,
+    label: int | None = None,
+) -> dict[str, Any]:
+    """One line of ``preds.jsonl``: the edit, the judge's answer and, when known, the ground truth."""
+    return {
+        "id": id,
+        "source": source,
+        "edited": edited,
+        "instruction": instruction,
+        "group": group,
+        "pred": result.score,
+        "expected_score": result.expected_score,
+        "reasoning": result.reasoning,
+        "raw": result.raw,
+        "error": result.error,
+        "gt_score": gt_score,
+        "label": label,
+        "mean_score": result.mean_score,
+        "scores": list(result.scores) or None,
+    }
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it ends in ``.jsonl`` or ``.csv``; ``ValueError`` with the fix otherwise."""
+    out = Path(path)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--out {out}: use a .jsonl or .csv file name")
+    return out
+
+
+class PredictionSink:
+    """Writes prediction records to a temporary file next to ``path``; :meth:`commit` moves it into place."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_output_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._csv = None
+        if self.path.suffix.lower() == ".csv":
+            self._csv = csv.DictWriter(self._handle, fieldnames=PREDICTION_FIELDS, extrasaction="ignore")
+            self._csv.writeheader()
+        self.rows = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        if self._csv is not None:
+            row = {k: ("" if v is None else json.dumps(v) if isinstance(v, list) else v) for k, v in record.items()}
+            self._csv.writerow(row)
+        else:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+    def commit(self) -> Path:
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PredictionSink:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()

@@ -1,0 +1,138 @@
+"""The backend-independent request: prompt messages from :mod:`editjudge.prompts` + the two sized images.
+
+Built once per edit and consumed by every backend, so transformers, vLLM and OpenAI-compatible servers all see the
+same prompt and the same pixels as training did: images go through :mod:`editjudge.data.images` exactly as
+``editjudge prepare`` sends them into the parquet (header probe, token-budget plan for the pair, reduced-scale
+decode, EXIF transpose, RGB, resize, JPEG at prepare's quality), then are decoded like the trainer decodes them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Union
+
+from editjudge import prompts
+from editjudge.data import images as imgs
+from editjudge.data.prepare import PrepareConfig
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from editjudge.data.tokens import TextCounter
+
+ImageInput = Union[str, "os.PathLike[str]", bytes, "Image.Image"]
+
+
+@dataclass(frozen=True)
+class ImageSizing:
+    """The image settings ``prepare`` used; pass the same values to size images at inference as in training.
+
+    Fields and defaults mirror ``editjudge prepare``'s flags: ``--max-prompt-length``, ``--max-image-tokens``,
+    ``--processor`` (a model/processor folder: its pixel limits and exact token counts), ``--min-pixels``,
+    ``--max-pixels``, ``--jpeg-quality``, ``--max-image-pixels``.
+    """
+
+    max_prompt_length: int = PrepareConfig.max_prompt_length
+    max_image_tokens: int | None = PrepareConfig.max_image_tokens
+    processor: str | None = PrepareConfig.processor
+    min_pixels: int | None = PrepareConfig.min_pixels
+    max_pixels: int | None = PrepareConfig.max_pixels
+    jpeg_quality: int = PrepareConfig.jpeg_quality
+    max_image_pixels: int = PrepareConfig.max_image_pixels
+
+    @cached_property
+    def limits(self) -> imgs.PixelLimits:
+        """The processor's pixel limits with prepare's overrides applied."""
+        base = imgs.PixelLimits.from_pretrained(self.processor) if self.processor else imgs.PixelLimits()
+        return imgs.PixelLimits(
+            min_pixels=self.min_pixels or base.min_pixels,
+            max_pixels=self.max_pixels or base.max_pixels,
+            patch_size=base.patch_size,
+            merge_size=base.merge_size,
+        )
+
+    @cached_property
+    def counter(self) -> TextCounter:
+        """Exact text-token counts with ``processor``, prepare's documented estimate without."""
+        from editjudge.data.tokens import EstimateCounter, load_counter
+
+        return load_counter(self.processor) if self.processor else EstimateCounter()
+
+    def size_pair(self, source: bytes, edited: bytes, messages: list[dict[str, str]]) -> tuple[Image.Image, Image.Image]:
+        """Both images as the trainer sees them; :class:`~editjudge.data.images.ImageRejected` when unusable."""
+        src = _probe(source, "source", self.max_image_pixels)
+        edt = _probe(edited, "edited", self.max_image_pixels)
+        budget = self.max_prompt_length - self.counter.text_tokens(messages)
+        source_hw, edited_hw = imgs.plan_pair(src.upright_hw, edt.upright_hw, budget, self.limits, self.max_image_tokens)
+        return (
+            self._sized(source, source_hw, src, "source"),
+            self._sized(edited, edited_hw, edt, "edited"),
+        )
+
+    def _sized(self, data: bytes, hw: tuple[int, int], info: imgs.ImageInfo, role: str) -> Image.Image:
+        from PIL import Image
+
+        try:
+            sized = imgs.size_image(data, hw, info, self.jpeg_quality, self.max_image_pixels, self.limits.factor)
+        except imgs.ImageRejected as exc:
+            raise imgs.ImageRejected(exc.reason, f"{role} image: {exc.detail}") from None
+        image = Image.open(io.BytesIO(sized.bytes))
+        image.load()
+        return imgs.to_rgb(image)
+
+
+def _probe(data: bytes, role: str, bomb_pixels: int) -> imgs.ImageInfo:
+    try:
+        return imgs.probe(data, bomb_pixels)
+    except imgs.ImageRejected as exc:
+        raise imgs.ImageRejected(exc.reason, f"{role} image: {exc.detail}") from None
+
+
+def image_bytes(image: ImageInput, role: str = "image") -> bytes:
+    """The encoded bytes of a path, bytes or PIL image (PIL images are encoded as lossless PNG)."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with open(image, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise FileNotFoundError(f"{role} image {os.fspath(image)}: {exc.strerror or exc}") from None
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    raise TypeError(f"{role} image: expected a path, bytes or a PIL image, got {type(image).__name__}")
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """Messages in verl's form (two ``<image>`` placeholders) and the sized images in order: source, edited."""
+
+    messages: list[dict[str, str]]
+    images: tuple[Any, Any]
+
+    def content_parts(self) -> list[dict[str, Any]]:
+        """The messages in the Hugging Face multimodal form (``{"type": "image"}`` parts)."""
+        return prompts.to_content_parts(self.messages)
+
+
+def build_request(
+    source: ImageInput,
+    edited: ImageInput,
+    instruction: str,
+    template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
+    sizing: ImageSizing | None = None,
+) -> JudgeRequest:
+    """The request for one edit. Raises ``ValueError`` (incl. ``ImageRejected``), ``FileNotFoundError`` or
+    ``TypeError`` naming the image and the problem when the edit cannot be judged."""
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError("the edit instruction is empty")
+    messages = prompts.build_messages(instruction, template)
+    images = (sizing or ImageSizing()).size_pair(image_bytes(source, "source"), image_bytes(edited, "edited"), messages)
+    return JudgeRequest(messages=messages, images=images)
