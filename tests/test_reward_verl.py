@@ -143,6 +143,15 @@ def test_verl_reward_loop_worker_scores_a_rollout_batch(config) -> None:
     assert extra["parsed"].dtype.kind == "f" and extra["pred"].dtype.kind == "i"  # numeric: verl can average them
     assert float(extra["parsed"].mean()) == pytest.approx(3 / 5)
 
+    # verl's validation metrics over our keys (two prompts, two samples each): means, and majority votes on `pred`.
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    infos_dict = {"reward": scores[:4], **{k: extra[k].tolist()[:4] for k in keys}}
+    metrics = process_validation_metrics(["tts_edit_score"] * 4, ["a", "a", "b", "b"], infos_dict)["tts_edit_score"]
+    assert metrics["parsed"]["mean@2"] == pytest.approx((1.0 + 0.5) / 2)
+    assert metrics["reward"]["mean@2"] == pytest.approx((2.0 + 0.5) / 2)
+    assert "maj@2/mean" in metrics["accuracy"]
+
 
 def test_legacy_naive_reward_manager_on_a_dataproto(config, tokenizer_dir: Path) -> None:
     """verl.workers.reward_manager's synchronous NaiveRewardManager (kept in 0.9.1) with the function verl loads."""
