@@ -60,6 +60,20 @@ def test_get_custom_reward_fn_loads_the_shim_and_passes_reward_kwargs(config) ->
     assert (result["score"], result["accuracy"]) == (0.5, 0.0)
 
 
+def test_the_package_path_form_loads_the_same_function(config) -> None:
+    """`pkg://editjudge.reward` (what the training presets use: no file path to ship to Ray nodes) works too."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    from editjudge.reward import compute_score
+
+    pkg = config.copy()
+    OmegaConf.update(pkg, "reward.custom_reward_function.path", "pkg://editjudge.reward")
+    fn = get_custom_reward_fn(pkg)
+    assert fn.args[0] is compute_score
+    assert fn(data_source="tts_edit_score", solution_str="<answer>7</answer>", ground_truth="7")["score"] == 1.0
+
+
 def test_a_typo_in_reward_kwargs_fails_on_the_first_call(config) -> None:
     from omegaconf import OmegaConf
     from verl.trainer.ppo.reward import get_custom_reward_fn
