@@ -15,14 +15,15 @@ Everything else is rejected with a named reason, never guessed at:
 ``multiple_answers``      more than one ``<answer>`` or ``</answer>`` tag
 ``malformed_think``       more than one think tag, or an unclosed / unopened one
 ``answer_before_think``   the answer block comes before (or inside) the reasoning block
-``nested_tags``           the reasoning block is inside the answer block
+``nested_tags``           the reasoning block is inside the answer block, or the two blocks interleave
 ``text_outside_tags``     non-whitespace text before the first block, between blocks, or after ``</answer>``
 ``non_numeric_answer``    the answer is not one plain number ("3-5", "3 or 4", "seven", "1e1", "nan", "7/9")
 ``out_of_range``          the number rounds outside 0..9
 ========================  ==========================================================================
 
 The scan uses ``str.find``/``str.count`` only (a regex touches nothing but the short answer): linear time on any
-input, no backtracking. Every accepted number is one that ``float`` also accepts, with the same value, so a score
+input, no backtracking. A one-pass fast path accepts well-formed responses; anything else goes through the full
+rule-by-rule classifier, which names the reason (the two agree on every input; property-tested). Every accepted number is one that ``float`` also accepts, with the same value, so a score
 from this parser never disagrees with the seed's ``float(answer)`` reading.
 """
 
