@@ -390,6 +390,8 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         splits = ["train" if group in train_groups else "test" for _, _, group in valid]
         if config.score_median is not None and config.score_mad is not None:
             median, mad, estimated = config.score_median, config.score_mad, False
+        elif not valid:  # nothing left to label: the report says why
+            median, mad, estimated = float("nan"), float("nan"), False
         else:
             train_scores = [r.score for (r, _, _), s in zip(valid, splits) if s == "train" and r.score is not None]
             median, mad = lbl.estimate_median_mad(train_scores)

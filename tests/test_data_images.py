@@ -1,0 +1,155 @@
+"""Image sizing (Qwen2.5-VL patch math) and the safe loader."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from editjudge.data import images as imgs
+
+
+def _jpeg(image: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_smart_resize_equals_qwen_vl_utils_on_many_sizes():
+    oracle = pytest.importorskip("qwen_vl_utils.vision_process").smart_resize
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(5000):
+        h, w = rng.randint(1, 6000), rng.randint(1, 6000)
+        if max(h, w) / min(h, w) > 200:
+            continue
+        min_pixels = rng.choice([None, 3136, 4 * 784, 100 * 784])
+        max_pixels = rng.choice([None, 400 * 784, 12845056, rng.randint(100 * 784, 3_000_000)])
+        assert imgs.smart_resize(h, w, 28, min_pixels, max_pixels) == oracle(h, w, 28, min_pixels, max_pixels), (h, w)
+        checked += 1
+    assert checked > 4000
+
+
+def test_smart_resize_rejects_extreme_aspect_ratio_like_the_library():
+    with pytest.raises(ValueError, match="aspect ratio"):
+        imgs.smart_resize(10, 2500)
+
+
+@pytest.mark.parametrize("hw", [(1024, 1024), (768, 1366), (50, 3000), (3000, 4000), (100, 90)])
+@pytest.mark.parametrize("max_tokens", [4, 64, 400])
+def test_fit_size_is_a_fixed_point_of_the_processor_rule(hw, max_tokens):
+    limits = imgs.PixelLimits(min_pixels=4 * 784, max_pixels=16384 * 784)
+    try:
+        h, w = imgs.fit_size(*hw, max_tokens, limits)
+    except imgs.ImageRejected as exc:
+        assert exc.reason == "prompt_too_long"
+        return
+    assert h % 28 == 0 and w % 28 == 0
+    assert imgs.image_tokens(h, w) <= max_tokens
+    # The processor's own resize leaves the fitted size unchanged, so tokens are exactly (h/28)*(w/28).
+    assert imgs.smart_resize(h, w, 28, limits.min_pixels, limits.max_pixels) == (h, w)
+    # Aspect ratio kept within one patch of rounding.
+    assert abs(h / w - hw[0] / hw[1]) <= 28 / min(h, w) * (hw[0] / hw[1]) + 1e-9
+
+
+def test_plan_pair_fills_the_budget_and_refuses_what_cannot_fit():
+    limits = imgs.PixelLimits()
+    src, edt = imgs.plan_pair((1024, 1024), (1024, 1024), 800, limits)
+    assert src == edt == (560, 560)  # 400 + 400 tokens
+    small_src, big_edt = imgs.plan_pair((112, 112), (1024, 1024), 800, limits)
+    assert small_src == (112, 112) and imgs.image_tokens(*big_edt) > 400  # the edit gets what the source left
+    assert imgs.image_tokens(*small_src) + imgs.image_tokens(*big_edt) <= 800
+    with pytest.raises(imgs.ImageRejected) as info:
+        imgs.plan_pair((1024, 1024), (1024, 1024), 7, limits)
+    assert info.value.reason == "prompt_too_long"
+
+
+def test_pixel_limits_read_from_a_real_processor_folder(tiny_model_dir):
+    limits = imgs.PixelLimits.from_pretrained(tiny_model_dir)
+    from editjudge import tiny
+
+    assert (limits.min_pixels, limits.max_pixels, limits.factor) == (tiny.MIN_PIXELS, tiny.MAX_PIXELS, 28)
+
+
+def test_jpeg_downscale_uses_reduced_scale_decode_and_hits_the_exact_size():
+    data = _jpeg(Image.new("RGB", (1024, 768), (200, 30, 30)))
+    image = imgs.load_rgb(data, (252, 336))
+    assert image.size == (336, 252) and image.mode == "RGB"
+    # draft() is what makes it cheap: the decoder hands over a 1/2-scale image before the resize.
+    raw = Image.open(io.BytesIO(data))
+    raw.draft("RGB", (336, 252))
+    assert raw.size == (512, 384)
+
+
+def test_original_bytes_kept_when_nothing_changes_and_reencoded_otherwise():
+    data = _jpeg(Image.new("RGB", (224, 168), (10, 120, 200)))
+    same = imgs.size_image(data, (168, 224))
+    assert same.kept_original and same.bytes == data and same.tokens == 48
+    smaller = imgs.size_image(data, (84, 112))
+    assert not smaller.kept_original and Image.open(io.BytesIO(smaller.bytes)).size == (112, 84)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _jpeg(Image.new("CMYK", (64, 48), (0, 255, 255, 0))),
+        lambda: _png(Image.new("RGBA", (64, 48), (255, 0, 0, 128))),
+        lambda: _png(Image.fromarray(np.full((48, 64), 65535, dtype=np.uint16))),
+        lambda: _png(Image.new("P", (64, 48))),
+        lambda: _png(Image.new("LA", (64, 48), (10, 255))),
+    ],
+    ids=["cmyk", "rgba", "16bit", "palette", "la"],
+)
+def test_every_mode_becomes_rgb_with_sensible_pixels(make):
+    image = imgs.load_rgb(make(), (56, 84))
+    assert image.mode == "RGB" and image.size == (84, 56)
+    pixel = image.getpixel((40, 28))
+    assert all(0 <= v <= 255 for v in pixel)
+
+
+def test_sixteen_bit_white_stays_white_and_alpha_composites_on_white():
+    white16 = _png(Image.fromarray(np.full((28, 28), 65535, dtype=np.uint16)))
+    assert imgs.load_rgb(white16).getpixel((5, 5)) == (255, 255, 255)
+    clear = _png(Image.new("RGBA", (28, 28), (0, 0, 0, 0)))
+    assert imgs.load_rgb(clear).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_exif_rotation_is_applied_before_sizing():
+    wide = Image.new("RGB", (96, 64), (0, 0, 0))
+    wide.paste((255, 255, 255), (0, 0, 48, 64))  # left half white
+    stored = wide.transpose(Image.Transpose.ROTATE_90)  # 64 x 96 stored, orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _jpeg(stored, exif=exif.tobytes())
+    info = imgs.probe(data)
+    assert (info.width, info.height, info.orientation) == (64, 96, 6) and info.upright_hw == (64, 96)
+    upright = imgs.load_rgb(data, (56, 84))
+    assert upright.size == (84, 56)
+    assert upright.getpixel((10, 28))[0] > 200 and upright.getpixel((74, 28))[0] < 50
+
+
+def test_truncated_non_image_and_bomb_are_rejected_with_their_reason():
+    from editjudge.synthetic import _bomb_png
+
+    data = _jpeg(Image.effect_noise((256, 256), 64).convert("RGB"))
+    with pytest.raises(imgs.ImageRejected) as info:
+        imgs.size_image(data[: len(data) * 3 // 4], (112, 112))
+    assert info.value.reason == "truncated_image"
+    with pytest.raises(imgs.ImageRejected) as info:
+        imgs.probe(b"hello, not an image")
+    assert info.value.reason == "not_an_image"
+    with pytest.raises(imgs.ImageRejected) as info:
+        imgs.probe(_bomb_png(30000, 30000))
+    assert info.value.reason == "decompression_bomb"
+    # The same file passes under a limit that allows it: the guard is the limit, not the file.
+    assert imgs.probe(_bomb_png(300, 300)).width == 300

@@ -1,0 +1,74 @@
+"""The synthetic generator: seed layout, deterministic bytes, the seed's score statistics, every fault."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from editjudge.data.sources import load_sources
+from editjudge.synthetic import FAULTS, score_to_quality, write_synthetic_edits
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_arguments_same_bytes_whatever_the_workers(tmp_path):
+    a = write_synthetic_edits(tmp_path / "a", n_sources=6, candidates_per_source=3, seed=5, faults=True)
+    b = write_synthetic_edits(tmp_path / "b", n_sources=6, candidates_per_source=3, seed=5, faults=True, workers=2)
+    c = write_synthetic_edits(tmp_path / "c", n_sources=6, candidates_per_source=3, seed=6, faults=True)
+    assert a.samples == b.samples == 6 * 3 + len(FAULTS)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+
+
+def test_seed_layout_scores_spread_with_the_seed_median_and_mad(tmp_path):
+    write_synthetic_edits(tmp_path, n_sources=60, candidates_per_source=4, seed=0)
+    records, rejects = load_sources(tmp_path)
+    assert not rejects and len(records) == 240
+    scores = np.array([r.score for r in records])
+    median = np.median(scores)
+    assert abs(median - 0.9) < 0.03 and abs(np.median(np.abs(scores - median)) - 0.1) < 0.02
+    labels = np.clip((scores - 0.9) / 0.1 * 4.5 + 4.5, 0, 9).astype(int)
+    assert set(labels) == set(range(10))
+    assert all(r.instruction.split()[-1] in {"red", "green", "blue", "yellow", "purple", "orange"} for r in records)
+
+
+def test_candidates_of_one_source_share_the_source_bytes_and_scores_follow_pixels(tmp_path):
+    from PIL import Image
+    from scipy.stats import spearmanr
+
+    from editjudge.synthetic import COLOURS
+
+    write_synthetic_edits(tmp_path, n_sources=10, candidates_per_source=6, size=64, seed=3)
+    records, _ = load_sources(tmp_path)
+    by_source: dict[bytes, list] = {}
+    for r in records:
+        by_source.setdefault(Path(r.source_path).read_bytes(), []).append(r)
+    assert sorted(len(v) for v in by_source.values()) == [6] * 10
+    # Inside the shape, the edited colour gets closer to the requested one as the score rises.
+    distances, scores = [], []
+    for source_bytes, group in by_source.items():
+        source = np.asarray(Image.open(group[0].source_path), dtype=float)
+        mask = np.abs(source - source[0, 0]).sum(axis=2) > 60
+        target = np.array(COLOURS[group[0].instruction.split()[-1]], dtype=float)
+        for r in group:
+            edited = np.asarray(Image.open(r.edited_path), dtype=float)
+            distances.append(np.linalg.norm(edited[mask].mean(axis=0) - target))
+            scores.append(r.score)
+    assert spearmanr(scores, distances).statistic < -0.6
+    assert score_to_quality(max(scores)) > 0.8 and score_to_quality(min(scores)) < 0.2
+
+
+def test_fault_samples_exist_for_every_kind(tmp_path):
+    result = write_synthetic_edits(tmp_path, n_sources=0, faults=True)
+    assert set(result.faults) == {f"faults/fault_{name}" for name in FAULTS}
+    assert set(result.faults.values()) >= {"kept", "truncated_image", "decompression_bomb", "non_finite_score"}
+    meta = json.loads((tmp_path / "faults" / "fault_cmyk_meta.json").read_text())
+    assert meta["instruction"]
