@@ -265,9 +265,9 @@ def _pairwise_with_ties(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
     """EditReward-Bench's accuracy with ties, tie-calibrated (Deutsch et al. 2023).
 
     Over *all* pairs in groups (truth ties included): with a tie threshold ε the judge calls a pair a tie when
-    ``|Δscore| ≤ ε``; a pair is right when both agree on the direction, or both call it a tie. ε is chosen among the
-    observed ``|Δscore|`` values to maximise accuracy (the smallest such ε is reported), as EditReward's
-    implementation does. Pairs with an unscored item stay in the denominator and count wrong at every ε.
+    ``|Δscore| ≤ ε``; a pair is right when both agree on the direction, or both call it a tie. ε is chosen among 0
+    and the observed ``|Δscore|`` values to maximise accuracy (the smallest best ε is reported). Pairs with an
+    unscored item stay in the denominator and count wrong at every ε.
     """
     if a.pairs_skipped:
         return _undefined(a.pairs_skipped, n_pairs=0)
@@ -278,26 +278,22 @@ def _pairwise_with_ties(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
     m, h = a.pair_m, a.pair_h
     scored = np.isfinite(m)
     base = {"n_pairs": int(len(m)), "n_truth_ties": int((h == 0).sum()), "n_unscored": int((~scored).sum())}
-    if not scored.any():
-        return _undefined("no pair has two scored items", **base)
+    if not scored.any():  # every pair has an unscored item: all wrong, whatever ε
+        return {"value": 0.0, "epsilon": None, "value_at_epsilon_0": 0.0} | base
     absm = np.abs(m[scored])
     order = np.argsort(absm, kind="stable")
     absm, hs, ms, ws = absm[order], h[scored][order], m[scored][order], w_all[scored][order]
-    consistent = ws * ((hs != 0) & (np.sign(ms) == hs) & (absm > 0))
+    consistent = ws * ((hs != 0) & (np.sign(ms) == hs))
     truth_tie = ws * (hs == 0)
-    # At threshold ε = absm[k] every pair up to the last one with the same |Δ| is a judge tie.
+    # Threshold ε = absm[k]: every pair up to the last one with the same |Δ| is a judge tie.
     ends = np.flatnonzero(np.r_[absm[1:] != absm[:-1], True])
-    cons_above = consistent.sum() - np.cumsum(consistent)[ends]
-    ties_below = np.cumsum(truth_tie)[ends]
-    acc = (cons_above + ties_below) / total
+    acc = (consistent.sum() - np.cumsum(consistent)[ends] + np.cumsum(truth_tie)[ends]) / total
+    eps = absm[ends]
+    if eps[0] > 0:  # ε = 0 with no zero gap: the judge calls no tie at all
+        acc = np.r_[consistent.sum() / total, acc]
+        eps = np.r_[0.0, eps]
     best = int(np.argmax(acc))
-    zero = ends[0] if absm[0] == 0 else None
-    at_zero = (
-        (consistent.sum() - np.cumsum(consistent)[zero] + np.cumsum(truth_tie)[zero]) / total
-        if zero is not None
-        else consistent.sum() / total
-    )
-    return {"value": float(acc[best]), "epsilon": float(absm[ends[best]]), "value_at_epsilon_0": float(at_zero)} | base
+    return {"value": float(acc[best]), "epsilon": float(eps[best]), "value_at_epsilon_0": float(acc[0])} | base
 
 
 def _best_of_n(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
@@ -523,7 +519,7 @@ def compute_metrics(
             "strict": _pairwise_strict(a, ones),
             "with_ties": _pairwise_with_ties(a, ones),
         },
-        "best_of_n": {"value": info["best_of_n_value"], "ranking_score": info["ranking_score"]}
+        "best_of_n": {"truth": info["best_of_n_value"], "ranking_score": info["ranking_score"]}
         | _best_of_n(a, ones),
         "per_label": _per_label(a),
         "confusion": _confusion(a),

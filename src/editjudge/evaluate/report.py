@@ -132,10 +132,11 @@ def plot_pred_vs_true(records: Sequence[EvalRecord], title: str, path: Path) -> 
     if pts:
         t, p = np.asarray(pts, dtype=float).T
         jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=(2, len(t)))
-        ax.scatter(t + jitter[0], p + (0 if use_expected else jitter[1]), s=12, alpha=0.45, label="records")
         present = sorted(set(t.tolist()))
         means = [p[t == k].mean() for k in present]
-        ax.plot(present, means, color="crimson", marker="o", lw=2, label="mean per label")
+        ax.plot(present, means, color="crimson", marker="D", ms=5, lw=1.5, alpha=0.8, label="mean per label")
+        ax.scatter(t + jitter[0], p + (0 if use_expected else jitter[1]), s=14, alpha=0.5, zorder=3,
+                   label="records")
     else:
         ax.text(0.5, 0.5, "no record has both a label and a score", ha="center", transform=ax.transAxes)
     ax.set_xlim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
@@ -278,8 +279,9 @@ def _notes(name: str, m: Mapping[str, Any]) -> list[str]:
         out.append(f"- best-of-N: {m['best_of_n']['reason']}")
     elif _get(m, "best_of_n.n_groups"):
         b = m["best_of_n"]
+        ranked = b["ranking_score"] or "nothing (no answer parsed: picks are random)"
         out.append(f"- best-of-N over {b['n_groups']} groups (mean size {b['mean_group_size']:.1f}), "
-                   f"value = {b['value']}, ranked by {b['ranking_score']}")
+                   f"truth = {b['truth']}, ranked by {ranked}")
     corr = _get(m, "correlation.pred_vs_label.spearman.reason")
     if corr:
         out.append(f"- correlations: {corr}")

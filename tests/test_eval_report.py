@@ -1,0 +1,205 @@
+"""The report (metrics.json + report.md + plots) and the `editjudge eval` verb, on real tiny-model output."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from editjudge.cli import main
+from editjudge.evaluate.metrics import compute_metrics
+from editjudge.evaluate.records import EvalRecord, write_records
+from editjudge.evaluate.report import write_report
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("scipy")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_judges(tiny_model_dir) -> dict[str, list[EvalRecord]]:
+    """Two judges from the tiny Qwen2.5-VL's real outputs for 12 edits (two images per prompt).
+
+    ``free``: sampled free text, parsed with the shared parser (a random model rarely answers well-formed).
+    ``constrained``: the answer digit is decoded from the model's logits after a forced ``<think></think><answer>``
+    prefix (argmax over the ten digit tokens), with the expected score Σ k·p(k) over those digits.
+    """
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from editjudge import prompts
+    from editjudge.answer import parse_response
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
+    colors = ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "gray", "cyan", "pink", "brown"]
+    texts, images = [], []
+    for i, color in enumerate(colors):
+        messages = prompts.to_content_parts(prompts.build_messages(f"make the circle {color}"))
+        texts.append(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        images += [Image.new("RGB", (56, 56), "red"), Image.new("RGB", (56 + 28 * (i % 3), 56), color)]
+    truth = [dict(group=f"source-{i // 4}", label=(i * 7) % 10, gt_score=((i * 7) % 10) / 9) for i in range(12)]
+
+    inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=12, do_sample=True, temperature=1.0, top_k=0)
+    responses = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    free = []
+    for i, text in enumerate(responses):
+        parsed = parse_response(text)
+        free.append(EvalRecord(id=str(i), pred=parsed.score, raw=text, error=parsed.error, **truth[i]))
+
+    prefix = prompts.THINK_OPEN + prompts.THINK_CLOSE + prompts.ANSWER_OPEN
+    forced = processor(text=[t + prefix for t in texts], images=images, return_tensors="pt", padding=True)
+    digit_ids = [processor.tokenizer.convert_tokens_to_ids(str(k)) for k in range(10)]
+    with torch.no_grad():
+        logits = model(**forced).logits[:, -1, digit_ids]
+    probs = torch.softmax(logits.double(), dim=-1)
+    constrained = []
+    for i in range(12):
+        digit = int(probs[i].argmax())
+        raw = prefix + str(digit) + prompts.ANSWER_CLOSE
+        parsed = parse_response(raw)
+        constrained.append(EvalRecord(id=str(i), pred=parsed.score, raw=raw, error=parsed.error,
+                                      expected_score=float((probs[i] * torch.arange(10)).sum()), **truth[i]))
+    return {"free": free, "constrained": constrained}
+
+
+def _images_in(page: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+
+
+@pytest.mark.slow
+def test_report_on_tiny_model_output(tmp_path, tiny_judges) -> None:
+    metrics = {name: compute_metrics(recs, bootstrap=50) for name, recs in tiny_judges.items()}
+    page = write_report(metrics, tiny_judges, tmp_path)
+    assert page == tmp_path / "report.md"
+    text = page.read_text(encoding="utf-8")
+    refs = _images_in(text)
+    expected = {"plots/compare.png"} | {
+        f"plots/{n}_{kind}.png" for n in tiny_judges for kind in ("confusion", "pred_vs_true", "histograms")
+    }
+    assert set(refs) == expected
+    for ref in refs:
+        assert (tmp_path / ref).read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(Path(r).name for r in refs)
+    saved = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert saved["judges"] == metrics
+    assert "| metric | free | constrained |" in text
+    for name, recs in tiny_judges.items():
+        unparsed = sum(r.pred is None for r in recs)
+        assert sum(row[-1] for row in metrics[name]["confusion"]["matrix"]) == unparsed
+    # the constrained judge always answers, with an expected score that ranks pairs and picks
+    c = metrics["constrained"]
+    assert c["format"]["parse_rate"] == 1.0 and c["pairwise"]["ranking_score"] == "expected_score"
+    assert c["pairwise"]["strict"]["n_pairs"] == 18 and c["best_of_n"]["n_groups"] == 3
+    assert not list(tmp_path.glob(".*")), "temporary files left behind"
+
+
+def _predictions(tmp_path: Path, name: str, shift: int) -> Path:
+    records = []
+    for i in range(40):
+        label = i % 10
+        pred = None if i % 13 == 0 else min(9, max(0, label + shift * (i % 3 - 1)))
+        records.append(EvalRecord(id=str(i), group=f"s{i // 5}", label=label, gt_score=label / 9 + i * 1e-3,
+                                  pred=pred, raw=None if pred is None else f"<think>t</think><answer>{pred}</answer>",
+                                  error="no_answer" if pred is None else None))
+    path = tmp_path / f"{name}.jsonl"
+    write_records(records, path)
+    return path
+
+
+def test_cli_compare_puts_judges_side_by_side(tmp_path, capsys) -> None:
+    base, trained = _predictions(tmp_path, "base", 3), _predictions(tmp_path, "trained", 1)
+    out = tmp_path / "cmp"
+    args = ["eval", "--predictions", str(base), str(trained), "--compare", "--bootstrap", "30", "--out", str(out)]
+    assert main(args) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "| metric | base | trained |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| accuracy, ±1 |"))
+    assert len(row.strip("|").split("|")) == 3  # title + one cell per judge
+    refs = _images_in(text)
+    assert "plots/compare.png" in refs and "plots/base_confusion.png" in refs and "plots/trained_confusion.png" in refs
+    for ref in refs:
+        assert (out / ref).is_file()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert list(saved["judges"]) == ["base", "trained"]
+    assert saved["judges"]["trained"]["accuracy"]["within_1"] > saved["judges"]["base"]["accuracy"]["within_1"]
+    assert "report:" in capsys.readouterr().out
+
+
+def test_cli_without_compare_writes_one_report_per_judge(tmp_path) -> None:
+    base, trained = _predictions(tmp_path, "base", 3), _predictions(tmp_path, "trained", 1)
+    out = tmp_path / "sep"
+    assert main(["eval", "--predictions", str(base), str(trained), "--name", "zero-shot", "grpo",
+                 "--bootstrap", "0", "--out", str(out)]) == 0
+    for name in ("zero-shot", "grpo"):
+        text = (out / name / "report.md").read_text(encoding="utf-8")
+        assert f"| metric | {name} |" in text and (out / name / "plots" / f"{name}_confusion.png").is_file()
+
+
+def test_report_bytes_are_reproducible(tmp_path) -> None:
+    preds = _predictions(tmp_path, "j", 1)
+    for out in ("a", "b"):
+        assert main(["eval", "--predictions", str(preds), "--bootstrap", "40", "--seed", "1",
+                     "--out", str(tmp_path / out)]) == 0
+    for rel in ("metrics.json", "report.md", "plots/j_confusion.png", "plots/j_pred_vs_true.png"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_cli_verl_dumps_give_training_curves(tmp_path) -> None:
+    dump = tmp_path / "val"
+    dump.mkdir()
+    for step, good in ((5, 1), (10, 3), (15, 4)):
+        lines = []
+        for i in range(4):
+            out = f"<think>t</think><answer>{i * 2}</answer>" if i < good else "garbage"
+            lines.append(json.dumps({"input": f"prompt {i % 2}", "output": out, "gts": str(i * 2),
+                                     "score": 2.0 if i < good else 0.0, "step": step}))
+        (dump / f"{step}.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "rep"
+    assert main(["eval", "--verl-dumps", str(dump), "--bootstrap", "0", "--out", str(out)]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert [row["step"] for row in saved["training_log"]] == [5, 10, 15]
+    assert [row["exact"] for row in saved["training_log"]] == [0.25, 0.75, 1.0]
+    assert saved["judges"]["val"]["n"] == 4 and saved["judges"]["val"]["accuracy"]["exact"] == 1.0  # last step
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "plots/training.png" in _images_in(text) and (out / "plots" / "training.png").is_file()
+    assert main(["eval", "--verl-dumps", str(dump), "--step", "10", "--bootstrap", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["judges"]["val"]["accuracy"]["exact"] == 0.75
+    assert main(["eval", "--verl-dumps", str(dump), "--step", "7", "--out", str(out)]) == 1
+
+
+def test_cli_errors_are_clear(tmp_path, capsys) -> None:
+    assert main(["eval", "--out", str(tmp_path)]) == 1
+    assert "nothing to evaluate" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["eval", "--predictions", str(empty), "--out", str(tmp_path / "o")]) == 1
+    assert "no records to evaluate" in capsys.readouterr().err
+    assert main(["eval", "--data", "x.parquet", "--out", str(tmp_path)]) == 1
+    assert "--data needs --model" in capsys.readouterr().err
+    assert main(["eval", "--predictions", str(empty), "--name", "a", "b"]) == 1
+    assert "one per input" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_help_stays_light() -> None:
+    code = (
+        "import sys\n"
+        "from editjudge.cli import main\n"
+        "try:\n    main(['eval', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'scipy', 'matplotlib', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--predictions" in out and "--verl-dumps" in out and "--compare" in out
+    assert "HEAVY []" in out
