@@ -23,8 +23,10 @@ Everything else is rejected with a named reason, never guessed at:
 
 The scan uses ``str.find``/``str.count`` only (a regex touches nothing but the short answer): linear time on any
 input, no backtracking. A one-pass fast path accepts well-formed responses; anything else goes through the full
-rule-by-rule classifier, which names the reason (the two agree on every input; property-tested). Every accepted number is one that ``float`` also accepts, with the same value, so a score
-from this parser never disagrees with the seed's ``float(answer)`` reading.
+rule-by-rule classifier, which names the reason (the two agree on every input; property-tested).
+
+Every accepted number is one that ``float`` also accepts, with the same value, so a score from this parser never
+disagrees with the seed's ``float(answer)`` reading.
 """
 
 from __future__ import annotations

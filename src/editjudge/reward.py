@@ -222,7 +222,8 @@ class _TrlRewardTerm:
     ) -> list[float]:
         if ground_truth is None:
             raise ValueError(
-                "the TRL dataset needs a 'ground_truth' column (the label '0'..'9' of each row) for the editjudge reward"
+                "the TRL dataset needs a 'ground_truth' column (the label '0'..'9' of each row) "
+                "for the editjudge reward"
             )
         if len(ground_truth) != len(completions):
             raise ValueError(f"got {len(completions)} completions but {len(ground_truth)} ground truths")
