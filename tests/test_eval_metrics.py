@@ -249,6 +249,16 @@ def test_pairwise_with_ties_matches_editreward_scan_when_gaps_are_distinct(seed)
     assert ties["value_at_epsilon_0"] == pytest.approx(no_ties)
 
 
+def test_repeated_gaps_use_real_thresholds_not_the_order_dependent_scan() -> None:
+    # one truth tie and one preference, both with |Δ| = 1: EditReward's scan scores the state "first pair is a
+    # judge tie, second is not" (which no threshold produces), so its value depends on the input order
+    assert _incremental_editreward_style([0, 1], [1.0, 1.0]) == 1.0
+    assert _incremental_editreward_style([1, 0], [1.0, 1.0]) == 0.5
+    records = [rec(0, 5, 5, group="a"), rec(1, 5, 4, group="a"), rec(2, 6, 5, group="b"), rec(3, 5, 4, group="b")]
+    ties = compute_metrics(records, bootstrap=0)["pairwise"]["with_ties"]
+    assert ties["value"] == 0.5  # ε = 0: the preference is right; ε = 1: the tie is right — never both
+
+
 # ---------------------------------------------------------------------------------------------- best-of-N
 
 
