@@ -29,6 +29,7 @@ __all__ = [
     "UNPARSED_PRED",
     "VERL_RUNTIME_KWARGS",
     "RewardOptions",
+    "completion_text",
     "compute_score",
     "parse_label",
     "reward_options",
