@@ -27,6 +27,16 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where it tells something: not None/False, and not already described in the help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only ``verb``'s module is imported to fill in its arguments."""
     parser = argparse.ArgumentParser(
@@ -41,7 +51,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (module_name, help_text) in VERBS.items():
         verb_parser = sub.add_parser(
-            name, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            name, help=help_text, description=help_text, formatter_class=_HelpFormatter
         )
         if name == verb:
             module = importlib.import_module(module_name)
