@@ -50,6 +50,11 @@ def test_get_custom_reward_fn_loads_the_shim_and_passes_reward_kwargs(config) ->
     result = plain(data_source="tts_edit_score", solution_str="<think>r</think><answer>6</answer>", ground_truth="7",
                    extra_info={"num_turns": None, "rollout_reward_scores": {}})
     assert result == {"score": 2.0, "format": 1.0, "accuracy": 1.0, "parsed": 1.0, "pred": 6, "abs_error": 1}
+    # verl's "remote" reward manager ships the loaded function to Ray workers: it must pickle (by reference).
+    import pickle
+
+    assert pickle.loads(pickle.dumps(plain))(data_source="d", solution_str="<answer>6</answer>", ground_truth="7") \
+        == {"score": 1.0, "format": 0.0, "accuracy": 1.0, "parsed": 1.0, "pred": 6, "abs_error": 1}
 
     tuned = get_custom_reward_fn(_config(
         "+reward.custom_reward_function.reward_kwargs.tolerance=0",
