@@ -229,6 +229,13 @@ def test_bad_options_fail_clearly(kwargs: dict, error: type, message: str) -> No
         trl_reward_funcs(**kwargs)
 
 
+def test_validation_is_not_bypassed_by_the_options_cache() -> None:
+    """True == 1 for Python's hashing; a cached tolerance=1 must not let tolerance=True through."""
+    assert compute_score("d", "<answer>7</answer>", "6", tolerance=1)["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="'tolerance'"):
+        compute_score("d", "<answer>7</answer>", "6", tolerance=True)
+
+
 def test_verl_runtime_kwargs_are_accepted() -> None:
     """verl's reward managers add these when a reward-model router runs; they must not count as unknown options."""
     result = compute_score("d", "<answer>7</answer>", "7", reward_router_address="127.0.0.1:1",

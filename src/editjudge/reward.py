@@ -88,18 +88,19 @@ def reward_options(**kwargs: Any) -> RewardOptions:
 
 
 @lru_cache(maxsize=64)
-def _cached_options(items: tuple[tuple[str, Any], ...]) -> RewardOptions:
-    return reward_options(**dict(items))
+def _cached_options(items: tuple[tuple[str, type, Any], ...]) -> RewardOptions:
+    return reward_options(**{name: value for name, _, value in items})
 
 
 def _options(kwargs: Mapping[str, Any]) -> RewardOptions:
     if not kwargs:
         return DEFAULT_OPTIONS
-    items = tuple(sorted((k, v) for k, v in kwargs.items() if k not in VERL_RUNTIME_KWARGS))
+    # The type is part of the key: True == 1 and hash(True) == hash(1), but only 1 is a valid tolerance.
+    items = tuple(sorted((k, type(v), v) for k, v in kwargs.items() if k not in VERL_RUNTIME_KWARGS))
     try:
         hash(items)
     except TypeError:  # an unhashable value (e.g. a list): validate uncached, which raises the clear error
-        return reward_options(**dict(items))
+        return reward_options(**{name: value for name, _, value in items})
     return _cached_options(items)
 
 
