@@ -314,6 +314,12 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate() -> None:
     assert "bootstrap" not in compute_metrics(records, bootstrap=0)
 
 
+def test_one_group_gets_no_intervals_but_a_reason() -> None:
+    m = strict_json(compute_metrics([rec(i, i, i, group="only") for i in range(4)], bootstrap=50))
+    assert m["pairwise"]["strict"]["value"] == 1.0
+    assert all(iv["low"] is None and "2 groups" in iv["reason"] for iv in m["bootstrap"]["intervals"].values())
+
+
 def test_bootstrap_resamples_groups_not_records() -> None:
     # every group holds the same four records: resampling whole groups cannot move any metric,
     # whereas resampling single records would.

@@ -149,7 +149,7 @@ def test_cli_without_compare_writes_one_report_per_judge(tmp_path) -> None:
 def test_report_bytes_are_reproducible(tmp_path) -> None:
     preds = _predictions(tmp_path, "j", 1)
     for out in ("a", "b"):
-        assert main(["eval", "--predictions", str(preds), "--bootstrap", "40", "--seed", "1",
+        assert main(["eval", "--predictions", str(preds), "--bootstrap", "40", "--bootstrap-seed", "1",
                      "--out", str(tmp_path / out)]) == 0
     for rel in ("metrics.json", "report.md", "plots/j_confusion.png", "plots/j_pred_vs_true.png"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
@@ -203,3 +203,31 @@ def test_eval_help_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "--predictions" in out and "--verl-dumps" in out and "--compare" in out
     assert "HEAVY []" in out
+
+
+@pytest.mark.slow
+def test_cli_runs_the_judge_over_a_prepared_parquet(tmp_path, tiny_model_dir) -> None:
+    """synth → prepare → eval --data with the tiny model through editjudge.judge.Judge (contract 7)."""
+    pytest.importorskip("editjudge.judge")
+    assert main(["synth", str(tmp_path / "edits"), "--sources", "3", "--candidates", "3"]) == 0
+    assert main(["prepare", str(tmp_path / "edits"), "--out", str(tmp_path / "data"), "--processor",
+                 str(tiny_model_dir), "--train-split", "0.5", "--workers", "1", "-q"]) == 0
+    test_parquet = tmp_path / "data" / "test.parquet"
+    out = tmp_path / "rep"
+    assert main(["eval", "--data", str(test_parquet), "--model", str(tiny_model_dir), "--processor",
+                 str(tiny_model_dir), "--max-new-tokens", "8", "--bootstrap", "20", "--save-predictions",
+                 "--name", "tiny", "--out", str(out)]) == 0
+    from editjudge.evaluate.readers import read_predictions, read_test_parquet
+
+    rows = read_test_parquet(test_parquet)
+    records = read_predictions(out / "tiny.predictions.jsonl")
+    assert [r.id for r in records] == [row["id"] for row in rows]
+    assert [r.label for r in records] == [int(row["label"]) for row in rows]
+    assert all(r.raw is not None and (r.pred is None) == (r.error is not None) for r in records)
+    saved = json.loads((out / "metrics.json").read_text())["judges"]["tiny"]
+    assert saved["n"] == len(rows) and saved["n_groups"] == len({row["group"] for row in rows})
+    # the saved predictions reproduce the same metrics through --predictions
+    again = tmp_path / "again"
+    assert main(["eval", "--predictions", str(out / "tiny.predictions.jsonl"), "--name", "tiny",
+                 "--bootstrap", "20", "--out", str(again)]) == 0
+    assert json.loads((again / "metrics.json").read_text())["judges"]["tiny"] == saved

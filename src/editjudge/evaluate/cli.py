@@ -37,20 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="predictions JSONL files written by `editjudge score --out` (one judge each)")
     src.add_argument("--verl-dumps", nargs="+", default=[], metavar="DIR",
                      help="verl dump folders of <step>.jsonl (trainer.validation_data_dir / rollout_data_dir)")
-    src.add_argument("--data", metavar="PARQUET", help="prepared test.parquet to run --model over")
-    run = parser.add_argument_group("judge run (with --data)")
-    run.add_argument("--model", help="base model path or hub id (or a merged model)")
-    run.add_argument("--adapter", help="LoRA adapter folder (e.g. from `editjudge export`)")
-    run.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"],
-                     help="judge backend (default: transformers)")
-    run.add_argument("--base-url", help="OpenAI-compatible server URL (with --backend openai)")
-    run.add_argument("--template", default="en", help="prompt template the judge was trained with (default: en)")
-    run.add_argument("--num-samples", type=int, default=1, help="Avg@k: responses per edit (default: 1, greedy)")
-    run.add_argument("--max-new-tokens", type=int, default=512, help="generation budget (default: 512)")
-    run.add_argument("--batch-size", type=int, default=None, help="backend batch size")
-    run.add_argument("--limit", type=int, default=None, help="judge only the first N rows")
-    run.add_argument("--save-predictions", action="store_true",
-                     help="also write the judge's records to OUT/<name>.predictions.jsonl")
+    src.add_argument("--data", metavar="PARQUET",
+                     help="prepared test.parquet to judge now with --model (options: see the judge groups below)")
+    src.add_argument("--limit", type=int, default=None, help="with --data: judge only the first N rows")
+    src.add_argument("--save-predictions", action="store_true",
+                     help="with --data: also write the judge's records to OUT/<name>.predictions.jsonl")
+    # The judge's options are the ones `editjudge score` has (one source of truth for image sizing, sampling,
+    # backends); here --model is only needed with --data.
+    from editjudge.judge.cli_common import add_judge_arguments
+
+    add_judge_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "model":
+            action.required = False
+            action.help = "with --data: " + (action.help or "")
     out = parser.add_argument_group("report")
     out.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     out.add_argument("--name", nargs="+", default=[], metavar="NAME",
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--compare", action="store_true",
                      help="one side-by-side report for all judges (default: one report per judge under OUT/<name>)")
     out.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals; 0 = off")
-    out.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    out.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     out.add_argument("--pair-truth", default="label", choices=["label", "gt_score"],
                      help="order pairs by the 0-9 label (default) or the raw score")
     out.add_argument("--step", type=int, default=None, help="verl step to evaluate (default: the last one)")
@@ -80,24 +80,9 @@ def _unique(names: list[str]) -> list[str]:
 
 def _judge_records(args: argparse.Namespace) -> list[Any]:
     from editjudge.evaluate.readers import judge_parquet
-    from editjudge.judge import Judge
+    from editjudge.judge.cli_common import judge_from_args
 
-    options: dict[str, Any] = {}
-    if args.batch_size:
-        options["batch_size"] = args.batch_size
-    if args.base_url:
-        options["base_url"] = args.base_url
-    judge = Judge(
-        args.model,
-        adapter=args.adapter,
-        backend=args.backend,
-        template=args.template,
-        num_samples=args.num_samples,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        **options,
-    )
-    return judge_parquet(args.data, judge, limit=args.limit, progress=True)
+    return judge_parquet(args.data, judge_from_args(args), limit=args.limit, progress=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = {}
     for name, recs in records.items():
         print(f"computing metrics for {name} ({len(recs)} records)…", file=sys.stderr)
-        metrics[name] = compute_metrics(recs, bootstrap=args.bootstrap, seed=args.seed, pair_truth=args.pair_truth)
+        metrics[name] = compute_metrics(recs, bootstrap=args.bootstrap, seed=args.bootstrap_seed, pair_truth=args.pair_truth)
 
     out = Path(args.out)
     if args.save_predictions:

@@ -409,6 +409,17 @@ def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, see
     from scipy import stats
 
     names = list(point)
+    summary = {
+        "method": "percentile",
+        "resample": "groups (records without a group are their own group)",
+        "n_resamples": n_resamples,
+        "n_groups": a.n_groups,
+        "confidence_level": level,
+        "seed": seed,
+    }
+    if a.n_groups < 2:
+        reason = "a bootstrap over groups needs at least 2 groups"
+        return summary | {"intervals": {k: {"low": None, "high": None, "reason": reason} for k in names}}
 
     def statistic(groups: np.ndarray) -> np.ndarray:
         gw = np.bincount(groups.astype(np.int64), minlength=a.n_groups).astype(float)
@@ -441,15 +452,7 @@ def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, see
             }
         else:
             intervals[name] = {"low": _f(low[i]), "high": _f(high[i]), "std_error": _f(np.std(dist[i], ddof=1))}
-    return {
-        "method": "percentile",
-        "resample": "groups (records without a group are their own group)",
-        "n_resamples": n_resamples,
-        "n_groups": a.n_groups,
-        "confidence_level": level,
-        "seed": seed,
-        "intervals": intervals,
-    }
+    return summary | {"intervals": intervals}
 
 
 def _json_safe(obj: Any) -> Any:
