@@ -132,13 +132,15 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
-def _damage(image: Image.Image, rng: np.random.Generator, amount: float) -> Image.Image:
-    """Artifacts that grow with ``amount`` in [0, 1]: blur and noise."""
+def _damage(image: Image.Image, grain: np.ndarray, amount: float) -> Image.Image:
+    """Artifacts that grow with ``amount`` in [0, 1]: softening (down- and up-sampling) and noise."""
     if amount <= 0.05:
         return image
-    image = image.filter(ImageFilter.GaussianBlur(radius=amount * image.width / 64))
-    noise = rng.normal(0.0, 40.0 * amount, size=(image.height, image.width, 3))
-    return Image.fromarray(np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8))
+    side = image.width
+    small = max(4, int(round(side / (1.0 + 3.0 * amount))))
+    image = image.resize((small, small), Image.Resampling.BILINEAR).resize((side, side), Image.Resampling.BILINEAR)
+    noisy = np.asarray(image, dtype=np.float32) + grain * np.float32(40.0 * amount)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
 def _jpeg(image: Image.Image, **kwargs: object) -> bytes:
@@ -186,8 +188,9 @@ def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
     folder = Path(out) / f"shard_{index // 100:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     source = _jpeg(_draw(scene, size, COLOURS[scene.colour], texture))
+    grain = rng.standard_normal(size=(size, size, 3), dtype=np.float32)
     for k, (score, fill, damage) in enumerate(_candidates(rng, scene, candidates)):
-        edited = _damage(_draw(scene, size, fill, texture), rng, damage * 0.6)
+        edited = _damage(_draw(scene, size, fill, texture), np.roll(grain, k * 7, axis=1), damage * 0.6)
         _write_sample(folder, f"s{index:05d}_c{k:02d}", source, _jpeg(edited), scene.instruction, score)
     return candidates
 

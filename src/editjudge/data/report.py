@@ -146,6 +146,8 @@ def format_summary(report: dict[str, Any]) -> str:
             f"prompt tokens ({tokens['counter'].split(':')[0]}): mean {prompt['mean']:.0f}, max {prompt['max']:.0f} "
             f"of {tokens['max_prompt_length']}; image tokens/image: mean {report['images']['tokens_per_image']['mean']:.0f}"
         )
+    if counts["kept"] and not counts["test"] and report["settings"].get("train_split", 1.0) < 1.0:
+        lines.append("note: the test split is empty — too few groups (sources) to split; add data or lower --train-split")
     if report["rejects_by_reason"]:
         lines.append("rejected by reason:")
         lines += [f"  {reason:22s} {n}" for reason, n in report["rejects_by_reason"].items()]
