@@ -134,6 +134,9 @@ def test_cli_compare_puts_judges_side_by_side(tmp_path, capsys) -> None:
     assert list(saved["judges"]) == ["base", "trained"]
     assert saved["judges"]["trained"]["accuracy"]["within_1"] > saved["judges"]["base"]["accuracy"]["within_1"]
     assert "report:" in capsys.readouterr().out
+    assert "## Differences to base" in text and saved["comparison"]["n_common"] == 40
+    diff_row = next(line for line in text.splitlines() if line.startswith("| accuracy, ±1 |") and "+" in line)
+    assert diff_row.count("**") == 2  # trained is clearly better at ±1
 
 
 def test_cli_without_compare_writes_one_report_per_judge(tmp_path) -> None:

@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--name", nargs="+", default=[], metavar="NAME",
                      help="names of the judges, in input order (predictions, dumps, then --data)")
     out.add_argument("--compare", action="store_true",
-                     help="one side-by-side report for all judges (default: one report per judge under OUT/<name>)")
+                     help="one side-by-side report for all judges, with paired differences to the first judge on "
+                          "the items they share (default: one report per judge under OUT/<name>)")
     out.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals; 0 = off")
     out.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     out.add_argument("--pair-truth", default="label", choices=["label", "gt_score"],
@@ -144,8 +145,13 @@ def run(args: argparse.Namespace) -> int:
             write_records(recs, out / f"{slug(name)}.predictions.jsonl")
     pages = []
     if args.compare or len(names) == 1:
-        log = _merge_logs(logs)
-        pages.append(write_report(metrics, records, out, training_log=log))
+        comparison = None
+        if len(names) > 1:
+            from editjudge.evaluate.compare import compare_judges
+
+            comparison = compare_judges(records, bootstrap=args.bootstrap, seed=args.bootstrap_seed,
+                                        pair_truth=args.pair_truth)
+        pages.append(write_report(metrics, records, out, training_log=_merge_logs(logs), comparison=comparison))
     else:
         for name in names:
             pages.append(write_report({name: metrics[name]}, {name: records[name]}, out / slug(name),

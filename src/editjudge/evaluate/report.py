@@ -316,6 +316,51 @@ def _training_table(log: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+HEADLINE_TITLES = {
+    "parse_rate": "parse rate",
+    "accuracy.exact": "accuracy, exact",
+    "accuracy.within_1": "accuracy, ±1",
+    "accuracy.within_2": "accuracy, ±2",
+    "mae.value": "MAE (lower is better)",
+    "correlation.pred_vs_label.spearman": "Spearman vs label",
+    "correlation.pred_vs_label.kendall": "Kendall τ-b vs label",
+    "correlation.pred_vs_label.pearson": "Pearson vs label",
+    "pairwise.strict": "pairwise acc., strict",
+    "pairwise.with_ties": "pairwise acc., with ties",
+    "best_of_n.regret": "best-of-N regret (lower is better)",
+    "best_of_n.win_rate_vs_random": "best-of-N win rate vs random",
+}
+
+
+def _comparison_section(comparison: Mapping[str, Any]) -> list[str]:
+    base = comparison["baseline"]
+    lines = [f"## Differences to {base}", ""]
+    if comparison.get("reason"):
+        return lines + [f"Not computed: {comparison['reason']}.", ""]
+    others = list(comparison["differences"])
+    lines += [
+        f"Judge minus {base} on the {comparison['n_common']} items all judges scored; brackets: paired bootstrap "
+        "interval (the same resampled groups for every judge); **bold** = the interval excludes 0.",
+        "",
+        "| metric | " + " | ".join(others) + " |",
+        "|---|" + "---:|" * len(others),
+    ]
+    for key, title in HEADLINE_TITLES.items():
+        cells = []
+        for name in others:
+            d = comparison["differences"][name].get(key) or {}
+            if d.get("value") is None:
+                cells.append("–")
+                continue
+            text = f"{d['value']:+.3f}"
+            if d.get("low") is not None:
+                text += f" [{d['low']:+.3f}, {d['high']:+.3f}]"
+            cells.append(f"**{text}**" if d.get("clear") else text)
+        if any(c != "–" for c in cells):
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
@@ -326,6 +371,7 @@ def write_report(
     out_dir: str | Path,
     training_log: Sequence[Mapping[str, Any]] | None = None,
     *,
+    comparison: Mapping[str, Any] | None = None,
     title: str = "editjudge evaluation",
 ) -> Path:
     """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
@@ -333,6 +379,7 @@ def write_report(
     ``metrics_by_judge`` maps a judge name to :func:`compute_metrics` output; ``records_by_judge`` holds the same
     judges' records (for the plots). ``training_log`` is a list of per-step dicts (``step`` plus ``reward_mean``,
     ``exact``, ``within_1``, ``within_2``, ``parse_rate``; see :func:`editjudge.evaluate.metrics.per_step`).
+    ``comparison`` is :func:`editjudge.evaluate.compare.compare_judges` output (paired differences to a baseline).
     """
     if not metrics_by_judge:
         raise ValueError("write_report needs the metrics of at least one judge")
@@ -349,6 +396,8 @@ def write_report(
     payload: dict[str, Any] = {"judges": {n: metrics_by_judge[n] for n in metrics_by_judge}}
     if training_log:
         payload["training_log"] = list(training_log)
+    if comparison:
+        payload["comparison"] = dict(comparison)
     atomic_write(out / "metrics.json", _json_bytes(payload))
 
     page = [f"# {title}", ""]
@@ -365,6 +414,8 @@ def write_report(
     if len(names) > 1:
         plot_compare(metrics_by_judge, plots / "compare.png")
         page += ["![judges side by side](plots/compare.png)", ""]
+    if comparison:
+        page += _comparison_section(comparison)
     notes = [line for n in names for line in _notes(n, metrics_by_judge[n]) + [""]]
     if notes:
         page += ["### Notes", "", *notes]
