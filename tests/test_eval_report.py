@@ -234,3 +234,17 @@ def test_cli_runs_the_judge_over_a_prepared_parquet(tmp_path, tiny_model_dir) ->
     assert main(["eval", "--predictions", str(out / "tiny.predictions.jsonl"), "--name", "tiny",
                  "--bootstrap", "20", "--out", str(again)]) == 0
     assert json.loads((again / "metrics.json").read_text())["judges"]["tiny"] == saved
+
+
+def test_write_report_accepts_a_trainer_log_history(tmp_path) -> None:
+    """TRL's ``trainer.state.log_history``: ``reward``, ``rewards/<f>/mean``, ``loss``, a summary row, NaN."""
+    records = [EvalRecord(id=str(i), group="g", label=i, pred=i) for i in range(4)]
+    log = [{"step": s, "reward": 0.5 + s / 10, "rewards/format_reward/mean": s / 10, "loss": float("nan") if s == 2
+            else 0.1, "epoch": s / 4} for s in range(1, 4)]
+    log.append({"step": 3, "train_runtime": 1.5, "train_loss": 0.2})
+    page = write_report({"j": compute_metrics(records, bootstrap=0)}, {"j": records}, tmp_path, training_log=log)
+    text = page.read_text(encoding="utf-8")
+    assert "plots/training.png" in _images_in(text) and (tmp_path / "plots" / "training.png").is_file()
+    assert "| step | mean reward | loss |" in text and "| 3 | 0.800 | 0.100 |" in text
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["training_log"][1]["loss"] is None and len(saved["training_log"]) == 4

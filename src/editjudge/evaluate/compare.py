@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from editjudge.evaluate.metrics import _f, _headline, _json_safe, _prepare
+from editjudge.evaluate.metrics import _f, _headline, json_safe, _prepare
 from editjudge.evaluate.records import EvalRecord, as_records
 
 
@@ -99,4 +99,4 @@ def compare_judges(
                       "confidence_level": confidence_level, "seed": seed},
         "differences": differences,
     }
-    return _json_safe(out)
+    return json_safe(out)

@@ -455,12 +455,12 @@ def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, see
     return summary | {"intervals": intervals}
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """Recursively turn numpy scalars into Python numbers and any non-finite float into None."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -534,7 +534,7 @@ def compute_metrics(
         metrics["reward"] = {"mean": float(np.mean(rewards)), "n": len(rewards)}
     if bootstrap:
         metrics["bootstrap"] = _bootstrap(a, _headline(a, ones), bootstrap, seed, confidence_level)
-    return _json_safe(metrics)
+    return json_safe(metrics)
 
 
 def per_step(records: Iterable[EvalRecord | dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from editjudge.evaluate._io import atomic_write
+from editjudge.evaluate.metrics import json_safe
 from editjudge.evaluate.records import EvalRecord, as_records
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
 
@@ -171,34 +172,61 @@ def plot_histograms(records: Sequence[EvalRecord], title: str, path: Path) -> No
     _save(fig, path)
 
 
+REWARD_KEYS = ("reward_mean", "reward")  # editjudge's per_step rows / TRL's log_history
+ACCURACY_KEYS = (("exact", "exact"), ("within_1", "±1"), ("within_2", "±2"), ("parse_rate", "parse rate"))
+
+
+def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    return next((k for k in REWARD_KEYS if any(row.get(k) is not None for row in rows)), None)
+
+
 def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``."""
+    """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``.
+
+    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows or a trainer's log history (TRL's
+    ``reward`` and ``rewards/<function>/mean``; ``loss`` on the right when the log has no accuracy).
+    """
     runs: dict[str, list[Mapping[str, Any]]] = {}
     for row in training_log:
-        runs.setdefault(str(row.get("run", "")), []).append(row)
+        if row.get("step") is not None:
+            runs.setdefault(str(row.get("run", "")), []).append(row)
     fig = _figure(10.0, 4.0)
     left, right = fig.subplots(1, 2)
 
     def series(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
         return [np.nan if row.get(key) is None else float(row[key]) for row in rows]
 
+    right_title = "accuracy over training steps"
     for run, rows in runs.items():
         steps = [row["step"] for row in rows]
         prefix = f"{run}: " if run else ""
-        left.plot(steps, series(rows, "reward_mean"), marker="o", label=f"{prefix}mean reward")
-        for key, name in (("exact", "exact"), ("within_1", "±1"), ("within_2", "±2"), ("parse_rate", "parse rate")):
+        reward = _reward_key(rows)
+        if reward:
+            left.plot(steps, series(rows, reward), marker="o", label=f"{prefix}mean reward")
+        for key in sorted({k for row in rows for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
+            left.plot(steps, series(rows, key), marker=".", ls="--", label=prefix + key.split("/")[1])
+        present = [(k, n) for k, n in ACCURACY_KEYS if any(row.get(k) is not None for row in rows)]
+        if not present and any(row.get("loss") is not None for row in rows):
+            present, right_title = [("loss", "loss")], "loss over training steps"
+        for key, name in present:
             right.plot(steps, series(rows, key), marker="o", label=prefix + name)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_title("reward over training steps")
     left.set_xlabel("step")
     left.set_ylabel("mean reward")
     left.grid(alpha=0.3)
-    if len(runs) > 1:
+    if left.lines:
         left.legend(fontsize=8)
-    right.set_ylim(-0.02, 1.02)
-    right.set_title("accuracy over training steps")
+    if right_title.startswith("accuracy"):
+        right.set_ylim(-0.02, 1.02)
+    right.set_title(right_title)
     right.set_xlabel("step")
-    right.set_ylabel("share of responses")
-    right.legend(fontsize=8)
+    right.set_ylabel("share of responses" if right_title.startswith("accuracy") else "loss")
+    if right.lines:
+        right.legend(fontsize=8)
     right.grid(alpha=0.3)
     _save(fig, path)
 
@@ -306,13 +334,17 @@ def _per_label_table(m: Mapping[str, Any]) -> list[str]:
 
 
 def _training_table(log: Sequence[Mapping[str, Any]]) -> list[str]:
-    runs = any("run" in row for row in log)
-    head = ["run"] * runs + ["step", "n", "mean reward", "parse rate", "exact", "±1", "±2"]
-    lines = ["| " + " | ".join(head) + " |", "|---:" * len(head) + "|"]
-    for row in log:
-        cells = [str(row.get("run", ""))] * runs + [str(row["step"]), _fmt(row.get("n"))]
-        cells += [_fmt(row.get(k)) for k in ("reward_mean", "parse_rate", "exact", "within_1", "within_2")]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [row for row in log if row.get("step") is not None]
+    reward = _reward_key(rows)
+    columns = [("run", "run")] * any("run" in row for row in rows) + [("step", "step"), ("n", "n")]
+    columns += [(reward, "mean reward")] if reward else []
+    columns += [(k, t) for k, t in (("parse_rate", "parse rate"), *ACCURACY_KEYS[:3], ("loss", "loss"))]
+    columns = [(k, t) for k, t in columns if any(row.get(k) is not None for row in rows)]
+    lines = ["| " + " | ".join(t for _, t in columns) + " |", "|---:" * len(columns) + "|"]
+    shown = [k for k, _ in columns if k not in ("run", "step")]
+    for row in rows:
+        if any(row.get(k) is not None for k in shown):
+            lines.append("| " + " | ".join(_fmt(row.get(k)) for k, _ in columns) + " |")
     return lines
 
 
@@ -395,7 +427,7 @@ def write_report(
 
     payload: dict[str, Any] = {"judges": {n: metrics_by_judge[n] for n in metrics_by_judge}}
     if training_log:
-        payload["training_log"] = list(training_log)
+        payload["training_log"] = json_safe(list(training_log))  # trainer logs may hold NaN
     if comparison:
         payload["comparison"] = dict(comparison)
     atomic_write(out / "metrics.json", _json_bytes(payload))
