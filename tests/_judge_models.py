@@ -1,0 +1,66 @@
+"""A tiny Qwen2.5-VL taught (a few optimizer steps on CPU) to answer ``<think>ok</think><answer>N</answer>``.
+
+The random tiny model almost never emits a parsable answer; the judge's tests need one that does, so that the
+expected score (digit probabilities at the answer step) is exercised on real generations. One example answers 6,
+the other 7, so the answer-step distribution is spread over two digits and depends on the images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+COLORS = ("red", "blue")
+
+
+def build_answering_model(base: Path, out: Path, steps: int = 30, lr: float = 8e-3) -> Path:
+    """Fine-tune the tiny model at ``base`` into ``out`` (reused when it already exists)."""
+    if (out / "config.json").is_file():
+        return out
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from editjudge import prompts
+
+    torch.manual_seed(0)
+    processor = AutoProcessor.from_pretrained(base)
+    model = AutoModelForImageTextToText.from_pretrained(base)
+    processor.tokenizer.padding_side = "right"
+    texts, images, prompt_lengths = [], [], []
+    for i, color in enumerate(COLORS):
+        messages = prompts.to_content_parts(prompts.build_messages(f"make it {color}"))
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        pair = [Image.new("RGB", (56, 56), color), Image.new("RGB", (56, 84), COLORS[(i + 1) % len(COLORS)])]
+        texts.append(prompt + prompts.format_answer(7 if i % 2 else 6, "ok") + "<|im_end|>")
+        images.append(pair)
+        prompt_lengths.append(processor(text=[prompt], images=pair, return_tensors="pt")["input_ids"].shape[1])
+    batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    for row, length in enumerate(prompt_lengths):
+        labels[row, :length] = -100
+    labels[batch["attention_mask"] == 0] = -100
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # steady on a shared 2-core machine; several threads thrash when other jobs run
+    try:
+        for _ in range(steps):
+            model(**batch, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    processor.tokenizer.padding_side = "left"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # built concurrently by another fixture: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
