@@ -61,7 +61,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tts_edit")
-    _write(folder / "train.parquet", _rows(6, "train"))
+    _write(folder / "train.parquet", _rows(256, "train"))  # one global batch of the preset
     _write(folder / "test.parquet", _rows(3, "test"))
     return folder
 
@@ -117,11 +117,19 @@ def test_preset_composes_into_the_values_verl_will_read(default_plan: engine.Pla
 
 
 def test_preset_passes_the_whole_preflight(default_plan: engine.Plan) -> None:
-    report = preflight.run_checks(default_plan.config, launching=False)
+    report = preflight.run_checks(default_plan.config, launching=False, max_rows=8)
     assert report.ok, report.render()
     text = "\n".join(report.passed)
     assert "validate_config passed" in text and "LoRA rank 128" in text
-    assert "train.parquet: 6 rows" in text and "test.parquet: 3 rows" in text
+    assert "train.parquet: 256 rows" in text and "every 32th row" in text and "test.parquet: 3 rows" in text
+    assert "1 step(s) per epoch × 10 epochs (256 rows, batch 256)" in text
+
+
+def test_preflight_refuses_data_smaller_than_one_batch(default_plan: engine.Plan) -> None:
+    report = preflight.Report()
+    preflight.check_steps(default_plan.config, 200, report)
+    problem, fix = _only(report.problems, "fewer than data.train_batch_size=256")
+    assert "no training step" in problem and "data.train_batch_size=200" in fix
 
 
 def test_user_presets_are_files(tmp_path: Path) -> None:
@@ -278,7 +286,7 @@ def test_preflight_data_problems_each_name_their_fix(default_plan: engine.Plan, 
 
 
 def test_preflight_prompt_length_uses_verls_processor_path(
-    default_plan: engine.Plan, tiny_model_dir: Path, data_dir: Path
+    default_plan: engine.Plan, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     from verl.utils import hf_processor
 
@@ -286,7 +294,7 @@ def test_preflight_prompt_length_uses_verls_processor_path(
     longest = max(preflight.prompt_length(processor, r["prompt"], r["images"], default_plan.config.data)
                   for r in _rows(6, "train"))
     assert longest > 2 * 2 * 3  # two images of 2x3 merged patches each, plus the text
-    train = str(data_dir / "train.parquet")
+    train = str(_write(tmp_path / "train.parquet", _rows(6, "train")))
     report = _run(preflight.check_data_file, train, _with(default_plan, data__max_prompt_length=longest - 1), processor)
     problem, fix = _only(report.problems, "train.parquet: ")
     assert f"longer than data.max_prompt_length={longest - 1} tokens (longest {longest};" in problem
@@ -339,7 +347,8 @@ def test_bad_overrides_fail_to_compose_with_a_fix(default_plan: engine.Plan) -> 
 @pytest.mark.slow
 def test_dry_run_prints_the_exact_verl_command(data_dir: Path, tiny_model_dir: Path, capsys) -> None:
     code = main(["train", "--train-files", str(data_dir / "train.parquet"), "--val-files", str(data_dir / "test.parquet"),
-                 "--model", str(tiny_model_dir), "--gpus", "2", "--dry-run", "--", "trainer.total_epochs=3"])
+                 "--model", str(tiny_model_dir), "--gpus", "2", "--dry-run", "--preflight-rows", "8", "--",
+                 "trainer.total_epochs=3"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "pre-flight passed" in err
@@ -359,7 +368,8 @@ def test_dry_run_prints_the_exact_verl_command(data_dir: Path, tiny_model_dir: P
 @pytest.mark.slow
 def test_failed_preflight_exits_non_zero(data_dir: Path, tiny_model_dir: Path, capsys) -> None:
     code = main(["train", "--train-files", str(data_dir / "train.parquet"), "--val-files", str(data_dir / "test.parquet"),
-                 "--model", str(tiny_model_dir), "--dry-run", "--", "custom_reward_function.path=./r.py"])
+                 "--model", str(tiny_model_dir), "--dry-run", "--preflight-rows", "8", "--",
+                 "custom_reward_function.path=./r.py"])
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert "pre-flight FAILED" in err and "use reward.custom_reward_function.path=./r.py instead" in err
@@ -369,7 +379,7 @@ def test_failed_preflight_exits_non_zero(data_dir: Path, tiny_model_dir: Path, c
 def test_recipe_script_dry_run(data_dir: Path, tiny_model_dir: Path) -> None:
     env = {**os.environ, "DATA_DIR": str(data_dir), "MODEL": str(tiny_model_dir), "N_GPUS": "8", "DRY_RUN": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(["bash", str(REPO / "recipe/tts_edit/run_qwen2_5_vl-3b_lora.sh"), "--",
+    result = subprocess.run(["bash", str(REPO / "recipe/tts_edit/run_qwen2_5_vl-3b_lora.sh"), "--preflight-rows", "8", "--",
                              "trainer.total_epochs=2"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     argv = shlex.split(result.stdout.replace("\\\n", " "))

@@ -457,8 +457,11 @@ def prompt_length(processor: Any, prompt: list[dict], images: list[Any], data_cf
     return int(len(inputs["input_ids"][0]))
 
 
-def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_rows: int | None = None) -> None:
-    """Schema, ``<image>`` placeholders = images per row, and prompt lengths within ``data.max_prompt_length``."""
+def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_rows: int | None = None) -> int:
+    """Schema, ``<image>`` placeholders = images per row, prompt lengths within ``data.max_prompt_length``.
+
+    Returns the file's row count (0 when it cannot be read).
+    """
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
@@ -469,12 +472,12 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
             "run `editjudge prepare <folders or manifests> -o <dir>` and pass <dir>/train.parquet and "
             "<dir>/test.parquet with --train-files / --val-files",
         )
-        return
+        return 0
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:
         report.fail(f"data file {path} is not a readable parquet file ({exc})", "re-create it with `editjudge prepare`")
-        return
+        return 0
     prompt_key, image_key = str(cfg.data.prompt_key), str(cfg.data.image_key)
     issues = _schema_problems(parquet.schema_arrow, prompt_key, image_key)
     if issues:
@@ -482,11 +485,11 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
             f"{path}: {'; '.join(issues)}",
             f"write it with `editjudge prepare` (verl's format: {prompt_key}, {image_key}, data_source, reward_model)",
         )
-        return
+        return 0
     rows = parquet.metadata.num_rows
     if rows == 0:
         report.fail(f"{path} has no rows", "check the input of `editjudge prepare` (no scored edits were found)")
-        return
+        return 0
     limit = int(cfg.data.max_prompt_length)
     step = max(1, rows // max_rows) if max_rows else 1
     mismatched: list[str] = []
@@ -537,6 +540,7 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
         measured = f"longest prompt {longest}/{limit} tokens" if processor is not None else "lengths not measured"
         sampled = f", every {step}th row" if step > 1 else ""
         report.passed.append(f"{name}: {rows} rows, 2-image prompts match their images, {measured}{sampled}")
+    return rows
 
 
 def _round_up_pow2(value: int) -> int:
@@ -549,6 +553,26 @@ def _as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
+
+
+def check_steps(cfg: Any, train_rows: int, report: Report) -> None:
+    """verl drops the last incomplete batch: fewer rows than ``data.train_batch_size`` means no step at all."""
+    batch = int(cfg.data.train_batch_size)
+    if not train_rows:
+        return
+    if train_rows < batch:
+        report.fail(
+            f"the training files hold {train_rows} rows, fewer than data.train_batch_size={batch}: verl drops the "
+            "incomplete batch, so no training step would run",
+            f"prepare more data, or pass `-- data.train_batch_size={train_rows} "
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={train_rows}` (or smaller values)",
+        )
+        return
+    steps = train_rows // batch
+    report.passed.append(
+        f"{steps} step(s) per epoch × {cfg.trainer.total_epochs} epochs "
+        f"({train_rows} rows, batch {batch}{f', {train_rows - steps * batch} rows left out each epoch' if train_rows % batch else ''})"
+    )
 
 
 def check_environment(cfg: Any, report: Report) -> None:
@@ -582,9 +606,9 @@ def run_checks(cfg: Any, *, launching: bool, max_rows: int | None = None) -> Rep
             )
             files[split] = []
     processor = check_model(cfg, report, needs_vision=True)
-    for paths in files.values():
-        for path in paths:
-            check_data_file(os.path.expanduser(path), cfg, processor, report, max_rows=max_rows)
+    rows = {split: sum(check_data_file(os.path.expanduser(p), cfg, processor, report, max_rows=max_rows) for p in paths)
+            for split, paths in files.items()}
+    check_steps(cfg, rows["train"], report)
     if launching:
         check_environment(cfg, report)
     return report
