@@ -117,6 +117,7 @@ def _predictions(tmp_path: Path, name: str, shift: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_compare_puts_judges_side_by_side(tmp_path, capsys) -> None:
     base, trained = _predictions(tmp_path, "base", 3), _predictions(tmp_path, "trained", 1)
     out = tmp_path / "cmp"
@@ -149,6 +150,7 @@ def test_cli_without_compare_writes_one_report_per_judge(tmp_path) -> None:
         assert f"| metric | {name} |" in text and (out / name / "plots" / f"{name}_confusion.png").is_file()
 
 
+@pytest.mark.slow
 def test_report_bytes_are_reproducible(tmp_path) -> None:
     preds = _predictions(tmp_path, "j", 1)
     for out in ("a", "b"):
@@ -158,6 +160,7 @@ def test_report_bytes_are_reproducible(tmp_path) -> None:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
+@pytest.mark.slow
 def test_cli_verl_dumps_give_training_curves(tmp_path) -> None:
     dump = tmp_path / "val"
     dump.mkdir()

@@ -275,9 +275,14 @@ def _cell(m: Mapping[str, Any], path: str, ci_name: str | None) -> str:
     return text
 
 
+def _md(text: str) -> str:
+    """Text that cannot break a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _summary_table(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[str]:
     names = list(metrics_by_judge)
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| metric | " + " | ".join(_md(n) for n in names) + " |", "|---|" + "---:|" * len(names)]
     for path, title, ci_name in SUMMARY_ROWS:
         cells = [_cell(metrics_by_judge[n], path, ci_name) for n in names]
         if all(c == "–" for c in cells):
@@ -374,7 +379,7 @@ def _comparison_section(comparison: Mapping[str, Any]) -> list[str]:
         f"Judge minus {base} on the {comparison['n_common']} items all judges scored; brackets: paired bootstrap "
         "interval (the same resampled groups for every judge); **bold** = the interval excludes 0.",
         "",
-        "| metric | " + " | ".join(others) + " |",
+        "| metric | " + " | ".join(_md(n) for n in others) + " |",
         "|---|" + "---:|" * len(others),
     ]
     for key, title in HEADLINE_TITLES.items():
