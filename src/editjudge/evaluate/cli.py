@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = {}
     for name, recs in records.items():
         print(f"computing metrics for {name} ({len(recs)} records)…", file=sys.stderr)
-        metrics[name] = compute_metrics(recs, bootstrap=args.bootstrap, seed=args.bootstrap_seed, pair_truth=args.pair_truth)
+        metrics[name] = compute_metrics(recs, bootstrap=args.bootstrap, seed=args.bootstrap_seed,
+                                        pair_truth=args.pair_truth, progress=True)
 
     out = Path(args.out)
     if args.save_predictions:

@@ -405,8 +405,11 @@ def _headline(a: _Arrays, gw: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, seed: int, level: float) -> dict:
+def _bootstrap(
+    a: _Arrays, point: dict[str, float | None], n_resamples: int, seed: int, level: float, progress: bool = False
+) -> dict:
     from scipy import stats
+    from tqdm.auto import tqdm
 
     names = list(point)
     summary = {
@@ -421,12 +424,15 @@ def _bootstrap(a: _Arrays, point: dict[str, float | None], n_resamples: int, see
         reason = "a bootstrap over groups needs at least 2 groups"
         return summary | {"intervals": {k: {"low": None, "high": None, "reason": reason} for k in names}}
 
+    bar = tqdm(total=n_resamples, desc="bootstrap", unit="resample", disable=not progress, leave=False)
+
     def statistic(groups: np.ndarray) -> np.ndarray:
         gw = np.bincount(groups.astype(np.int64), minlength=a.n_groups).astype(float)
         values = _headline(a, gw)
+        bar.update(1)
         return np.array([np.nan if values[k] is None else values[k] for k in names])
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), bar:
         warnings.simplefilter("ignore")
         res = stats.bootstrap(
             (np.arange(a.n_groups),),
@@ -477,13 +483,14 @@ def compute_metrics(
     seed: int = 0,
     confidence_level: float = 0.95,
     pair_truth: str = "label",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """All metrics for one judge's records (see the module docstring and ``docs/evaluate.md``).
 
     ``records`` are :class:`EvalRecord` or mappings with the same keys (a predictions JSONL line works).
     ``bootstrap`` is the number of resamples for the confidence intervals (0 turns them off); ``pair_truth``
-    orders pairs by ``label`` (default: the 0–9 scale the judge answers on) or by the raw ``gt_score``.
-    Raises ``ValueError`` on empty input or bad records.
+    orders pairs by ``label`` (default: the 0–9 scale the judge answers on) or by the raw ``gt_score``;
+    ``progress`` shows a tqdm bar over the bootstrap resamples. Raises ``ValueError`` on empty input or bad records.
     """
     recs = as_records(records)
     if not recs:
@@ -533,7 +540,7 @@ def compute_metrics(
     if rewards:
         metrics["reward"] = {"mean": float(np.mean(rewards)), "n": len(rewards)}
     if bootstrap:
-        metrics["bootstrap"] = _bootstrap(a, _headline(a, ones), bootstrap, seed, confidence_level)
+        metrics["bootstrap"] = _bootstrap(a, _headline(a, ones), bootstrap, seed, confidence_level, progress)
     return json_safe(metrics)
 
 
