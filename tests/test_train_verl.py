@@ -327,6 +327,11 @@ def test_preflight_model_without_processor_or_vision(default_plan: engine.Plan, 
 def test_preflight_reward_and_resume_problems(default_plan: engine.Plan, tmp_path: Path) -> None:
     cfg = _with(default_plan, reward__custom_reward_function__path=f"{tmp_path}/nope.py")
     assert "pkg://editjudge.reward" in _only(_run(preflight.check_reward, cfg).problems, "does not load")[1]
+    cfg = _compose_with(default_plan, "+reward.custom_reward_function.reward_kwargs.tolerence=1")
+    problem, fix = _only(_run(preflight.check_reward, cfg).problems, "fails on a well-formed answer")
+    assert "tolerence" in problem and "reward_kwargs" in fix
+    cfg = _compose_with(default_plan, "+reward.custom_reward_function.reward_kwargs.tolerance=1")
+    assert _run(preflight.check_reward, cfg).ok
     cfg = _with(default_plan, reward__custom_reward_function__path=None)
     assert "pkg://editjudge.reward" in _only(_run(preflight.check_reward, cfg).problems, "is not set")[1]
     cfg = _with(default_plan, trainer__resume_mode="resume_path", trainer__resume_from_path=f"{tmp_path}/global_step_3")

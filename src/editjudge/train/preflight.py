@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from editjudge.prompts import IMAGE_PLACEHOLDER
+from editjudge.prompts import DATA_SOURCE, IMAGE_PLACEHOLDER, format_answer
 
 # vLLM's allowed ``max_lora_rank`` values (``MaxLoRARanks`` in vllm/config/lora.py, the same list in vLLM v0.26.0
 # and in verl 0.9.1's own fallback). Used when vllm is not importable on this machine.
@@ -261,12 +261,27 @@ def check_reward(cfg: Any, report: Report) -> None:
             "or an existing .py file, and .name at a function in it",
         )
         return
+    kwargs = dict(fn_cfg.get("reward_kwargs") or {})
     try:
-        inspect.signature(fn).bind(data_source="x", solution_str="", ground_truth="0", extra_info={})
+        inspect.signature(fn).bind(data_source="x", solution_str="", ground_truth="0", extra_info={}, **kwargs)
     except (TypeError, ValueError) as exc:
         report.fail(
-            f"reward function {path}:{name} does not accept verl's arguments ({exc})",
-            "define compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs)",
+            f"reward function {path}:{name} does not accept verl's arguments and reward_kwargs {kwargs} ({exc})",
+            "define compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) and pass only "
+            "the options it takes in +reward.custom_reward_function.reward_kwargs.*",
+        )
+        return
+    try:  # one call as verl's reward manager makes it, on a well-formed answer
+        result = fn(data_source=DATA_SOURCE, solution_str=format_answer(5, "a sample"), ground_truth="5",
+                    extra_info={}, **kwargs)
+        score = result["score"] if isinstance(result, dict) else result
+        float(score)
+    except Exception as exc:
+        report.fail(
+            f"reward function {path}:{name} fails on a well-formed answer with reward_kwargs {kwargs}: "
+            f"{type(exc).__name__}: {exc}",
+            "fix the reward options in +reward.custom_reward_function.reward_kwargs.* (see docs/reward.md); the "
+            "function must return a number or a dict with a numeric 'score'",
         )
         return
     report.passed.append(f"reward function {path}:{name} loads")
