@@ -77,11 +77,11 @@ class _Arrays:
 
 
 def _group_codes(records: Sequence[EvalRecord]) -> tuple[np.ndarray, int]:
-    codes: dict[str, int] = {}
+    codes: dict[tuple[str, str | int], int] = {}
     out = np.empty(len(records), dtype=np.int64)
     for i, rec in enumerate(records):
-        key = ("g", rec.group) if rec.group is not None else ("r", i)
-        out[i] = codes.setdefault(repr(key), len(codes))
+        key: tuple[str, str | int] = ("group", rec.group) if rec.group is not None else ("record", i)
+        out[i] = codes.setdefault(key, len(codes))
     return out, len(codes)
 
 
