@@ -1,8 +1,8 @@
-"""A tiny Qwen2.5-VL taught (a few optimizer steps on CPU) to answer ``<think>ok</think><answer>N</answer>``.
+"""A tiny Qwen2.5-VL taught (a few optimizer steps on CPU) to answer ``<think></think><answer>N</answer>``.
 
 The random tiny model almost never emits a parsable answer; the judge's tests need one that does, so that the
-expected score (digit probabilities at the answer step) is exercised on real generations. One example answers 6,
-the other 7, so the answer-step distribution is spread over two digits and depends on the images.
+expected score (digit probabilities at the answer step) is exercised on real generations. Half the examples answer
+6 and half 7, so the answer-step distribution is spread over two digits and depends on the images.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-COLORS = ("red", "blue")
+COLORS = ("red", "blue", "green", "yellow")
+INSTRUCTIONS = ("make it {c}", "turn the square {c}", "change the colour of the circle to {c}", "make the triangle {c}")
 
 
 def build_answering_model(base: Path, out: Path, steps: int = 30, lr: float = 8e-3) -> Path:
@@ -31,10 +32,10 @@ def build_answering_model(base: Path, out: Path, steps: int = 30, lr: float = 8e
     processor.tokenizer.padding_side = "right"
     texts, images, prompt_lengths = [], [], []
     for i, color in enumerate(COLORS):
-        messages = prompts.to_content_parts(prompts.build_messages(f"make it {color}"))
+        messages = prompts.to_content_parts(prompts.build_messages(INSTRUCTIONS[i].format(c=color)))
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         pair = [Image.new("RGB", (56, 56), color), Image.new("RGB", (56, 84), COLORS[(i + 1) % len(COLORS)])]
-        texts.append(prompt + prompts.format_answer(7 if i % 2 else 6, "ok") + "<|im_end|>")
+        texts.append(prompt + prompts.format_answer(7 if i % 2 else 6) + "<|im_end|>")
         images.append(pair)
         prompt_lengths.append(processor(text=[prompt], images=pair, return_tensors="pt")["input_ids"].shape[1])
     batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
