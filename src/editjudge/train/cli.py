@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="extra verl Hydra overrides, after `--`; they win over the preset and the flags",
     )
+    from editjudge.train.trl import add_trl_arguments  # light: the engine imports TRL only when it runs
+
+    add_trl_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

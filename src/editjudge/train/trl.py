@@ -1,0 +1,521 @@
+"""Single-process GRPO + LoRA with TRL's ``GRPOTrainer``: the CPU / one-GPU engine of ``editjudge train --engine trl``.
+
+It reads the same prepared parquet as verl (contract: ``prompt`` messages with two ``<image>``, ``images`` as
+``{"bytes"}`` dicts, ``reward_model.ground_truth``), the same reward (:func:`editjudge.reward.trl_reward_funcs`) and
+the same preset keys where their meaning is shared (LoRA rank/alpha/targets with the vision tower excluded,
+generations per prompt, learning rate, epochs, response length). Optionally a short supervised warm start teaches
+the answer format first (cold start, as RL-trained judges do), on the same LoRA adapter.
+
+Per logged step it writes ``metrics.jsonl`` in the output directory: mean/std reward, format rate, accuracy rate and
+TRL's own per-reward-function means. The adapter and the processor are saved to ``<output_dir>/adapter``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from editjudge import prompts
+
+# verl Hydra key -> TrlSettings field, for the keys whose meaning both engines share (contract 5).
+PRESET_KEYS: dict[str, str] = {
+    "actor_rollout_ref.model.lora_rank": "lora_rank",
+    "actor_rollout_ref.model.lora_alpha": "lora_alpha",
+    "actor_rollout_ref.model.target_modules": "target_modules",
+    "actor_rollout_ref.model.exclude_modules": "exclude_modules",
+    "actor_rollout_ref.rollout.n": "num_generations",
+    "actor_rollout_ref.rollout.temperature": "temperature",
+    "actor_rollout_ref.actor.optim.lr": "learning_rate",
+    "trainer.total_epochs": "epochs",
+    "data.max_prompt_length": "max_prompt_length",
+    "data.max_response_length": "max_completion_length",
+    "trainer.save_freq": "save_steps",
+}
+REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
+METRICS_FILE = "metrics.jsonl"
+ADAPTER_DIR = "adapter"
+
+
+def warm_start_target(label: int) -> str:
+    """The supervised target of the warm start: a short verdict, then the label, in the answer format."""
+    verdict = "good edit" if label >= 5 else "bad edit"
+    return prompts.format_answer(label, verdict)
+
+
+@dataclass
+class TrlSettings:
+    """Everything the engine needs; built from a preset's verl keys plus the TRL-only flags."""
+
+    model: str
+    output_dir: str
+    lora_rank: int = 128
+    lora_alpha: int = 32
+    target_modules: str | list[str] = "all-linear"
+    exclude_modules: str | list[str] | None = r".*visual.*"
+    num_generations: int = 4
+    learning_rate: float = 1e-6
+    epochs: float = 1.0
+    max_prompt_length: int | None = None  # informational: TRL 1.16 never truncates multimodal prompts
+    max_completion_length: int = 512
+    per_device_batch_size: int | None = None  # completions per step; None -> num_generations (one prompt)
+    gradient_accumulation_steps: int = 1
+    max_steps: int = -1
+    temperature: float = 1.0
+    beta: float = 0.0
+    seed: int = 42
+    logging_steps: int = 1
+    save_steps: int = 0  # 0: no intermediate checkpoints, only the final adapter
+    warm_start_steps: int = 0
+    warm_start_lr: float = 2e-3
+    gradient_checkpointing: bool | None = None  # None: on with a GPU (memory), off on CPU (speed)
+    reward_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError(f"GRPO needs at least 2 generations per prompt (actor_rollout_ref.rollout.n), got "
+                             f"{self.num_generations}")
+        batch = self.batch_size
+        if batch % self.num_generations:
+            raise ValueError(
+                f"--per-device-batch-size ({batch}) counts completions and must be a multiple of the generations "
+                f"per prompt (actor_rollout_ref.rollout.n = {self.num_generations}); try {self.num_generations}"
+            )
+        if self.lora_rank <= 0:
+            raise ValueError("the TRL engine trains a LoRA adapter: actor_rollout_ref.model.lora_rank must be > 0")
+
+    @property
+    def batch_size(self) -> int:
+        """Completions per device per optimizer micro-step."""
+        return self.per_device_batch_size or self.num_generations
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Hydra values come as strings from the command line; give them the field's type."""
+    if isinstance(value, str) and name not in ("target_modules", "exclude_modules"):
+        import yaml
+
+        value = yaml.safe_load(value)
+    if name in ("lora_rank", "lora_alpha", "num_generations", "max_completion_length", "max_prompt_length"):
+        return None if value is None else int(value)
+    if name == "save_steps":
+        return max(int(value), 0)
+    if name in ("learning_rate", "epochs", "temperature"):
+        return float(value)
+    return value
+
+
+def settings_from_overrides(overrides: Mapping[str, Any], **fields: Any) -> TrlSettings:
+    """TrlSettings from verl Hydra keys (a preset's ``overrides``); unrelated keys are ignored."""
+    mapped: dict[str, Any] = {}
+    reward_kwargs: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = key.lstrip("+")
+        name = PRESET_KEYS.get(key)
+        if name is not None:
+            mapped[name] = _coerce(name, value)
+        elif key.startswith(REWARD_KWARGS_PREFIX):
+            import yaml
+
+            reward_kwargs[key[len(REWARD_KWARGS_PREFIX) :]] = yaml.safe_load(value) if isinstance(value, str) else value
+    if reward_kwargs:
+        mapped["reward_kwargs"] = reward_kwargs
+    mapped.update({k: v for k, v in fields.items() if v is not None})
+    return TrlSettings(**mapped)
+
+
+def parse_cli_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``key=value`` strings (what follows ``--`` on the train command line) as a dict."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.lstrip("+~")] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- data
+def read_rows(paths: str | Path | Sequence[str | Path]) -> list[dict[str, Any]]:
+    """TRL dataset rows from prepared parquet files: ``prompt`` (content parts), ``images``, ``ground_truth``."""
+    import pyarrow.parquet as pq
+
+    files = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not files:
+        raise ValueError("no training files given: pass --train-files PATH.parquet (written by `editjudge prepare`)")
+    rows: list[dict[str, Any]] = []
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such parquet file (write one with `editjudge prepare`)")
+        table = pq.read_table(path)
+        missing = {"prompt", "images", "reward_model"} - set(table.column_names)
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; is it a parquet from `editjudge prepare`?")
+        for i, row in enumerate(table.select(["prompt", "images", "reward_model"]).to_pylist()):
+            rows.append(_to_trl_row(row, f"{path} row {i}"))
+    if not rows:
+        raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
+    return rows
+
+
+def _to_trl_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    messages = row["prompt"]
+    placeholders = sum(str(m.get("content", "")).count(prompts.IMAGE_PLACEHOLDER) for m in messages)
+    images = row["images"] or []
+    if placeholders != len(images):
+        raise ValueError(f"{where}: {placeholders} {prompts.IMAGE_PLACEHOLDER} placeholders but {len(images)} images")
+    ground_truth = (row["reward_model"] or {}).get("ground_truth")
+    if ground_truth is None:
+        raise ValueError(f"{where}: reward_model.ground_truth is missing")
+    return {
+        "prompt": prompts.to_content_parts(messages),
+        "images": [{"bytes": image["bytes"], "path": None} for image in images],
+        "ground_truth": str(ground_truth),
+    }
+
+
+def build_dataset(rows: list[dict[str, Any]], with_completion: bool = False):
+    """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume)."""
+    import datasets
+
+    text_part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
+    message = {"role": datasets.Value("string"), "content": datasets.List(text_part)}
+    features = {
+        "prompt": datasets.List(message),
+        "images": datasets.List(datasets.Image()),
+        "ground_truth": datasets.Value("string"),
+    }
+    if with_completion:
+        features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+        rows = [
+            {**r, "completion": [{"role": "assistant", "content": warm_start_target(int(r["ground_truth"]))}]}
+            for r in rows
+        ]
+    return datasets.Dataset.from_list(rows, features=datasets.Features(features))
+
+
+# ----------------------------------------------------------------------------------------------------- configs
+def lora_config(settings: TrlSettings):
+    """The PEFT LoRA of the preset: all LM linears, the vision tower excluded (PEFT full-matches the regex)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        target_modules=settings.target_modules,
+        exclude_modules=settings.exclude_modules,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _device_kwargs(settings: TrlSettings) -> dict[str, Any]:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    checkpointing = gpu if settings.gradient_checkpointing is None else settings.gradient_checkpointing
+    return {
+        "use_cpu": not gpu,
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
+        "gradient_checkpointing": checkpointing,
+    }
+
+
+def grpo_config(settings: TrlSettings, output_dir: str | Path):
+    """TRL's GRPOConfig for these settings (the batch counts completions; it holds whole prompt groups)."""
+    from trl import GRPOConfig
+
+    from editjudge.reward import trl_reward_weights
+
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        num_generations=settings.num_generations,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_completion_length=settings.max_completion_length,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        reward_weights=trl_reward_weights(**settings.reward_kwargs),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps" if settings.save_steps > 0 else "no",
+        save_steps=max(settings.save_steps, 1),
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        **_device_kwargs(settings),
+    )
+
+
+def sft_config(settings: TrlSettings, output_dir: str | Path):
+    """TRL's SFTConfig of the warm start: loss on the completion only, no truncation of multimodal prompts."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=max(1, settings.batch_size // settings.num_generations),
+        learning_rate=settings.warm_start_lr,
+        max_steps=settings.warm_start_steps,
+        max_length=None,
+        completion_only_loss=True,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        **_device_kwargs(settings),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+def _rate_key(name: str) -> str | None:
+    lowered = name.lower()
+    if "format" in lowered:
+        return "format_rate"
+    if "accura" in lowered:
+        return "accuracy_rate"
+    return None
+
+
+def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, Any]:
+    """One metrics.jsonl record from a TRL log dict: reward mean/std, format and accuracy rates, the rest as is."""
+    record: dict[str, Any] = {"phase": phase, "step": step}
+    if "reward" in logs:
+        record["reward_mean"] = logs["reward"]
+        record["reward_std"] = logs.get("reward_std")
+    for key, value in logs.items():
+        if key.startswith("rewards/") and key.endswith("/mean"):
+            rate = _rate_key(key[len("rewards/") : -len("/mean")])
+            if rate is not None:
+                record[rate] = value
+    for key, value in logs.items():
+        if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+            record.setdefault(key, value)
+    return record
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
+    """A TrainerCallback that appends each log to ``records`` and rewrites ``path`` atomically."""
+    from transformers import TrainerCallback
+
+    class MetricsJsonl(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, D401
+            if not logs or "train_runtime" in logs:
+                return
+            records.append(summarize_log(logs, state.global_step, phase))
+            _write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+            if "reward_mean" in records[-1]:
+                r = records[-1]
+                print(
+                    f"[grpo] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
+                    + (f", format {r['format_rate']:.2f}" if "format_rate" in r else "")
+                    + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else ""),
+                    flush=True,
+                )
+
+    return MetricsJsonl()
+
+
+# ----------------------------------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    """Where the run left its outputs, and the logged records."""
+
+    adapter_dir: Path
+    metrics_path: Path
+    records: list[dict[str, Any]]
+    seconds: float
+
+    def grpo_records(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["phase"] == "grpo" and "reward_mean" in r]
+
+
+def load_model(model: str | Path):
+    """Processor and model through the same ``from_pretrained`` path as a hub checkpoint (bf16 on a GPU)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    processor = AutoProcessor.from_pretrained(model)
+    loaded = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype)
+    if torch.cuda.is_available():
+        loaded = loaded.to("cuda")
+    return processor, loaded
+
+
+def reward_functions(reward_kwargs: Mapping[str, Any] | None = None) -> list:
+    """The project's reward, split into TRL reward functions (their sum is verl's ``compute_score``)."""
+    from editjudge.reward import trl_reward_funcs
+
+    return list(trl_reward_funcs(**dict(reward_kwargs or {})))
+
+
+def warm_start(model, processor, rows: list[dict[str, Any]], settings: TrlSettings, work_dir: Path,
+               records: list[dict[str, Any]], metrics_path: Path):
+    """Supervised steps on ``format_answer(label, …)`` targets; returns the model with its trained LoRA adapter."""
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(settings, work_dir),
+        train_dataset=build_dataset(rows, with_completion=True),
+        processing_class=processor,
+        peft_config=lora_config(settings),
+        callbacks=[_metrics_callback(metrics_path, "warm_start", records)],
+    )
+    trainer.train()
+    _remove_if_empty(work_dir)
+    return trainer.model
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path], resume: str | None = None,
+          model=None, processor=None) -> TrainResult:
+    """Run (warm start +) GRPO; save the adapter and processor to ``<output_dir>/adapter`` atomically.
+
+    ``resume``: ``"auto"`` continues from the newest ``<output_dir>/checkpoints/checkpoint-N`` (if any), a path from
+    that checkpoint. ``model``/``processor`` may be passed already loaded (tests, benchmarks).
+    """
+    from peft import PeftModel
+    from trl import GRPOTrainer
+
+    started = time.perf_counter()
+    out = Path(settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_rows(train_files)
+    if processor is None or model is None:
+        processor, model = load_model(settings.model)
+    metrics_path = out / METRICS_FILE
+    records: list[dict[str, Any]] = []
+    _write_atomic(out / "trl_settings.json", json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
+
+    peft_config = lora_config(settings)
+    if settings.warm_start_steps > 0:
+        print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
+        model = warm_start(model, processor, rows, settings, out / "warm_start", records, metrics_path)
+        peft_config = None  # GRPO continues training the same adapter
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_functions(settings.reward_kwargs),
+        args=grpo_config(settings, out / "checkpoints"),
+        train_dataset=build_dataset(rows),
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=[_metrics_callback(metrics_path, "grpo", records)],
+    )
+    checkpoint: str | bool | None = None
+    if resume == "auto":
+        checkpoint = True if any((out / "checkpoints").glob("checkpoint-*")) else None
+    elif resume:
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder (TRL writes checkpoint-N folders)")
+        checkpoint = str(resume)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    _remove_if_empty(out / "checkpoints")
+
+    adapter_dir = out / ADAPTER_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=f".{ADAPTER_DIR}.", dir=out))
+    try:
+        if not isinstance(trainer.model, PeftModel):
+            raise RuntimeError("the trained model carries no LoRA adapter")
+        trainer.model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        if adapter_dir.exists():
+            shutil.rmtree(adapter_dir)
+        os.replace(tmp, adapter_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started)
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
+    """The "TRL engine" argument group of ``editjudge train``."""
+    group = parser.add_argument_group("TRL engine", "only used with --engine trl (single process, CPU or one GPU)")
+    group.add_argument("--max-steps", type=int, default=-1, help="stop after this many GRPO steps (-1: run the epochs)")
+    group.add_argument("--per-device-batch-size", type=int, default=None,
+                       help="completions per step, a multiple of rollout.n (default: rollout.n, i.e. one prompt)")
+    group.add_argument("--max-completion-length", type=int, default=None,
+                       help="max new tokens per completion (default: the preset's data.max_response_length)")
+    group.add_argument("--warm-start-steps", type=int, default=0,
+                       help="supervised steps on the answer format before GRPO (cold start; 0: none)")
+    group.add_argument("--warm-start-lr", type=float, default=2e-3, help="learning rate of the warm start")
+    group.add_argument("--seed", type=int, default=42, help="seed of sampling, data order and LoRA init")
+
+
+def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
+    """Preset keys, then ``-- key=value`` overrides, then the TRL flags."""
+    overrides = dict(getattr(preset, "overrides", {}) or {})
+    overrides.update(parse_cli_overrides(getattr(args, "overrides", None) or []))
+    model = getattr(args, "model", None) or getattr(preset, "model", None)
+    if not model:
+        raise ValueError("no model: pass --model PATH_OR_HUB_ID (or use a preset that names one)")
+    return settings_from_overrides(
+        overrides,
+        model=str(model),
+        output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
+        max_steps=getattr(args, "max_steps", -1),
+        per_device_batch_size=getattr(args, "per_device_batch_size", None),
+        max_completion_length=getattr(args, "max_completion_length", None),
+        warm_start_steps=getattr(args, "warm_start_steps", 0),
+        warm_start_lr=getattr(args, "warm_start_lr", None),
+        seed=getattr(args, "seed", None),
+    )
+
+
+def run(args: argparse.Namespace, preset) -> int:
+    """``editjudge train --engine trl``: returns the exit code."""
+    try:
+        settings = settings_from_args(args, preset)
+    except ValueError as error:
+        print(f"error: {error}")
+        return 2
+    train_files = getattr(args, "train_files", None)
+    print("TRL engine settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), flush=True)
+    if getattr(args, "dry_run", False):
+        read_rows(train_files)  # the data must be readable even for a dry run
+        print("dry run: settings and data are valid; nothing trained")
+        return 0
+    try:
+        result = train(settings, train_files, resume=getattr(args, "resume", None))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}")
+        return 2
+    last = result.grpo_records()[-1] if result.grpo_records() else {}
+    print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
+          + (f"; last mean reward {last['reward_mean']:.3f}" if last else ""))
+    return 0
+
+
+__all__ = [
+    "PRESET_KEYS", "TrlSettings", "TrainResult", "add_trl_arguments", "build_dataset", "grpo_config",
+    "load_model", "lora_config", "read_rows", "run", "settings_from_args", "settings_from_overrides", "train",
+]
