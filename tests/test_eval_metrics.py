@@ -179,6 +179,29 @@ def test_expected_scores_rank_pairs_when_present() -> None:
     assert pw["strict"]["value"] == 1.0 and pw["strict"]["n_judge_ties"] == 0
 
 
+def test_avg_at_k_means_rank_when_there_is_no_expected_score() -> None:
+    # Avg@4: both round to 5, the means order the pair; an unparsed record's mean is ignored
+    records = [EvalRecord(id="a", group="g", label=3, pred=5, mean_score=4.75),
+               EvalRecord(id="b", group="g", label=6, pred=5, mean_score=5.25),
+               EvalRecord(id="c", group="h", label=2, pred=None, mean_score=None),
+               EvalRecord(id="d", group="h", label=4, pred=4, mean_score=4.0)]
+    pw = compute_metrics(records, bootstrap=0)["pairwise"]
+    assert pw["ranking_score"] == "mean_score" and pw["strict"]["value"] == 0.5  # g right, h unscored
+    records.append(EvalRecord(id="e", group="h", label=9, pred=8, expected_score=7.9))
+    assert compute_metrics(records, bootstrap=0)["pairwise"]["ranking_score"] == "expected_score, else mean_score"
+
+
+def test_records_from_judge_results() -> None:
+    from editjudge.judge.result import Generation, combine
+
+    result = combine([Generation("<think>ok</think><answer>6</answer>", {"6": -0.1, "7": -2.4}),
+                      Generation("<answer>8</answer>"), Generation("garbage")])
+    rec_ = EvalRecord.from_judge_result(result, id="x", group="s", label=7, gt_score=0.91)
+    assert (rec_.pred, rec_.mean_score, rec_.raw) == (result.score, 7.0, result.raw) and rec_.pred == 7
+    assert rec_.expected_score == pytest.approx(result.expected_score) and rec_.error is None
+    assert rec_.label == 7 and rec_.gt_score == 0.91 and rec_.group == "s"
+
+
 def test_pair_truth_gt_score_orders_pairs_inside_a_label() -> None:
     records = [rec(0, 9, 8, group="g", gt=0.95), rec(1, 9, 9, group="g", gt=0.99)]
     assert compute_metrics(records, bootstrap=0)["pairwise"]["strict"]["value"] is None  # labels tie

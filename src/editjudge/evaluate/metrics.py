@@ -8,7 +8,8 @@ Every metric is defined in ``docs/evaluate.md``. In short:
   records that have a score (the excluded count is reported).
 * **correlations** (Spearman, Kendall τ-b, Pearson; scipy) of ``pred`` — and of ``expected_score`` when present —
   against ``label`` and ``gt_score``; unscored records are left out and counted; undefined → ``None`` + reason.
-* **pairwise accuracy** within groups, on the *ranking score* (``expected_score`` when present, else ``pred``):
+* **pairwise accuracy** within groups, on the *ranking score* (``expected_score`` when present, else the Avg@k
+  ``mean_score``, else ``pred``):
   ``strict`` as EditScore reports it (pairs with a ground-truth preference; judge ties and unscored items count
   wrong) and ``with_ties`` as EditReward-Bench reports it (accuracy with ties + tie calibration, Deutsch et al.
   2023, "Ties Matter", arXiv:2305.14324).
@@ -111,20 +112,17 @@ def _prepare(records: Sequence[EvalRecord], pair_truth: str) -> tuple[_Arrays, d
         return np.array([np.nan if getattr(r, name) is None else float(getattr(r, name)) for r in records])
 
     label, pred, expected, gt = col("label"), col("pred"), col("expected_score"), col("gt_score")
-    rank_score = np.where(np.isfinite(expected), expected, pred)
+    mean = np.where(np.isfinite(pred), col("mean_score"), np.nan)  # an Avg@k mean only counts with an answer
+    # Ranking score: the expected score, else the Avg@k mean, else the answer — finest first.
+    sources = np.where(np.isfinite(expected), 0, np.where(np.isfinite(mean), 1, np.where(np.isfinite(pred), 2, 3)))
+    rank_score = np.choose(sources, [expected, mean, pred, np.full(len(records), np.nan)])
     group, n_groups = _group_codes(records)
     info: dict[str, Any] = {}
-
-    has_expected = np.isfinite(expected) & np.isfinite(pred)
-    scored = np.isfinite(rank_score)
-    if not scored.any():
-        info["ranking_score"] = None
-    elif has_expected[scored].all():
-        info["ranking_score"] = "expected_score"
-    elif not np.isfinite(expected).any():
-        info["ranking_score"] = "pred"
-    else:
-        info["ranking_score"] = "expected_score where present, else pred"
+    used = sorted(set(sources[sources < 3].tolist()))
+    names = ("expected_score", "mean_score", "pred")
+    info["ranking_score"] = (
+        None if not used else names[used[0]] if len(used) == 1 else ", else ".join(names[u] for u in used)
+    )
 
     # Pairs inside groups.
     truth = label if pair_truth == "label" else gt

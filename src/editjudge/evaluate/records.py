@@ -9,7 +9,7 @@ from typing import Any
 
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
 
-FIELDS = ("id", "group", "label", "gt_score", "pred", "expected_score", "raw", "error", "step", "reward")
+FIELDS = ("id", "group", "label", "gt_score", "pred", "expected_score", "mean_score", "raw", "error", "step", "reward")
 
 
 def _label(value: Any, name: str) -> int | None:
@@ -48,7 +48,8 @@ class EvalRecord:
 
     ``label`` is the 0–9 ground truth the judge was trained on, ``gt_score`` the raw human/metric score it came from
     (finer; used to order pairs when present), ``pred`` the judge's parsed 0–9 answer (None when it did not parse),
-    ``expected_score`` the judge's probability-weighted score (tie-free, optional), ``raw`` the judge's response text,
+    ``expected_score`` the judge's probability-weighted score (tie-free, optional), ``mean_score`` the mean of the
+    parsed answers under Avg@k (optional), ``raw`` the judge's response text,
     ``error`` the parse reason or ``"<kind>: <message>"`` for an item that could not be judged, ``group`` the source
     the edit belongs to (pairwise and best-of-N compare edits within a group), ``step`` the training step of a verl
     dump and ``reward`` the reward verl gave the response.
@@ -60,6 +61,7 @@ class EvalRecord:
     gt_score: float | None = None
     pred: int | None = None
     expected_score: float | None = None
+    mean_score: float | None = None
     raw: str | None = None
     error: str | None = None
     step: int | None = None
@@ -73,6 +75,7 @@ class EvalRecord:
         set_(self, "pred", _label(self.pred, "pred"))
         set_(self, "gt_score", _real(self.gt_score, "gt_score"))
         set_(self, "expected_score", _real(self.expected_score, "expected_score"))
+        set_(self, "mean_score", _real(self.mean_score, "mean_score"))
         set_(self, "reward", _real(self.reward, "reward"))
         if self.raw is not None and not isinstance(self.raw, str):
             raise ValueError(f"raw must be a string or null, got {type(self.raw).__name__}")
@@ -114,6 +117,7 @@ class EvalRecord:
             gt_score=gt_score,
             pred=result.score,
             expected_score=result.expected_score,
+            mean_score=getattr(result, "mean_score", None),
             raw=result.raw,
             error=result.error,
         )
