@@ -21,7 +21,8 @@ def judge(shift: int, n_groups: int = 10, seed: int = 0, prefix: str = "") -> li
         for k in range(4):
             label = int(rng.integers(0, 10))
             noise = int(rng.integers(-shift, shift + 1)) if shift else 0
-            out.append(EvalRecord(id=f"{prefix}{g}-{k}", group=f"g{g}", label=label, pred=min(9, max(0, label + noise))))
+            pred = min(9, max(0, label + noise))
+            out.append(EvalRecord(id=f"{prefix}{g}-{k}", group=f"g{g}", label=label, pred=pred))
     return out
 
 

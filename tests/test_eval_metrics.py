@@ -167,7 +167,8 @@ def test_singleton_groups_leave_pairwise_and_best_of_n_undefined_not_zero() -> N
     m = strict_json(compute_metrics(records, bootstrap=20))
     for kind in ("strict", "with_ties"):
         assert m["pairwise"][kind]["value"] is None and m["pairwise"][kind]["reason"]
-    assert m["best_of_n"]["truth"] == "label" and m["best_of_n"]["value"] is None and m["best_of_n"]["reason"] and "pick" not in m["best_of_n"]
+    bon = m["best_of_n"]
+    assert bon["truth"] == "label" and bon["value"] is None and bon["reason"] and "pick" not in bon
     assert m["bootstrap"]["intervals"]["pairwise.strict"]["low"] is None
 
 
@@ -225,7 +226,11 @@ def _brute_force_with_ties(truth: list[float], score: list[float], groups: list[
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 9), st.one_of(st.integers(0, 9), st.floats(0, 9, allow_nan=False)), st.sampled_from("abc")),
+        st.tuples(
+            st.integers(0, 9),
+            st.one_of(st.integers(0, 9), st.floats(0, 9, allow_nan=False)),
+            st.sampled_from("abc"),
+        ),
         min_size=2,
         max_size=14,
     )
@@ -328,7 +333,8 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate() -> None:
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert a["bootstrap"]["intervals"] != c["bootstrap"]["intervals"]
     iv = a["bootstrap"]["intervals"]
-    for name, point in (("accuracy.exact", a["accuracy"]["exact"]), ("pairwise.strict", a["pairwise"]["strict"]["value"]),
+    for name, point in (("accuracy.exact", a["accuracy"]["exact"]),
+                        ("pairwise.strict", a["pairwise"]["strict"]["value"]),
                         ("correlation.pred_vs_label.spearman", a["correlation"]["pred_vs_label"]["spearman"]["value"]),
                         ("best_of_n.regret", a["best_of_n"]["regret"])):
         assert iv[name]["low"] <= point <= iv[name]["high"]

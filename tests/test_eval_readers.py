@@ -57,8 +57,9 @@ def test_reads_dumps_written_by_verls_own_writer(tmp_path, writer_file) -> None:
     dump = tmp_path / "val"
     inputs = [_prompt_text("make the circle red")] * 2 + [_prompt_text("turn the square blue")] * 2
     step_outputs = {
-        10: ["<think>ok</think><answer>7</answer>", "no idea", "<answer>3 or 4</answer>", "<think>x</think><answer>2</answer>"],
-        20: ["<think>ok</think><answer>8</answer>", "<answer>5</answer>", "<think>a</think><answer>4</answer>", "<think>b</think><answer>1</answer>"],
+        10: [prompts.format_answer(7, "ok"), "no idea", "<answer>3 or 4</answer>", prompts.format_answer(2, "x")],
+        20: [prompts.format_answer(8, "ok"), "<answer>5</answer>", prompts.format_answer(4, "a"),
+             prompts.format_answer(1, "b")],
     }
     gts = ["8", "5", "4", "1"]
     for step, outputs in step_outputs.items():
@@ -94,7 +95,8 @@ def test_verl_dump_errors_name_the_file_and_line(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match="no <step>.jsonl files"):
         read_verl_dumps(tmp_path)
-    (tmp_path / "3.jsonl").write_text('{"input": "p", "output": "<answer>1</answer>", "gts": "1", "score": 1}\n{"input": "p"}\n')
+    good = '{"input": "p", "output": "<answer>1</answer>", "gts": "1", "score": 1}'
+    (tmp_path / "3.jsonl").write_text(good + '\n{"input": "p"}\n')
     with pytest.raises(ValueError, match=r"3\.jsonl:2: not a verl generation dump line \(missing output, gts\)"):
         read_verl_dumps(tmp_path)
     (tmp_path / "3.jsonl").write_text('{"input": "p", "output": "x", "gts": "12", "score": 0}\n')

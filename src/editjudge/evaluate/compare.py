@@ -56,7 +56,8 @@ def compare_judges(
         a, b = values[n][k], values[baseline][k]
         return np.nan if a is None or b is None else a - b
 
-    intervals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+    # One row per (judge, metric): the bootstrap's finite-ness and its interval bounds.
+    bounds: list[tuple[float | None, float | None]] | None = None
     reason = None
     if bootstrap and n_groups >= 2:
         from scipy import stats
@@ -73,7 +74,9 @@ def compare_judges(
                                   rng=np.random.default_rng(seed))
         dist = np.atleast_2d(res.bootstrap_distribution)
         low, high = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
-        intervals = {"dist": dist, "low": low, "high": high}  # type: ignore[assignment]
+        bounds = [
+            (_f(low[r]), _f(high[r])) if np.isfinite(dist[r]).all() else (None, None) for r in range(len(dist))
+        ]
     elif bootstrap:
         reason = "a bootstrap over groups needs at least 2 groups"
 
@@ -82,12 +85,10 @@ def compare_judges(
     for n in others:
         table: dict[str, Any] = {}
         for k in keys:
-            d = diff(points, n, k)
-            entry: dict[str, Any] = {"value": _f(d)}
-            if intervals is not None:
-                finite = bool(np.isfinite(intervals["dist"][row]).all())  # type: ignore[index]
-                lo, hi = (_f(intervals["low"][row]), _f(intervals["high"][row])) if finite else (None, None)  # type: ignore[index]
-                entry |= {"low": lo, "high": hi, "clear": None if lo is None else bool(lo > 0 or hi < 0)}
+            entry: dict[str, Any] = {"value": _f(diff(points, n, k))}
+            if bounds is not None:
+                lo, hi = bounds[row]
+                entry |= {"low": lo, "high": hi, "clear": None if lo is None or hi is None else bool(lo > 0 or hi < 0)}
             elif reason:
                 entry |= {"low": None, "high": None, "reason": reason}
             table[k] = entry
