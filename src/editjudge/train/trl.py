@@ -343,12 +343,13 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
 # ----------------------------------------------------------------------------------------------------- training
 @dataclass
 class TrainResult:
-    """Where the run left its outputs, and the logged records."""
+    """Where the run left its outputs, the logged records and the trained model (a PEFT model)."""
 
     adapter_dir: Path
     metrics_path: Path
     records: list[dict[str, Any]]
     seconds: float
+    model: Any = None
 
     def grpo_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["phase"] == "grpo" and "reward_mean" in r]
@@ -398,11 +399,12 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path], resume: str | None = None,
-          model=None, processor=None) -> TrainResult:
+          model=None, processor=None, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Run (warm start +) GRPO; save the adapter and processor to ``<output_dir>/adapter`` atomically.
 
     ``resume``: ``"auto"`` continues from the newest ``<output_dir>/checkpoints/checkpoint-N`` (if any), a path from
-    that checkpoint. ``model``/``processor`` may be passed already loaded (tests, benchmarks).
+    that checkpoint. ``model``/``processor`` may be passed already loaded (tests, benchmarks); ``callbacks`` are
+    extra ``TrainerCallback``s of the GRPO phase.
     """
     from peft import PeftModel
     from trl import GRPOTrainer
@@ -429,7 +431,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         train_dataset=build_dataset(rows),
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=[_metrics_callback(metrics_path, "grpo", records)],
+        callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
     )
     checkpoint: str | bool | None = None
     if resume == "auto":
@@ -453,7 +455,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         os.replace(tmp, adapter_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started)
+    return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started, trainer.model)
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
@@ -492,26 +494,24 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
 
 
 def run(args: argparse.Namespace, preset) -> int:
-    """``editjudge train --engine trl``: returns the exit code."""
+    """``editjudge train --engine trl``: returns the exit code (2 for bad settings or data)."""
     try:
         settings = settings_from_args(args, preset)
-    except ValueError as error:
-        print(f"error: {error}")
-        return 2
-    train_files = getattr(args, "train_files", None)
-    print("TRL engine settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), flush=True)
-    if getattr(args, "dry_run", False):
-        read_rows(train_files)  # the data must be readable even for a dry run
-        print("dry run: settings and data are valid; nothing trained")
-        return 0
-    try:
+        train_files = getattr(args, "train_files", None)
+        print("TRL engine settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), flush=True)
+        if getattr(args, "val_files", None):
+            print("note: the TRL engine does not validate during training; evaluate the adapter with `editjudge eval`")
+        if getattr(args, "dry_run", False):
+            rows = read_rows(train_files)  # the data must be readable even for a dry run
+            print(f"dry run: settings valid, {len(rows)} training rows readable; nothing trained")
+            return 0
         result = train(settings, train_files, resume=getattr(args, "resume", None))
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}")
+        print(f"editjudge train: error: {error}")
         return 2
-    last = result.grpo_records()[-1] if result.grpo_records() else {}
+    grpo = result.grpo_records()
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
-          + (f"; last mean reward {last['reward_mean']:.3f}" if last else ""))
+          + (f"; last mean reward {grpo[-1]['reward_mean']:.3f}" if grpo else ""))
     return 0
 
 

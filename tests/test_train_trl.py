@@ -1,0 +1,228 @@
+"""The TRL engine: preset mapping, the parquet -> TRL dataset step, and real GRPO steps on the tiny Qwen2.5-VL."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from editjudge import prompts
+from editjudge.train import trl as engine
+
+
+def _png(colour: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (56, 56), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _row(i: int, good: bool, images: int = 2) -> dict:
+    instruction = "make the square red"
+    return {
+        "data_source": prompts.DATA_SOURCE,
+        "prompt": prompts.build_messages(instruction),
+        "images": [{"bytes": _png("blue")}, {"bytes": _png("red" if good else "blue")}][:images],
+        "ability": prompts.ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": "8" if good else "1"},
+        "extra_info": {"split": "train", "index": i, "instruction": instruction, "score": 1.0 if good else 0.7,
+                       "label": 8 if good else 1, "group": f"g{i // 2}"},
+    }
+
+
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+@pytest.fixture
+def train_parquet(tmp_path: Path) -> Path:
+    """A small parquet in the contract-3 schema that `editjudge prepare` writes."""
+    return write_parquet(tmp_path / "train.parquet", [_row(i, good=i % 2 == 0) for i in range(8)])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest (and steadiest on a shared CPU) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+def test_settings_follow_the_preset_keys_shared_with_verl() -> None:
+    from editjudge.train.presets import load_preset
+
+    preset = load_preset("qwen2_5_vl_3b_lora")
+    settings = engine.settings_from_overrides(preset.overrides, model="m", output_dir="o")
+    assert (settings.lora_rank, settings.lora_alpha) == (
+        preset.get("actor_rollout_ref.model.lora_rank"), preset.get("actor_rollout_ref.model.lora_alpha"))
+    assert settings.target_modules == "all-linear"
+    assert settings.exclude_modules == ".*visual.*"
+    assert settings.num_generations == preset.get("actor_rollout_ref.rollout.n")
+    assert settings.learning_rate == pytest.approx(float(preset.get("actor_rollout_ref.actor.optim.lr")))
+    assert settings.epochs == preset.get("trainer.total_epochs")
+    assert settings.max_completion_length == preset.get("data.max_response_length")
+    lora = engine.lora_config(settings)
+    assert (lora.r, lora.lora_alpha, lora.exclude_modules) == (settings.lora_rank, settings.lora_alpha, ".*visual.*")
+
+
+def test_command_line_overrides_win_and_are_typed() -> None:
+    overrides = {"actor_rollout_ref.model.lora_rank": 128}
+    overrides.update(engine.parse_cli_overrides([
+        "actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.optim.lr=1e-3",
+        "+reward.custom_reward_function.reward_kwargs.tolerance=1", "trainer.logger=[console]",
+    ]))
+    settings = engine.settings_from_overrides(overrides, model="m", output_dir="o", per_device_batch_size=4)
+    assert (settings.lora_rank, settings.num_generations, settings.learning_rate) == (8, 2, 1e-3)
+    assert settings.reward_kwargs == {"tolerance": 1}
+    with pytest.raises(ValueError, match="key=value"):
+        engine.parse_cli_overrides(["lora_rank"])
+
+
+def test_batch_must_hold_whole_prompt_groups() -> None:
+    with pytest.raises(ValueError, match="multiple of the generations per prompt"):
+        engine.TrlSettings(model="m", output_dir="o", num_generations=4, per_device_batch_size=6)
+    with pytest.raises(ValueError, match="at least 2 generations"):
+        engine.TrlSettings(model="m", output_dir="o", num_generations=1)
+    assert engine.TrlSettings(model="m", output_dir="o", num_generations=4).batch_size == 4
+
+
+def test_grpo_config_carries_the_settings(tmp_path: Path) -> None:
+    settings = engine.TrlSettings(model="m", output_dir=str(tmp_path), num_generations=2, per_device_batch_size=4,
+                                  learning_rate=3e-4, max_completion_length=17, temperature=0.5)
+    config = engine.grpo_config(settings, tmp_path)
+    assert (config.num_generations, config.per_device_train_batch_size) == (2, 4)
+    assert (config.max_completion_length, config.learning_rate, config.temperature) == (17, 3e-4, 0.5)
+    assert config.generation_batch_size % config.num_generations == 0
+    assert config.reward_weights == [1.0, 1.0]  # TRL's weighted sum = compute_score's score
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def test_rows_become_trl_examples(train_parquet: Path) -> None:
+    rows = engine.read_rows(train_parquet)
+    assert len(rows) == 8 and rows[0]["ground_truth"] == "8" and rows[1]["ground_truth"] == "1"
+    user = rows[0]["prompt"][1]["content"]
+    assert [part["type"] for part in user].count("image") == 2
+    dataset = engine.build_dataset(rows, with_completion=True)
+    example = dataset[0]
+    assert [image.size for image in example["images"]] == [(56, 56), (56, 56)]
+    assert example["images"][1].getpixel((0, 0)) == (255, 0, 0)  # edited image second, decoded losslessly
+    from editjudge.answer import parse_response
+
+    parsed = parse_response(example["completion"][0]["content"])
+    assert parsed.score == 8 and parsed.has_think
+
+
+def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
+    bad = write_parquet(tmp_path / "bad.parquet", [_row(0, True), _row(1, False, images=1)])
+    with pytest.raises(ValueError, match=r"bad.parquet row 1: 2 <image> placeholders but 1 images"):
+        engine.read_rows(bad)
+    with pytest.raises(FileNotFoundError, match="editjudge prepare"):
+        engine.read_rows(tmp_path / "missing.parquet")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["x"]}), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match=r"missing column\(s\)"):
+        engine.read_rows(tmp_path / "other.parquet")
+
+
+def test_log_summary_names_the_rates() -> None:
+    logs = {"reward": 1.25, "reward_std": 0.5, "rewards/format/mean": 0.75, "rewards/accuracy/mean": 0.5,
+            "loss": 0.1, "kl": float("nan")}
+    record = engine.summarize_log(logs, step=3, phase="grpo")
+    assert record["reward_mean"] == 1.25 and record["reward_std"] == 0.5
+    assert (record["format_rate"], record["accuracy_rate"]) == (0.75, 0.5)
+    assert record["step"] == 3 and "kl" not in record
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_dry_run_and_errors(train_parquet: Path, tmp_path: Path, capsys) -> None:
+    from editjudge.cli import main
+
+    base = ["train", "--engine", "trl", "--model", "some/model", "--train-files", str(train_parquet),
+            "--output-dir", str(tmp_path / "out")]
+    assert main([*base, "--dry-run", "--", "actor_rollout_ref.model.lora_rank=8"]) == 0
+    out = capsys.readouterr().out
+    assert '"lora_rank": 8' in out and "nothing trained" in out
+    assert main([*base, "--dry-run", "--per-device-batch-size", "3"]) == 2
+    assert "multiple of the generations per prompt" in capsys.readouterr().out
+    assert main([*base[:-4], "--train-files", str(tmp_path / "nope.parquet"), "--dry-run"]) == 2
+    assert "no such parquet file" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------- GRPO steps
+
+
+@pytest.mark.slow
+def test_grpo_trains_lora_only_and_logs_rewards(tiny_model_dir: Path, train_parquet: Path, tmp_path: Path,
+                                                 one_thread) -> None:
+    import torch
+    from safetensors import safe_open
+    from transformers import TrainerCallback
+
+    processor, model = engine.load_model(tiny_model_dir)
+    base_before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    lora_at_grpo_start: dict[str, torch.Tensor] = {}
+
+    class SnapshotLora(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            lora_at_grpo_start.update({n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n})
+
+    settings = engine.TrlSettings(
+        model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), lora_rank=8, lora_alpha=16, num_generations=4,
+        per_device_batch_size=8, learning_rate=1e-2, max_completion_length=12, max_steps=3, temperature=1.0,
+        warm_start_steps=8, warm_start_lr=2e-2,
+    )
+    result = engine.train(settings, train_parquet, model=model, processor=processor, callbacks=[SnapshotLora()])
+
+    # Rewards are logged per GRPO step, in metrics.jsonl, with the seed's sum: reward = format + accuracy.
+    lines = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
+    grpo = [r for r in lines if r["phase"] == "grpo"]
+    assert [r["step"] for r in grpo] == [1, 2, 3]
+    assert [r["phase"] for r in lines].count("warm_start") == 8
+    for record in grpo:
+        for key in ("reward_mean", "reward_std", "format_rate", "accuracy_rate"):
+            assert math.isfinite(record[key]), key
+        assert 0 <= record["format_rate"] <= 1 and 0 <= record["accuracy_rate"] <= 1
+        assert record["reward_mean"] == pytest.approx(record["format_rate"] + record["accuracy_rate"], abs=1e-6)
+    assert any(r["reward_std"] > 0 for r in grpo), "the warm start should leave rewards that differ"
+
+    # LoRA weights moved during GRPO; every base weight, the vision tower included, stayed put.
+    trained = {n: p.detach() for n, p in result.model.named_parameters()}
+    moved = [n for n, before in lora_at_grpo_start.items() if not torch.equal(before, trained[n])]
+    assert moved, "no LoRA weight changed during the GRPO steps"
+    assert not any("visual" in n for n in lora_at_grpo_start), "the vision tower must carry no LoRA"
+    base_after = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+                  for n, p in trained.items() if "lora_" not in n}
+    assert set(base_after) == set(base_before)
+    changed = [n for n, p in base_before.items() if not torch.equal(p, base_after[n])]
+    assert changed == []
+    assert any(n.startswith("model.visual.") for n in base_before)
+
+    # The adapter (and the processor) are saved where the judge loads them.
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (8, 16)
+    with safe_open(str(result.adapter_dir / "adapter_model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    assert keys and not any("visual" in k for k in keys)
+    assert (result.adapter_dir / "processor_config.json").is_file()
+
