@@ -327,9 +327,9 @@ def _grouped(n_groups: int, seed: int = 0) -> list[EvalRecord]:
 
 def test_bootstrap_is_seeded_and_brackets_the_point_estimate() -> None:
     records = _grouped(30)
-    a = compute_metrics(records, bootstrap=200, seed=3)
-    b = compute_metrics(records, bootstrap=200, seed=3)
-    c = compute_metrics(records, bootstrap=200, seed=4)
+    a = compute_metrics(records, bootstrap=100, seed=3)
+    b = compute_metrics(records, bootstrap=100, seed=3)
+    c = compute_metrics(records, bootstrap=100, seed=4)
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert a["bootstrap"]["intervals"] != c["bootstrap"]["intervals"]
     iv = a["bootstrap"]["intervals"]

@@ -140,6 +140,7 @@ def test_cli_compare_puts_judges_side_by_side(tmp_path, capsys) -> None:
     assert diff_row.count("**") == 2  # trained is clearly better at ±1
 
 
+@pytest.mark.slow
 def test_cli_without_compare_writes_one_report_per_judge(tmp_path) -> None:
     base, trained = _predictions(tmp_path, "base", 3), _predictions(tmp_path, "trained", 1)
     out = tmp_path / "sep"
