@@ -110,6 +110,8 @@ def test_preset_composes_into_the_values_verl_will_read(default_plan: engine.Pla
     for key, value in PRESET.overrides.items():
         got = OmegaConf.select(cfg, key.lstrip("+"))
         got = OmegaConf.to_container(got) if OmegaConf.is_config(got) else got
+        if key in ("trainer.rollout_data_dir", "trainer.validation_data_dir"):
+            value = os.path.abspath(value)  # made absolute where the command is launched
         assert got == value, key  # every value survives Hydra formatting unchanged
     assert cfg.reward.custom_reward_function.name == "compute_score"
     assert cfg.custom_reward_function.path is None  # the legacy node stays empty
@@ -158,24 +160,33 @@ def test_format_value_reads_back_as_the_same_value(value) -> None:
 
 def test_extra_overrides_win_and_keep_plus_form(data_dir: Path, tiny_model_dir: Path) -> None:
     args = _args(data_dir, tiny_model_dir, "--", "trainer.total_epochs=3", "actor_rollout_ref.rollout.limit_images=4")
-    overrides, _ = engine.build_overrides(PRESET, args)
+    overrides = engine.build_overrides(PRESET, args)
     items = overrides.as_list()
     assert [i for i in items if i.startswith("trainer.total_epochs")] == ["trainer.total_epochs=3"]
     assert "+actor_rollout_ref.rollout.limit_images=4" in items  # still added with '+': verl's YAML lacks it
     assert overrides.explicit == {"trainer.total_epochs", "actor_rollout_ref.rollout.limit_images"}
 
 
-def test_resume_and_output_dir_use_verls_keys(data_dir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
-    ov, env = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--resume", "--output-dir", str(tmp_path)))
+def test_resume_and_output_dir_use_verls_keys(data_dir: Path, tiny_model_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    ov = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--resume", "--output-dir", str(tmp_path)))
     assert ov.get("trainer.resume_mode") == "auto"
     assert ov.get("trainer.default_local_dir") == str(tmp_path / "checkpoints")
     assert ov.get("trainer.rollout_data_dir") == str(tmp_path / "rollout_generations")
-    assert env["TENSORBOARD_DIR"] == str(tmp_path / "tensorboard")
-    ov, _ = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--resume", "ck/global_step_7"))
+    items = ov.as_list()  # the Ray workers get the logging environment through verl's ray_init runtime_env
+    assert f"+ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR={tmp_path / 'tensorboard'}" in items
+    assert "+ray_kwargs.ray_init.runtime_env.env_vars.WANDB_MODE=offline" in items
+    cfg = preflight.compose(items)
+    assert cfg.ray_kwargs.ray_init.runtime_env.env_vars.WANDB_DIR == str(tmp_path)
+    ov = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--resume", "ck/global_step_7"))
     assert ov.get("trainer.resume_mode") == "resume_path"
     assert ov.get("trainer.resume_from_path") == os.path.abspath("ck/global_step_7")
-    ov, _ = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir))
+    ov = engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir))
     assert ov.get("trainer.resume_mode") == "disable"
+    assert ov.get("trainer.rollout_data_dir") == os.path.abspath("rollout_generations")
+    cfg = preflight.compose(ov.as_list())
+    assert cfg.trainer.default_local_dir == os.path.abspath("checkpoints/editjudge/qwen2_5_vl_3b_lora")
 
 
 # ---------------------------------------------------------------------------------------------- GPU scaling

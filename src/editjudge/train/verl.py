@@ -22,6 +22,11 @@ from typing import Any
 from editjudge.train.presets import Preset
 
 VERL_MODULE = "verl.trainer.main_ppo"
+# Driver environment handed to every Ray worker (a cluster started with `ray start` does not see the driver's).
+FORWARDED_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "TENSORBOARD_DIR", "HF_HUB_OFFLINE")
+RUNTIME_ENV_VARS = "+ray_kwargs.ray_init.runtime_env.env_vars"
+# Output folders that must not depend on a Ray worker's working directory.
+_OUTPUT_KEYS = ("trainer.default_local_dir", "trainer.rollout_data_dir", "trainer.validation_data_dir")
 
 
 
@@ -104,11 +109,17 @@ def _model_ref(path: str) -> str:
     return path
 
 
-def build_overrides(preset: Preset, args: argparse.Namespace) -> tuple[OverrideSet, dict[str, str]]:
-    """The preset's overrides plus the flags and the user's extras; also the environment for the launch."""
+def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
+    """The preset's overrides, then the flags, then the user's extras (which win).
+
+    Relative output folders of the preset become absolute (resolved here, where the command is launched), and
+    the W&B / TensorBoard environment is passed to the Ray workers through verl's ``ray_kwargs.ray_init``.
+    """
     ov = OverrideSet()
-    env: dict[str, str] = {}
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     for key, value in preset.overrides.items():
+        if key in _OUTPUT_KEYS and isinstance(value, str) and "${" not in value:
+            value = _absolute(value)
         ov.set(key, value)
     ov.set("actor_rollout_ref.model.path", _model_ref(args.model or preset.model))
     for flag, key in (("train_files", "data.train_files"), ("val_files", "data.val_files")):
@@ -127,6 +138,10 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> tuple[OverrideS
         ov.set("trainer.validation_data_dir", os.path.join(out, "validation_generations"))
         env["TENSORBOARD_DIR"] = os.path.join(out, "tensorboard")
         env["WANDB_DIR"] = out
+    if ov.get("trainer.default_local_dir") is None:  # verl's default, anchored here rather than in a Ray worker
+        ov.set("trainer.default_local_dir", _absolute("checkpoints") + "/${trainer.project_name}/${trainer.experiment_name}")
+    for name, value in sorted(env.items()):
+        ov.set(f"{RUNTIME_ENV_VARS}.{name}", value)
     if args.resume == "auto":
         ov.set("trainer.resume_mode", "auto")
     elif args.resume:
@@ -136,7 +151,7 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> tuple[OverrideS
         prefix, key, value = split_override(item)
         ov.set(key, value, prefix=prefix or None, raw=True)
         ov.explicit.add(key)
-    return ov, env
+    return ov
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -255,21 +270,19 @@ def verl_command(overrides: list[str], python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", VERL_MODULE, *overrides]
 
 
-def format_command(argv: list[str], env: Mapping[str, str] | None = None) -> str:
-    """Shell form of the command: environment first, then one argument per line."""
-    lines = [f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items())]
-    lines.append(" ".join(shlex.quote(a) for a in argv[:3]))
+def format_command(argv: list[str]) -> str:
+    """Shell form of the command: the interpreter and module, then one ``key=value`` per line."""
+    lines = [" ".join(shlex.quote(a) for a in argv[:3])]
     lines.extend(shlex.quote(a) for a in argv[3:])
     return " \\\n    ".join(lines)
 
 
 @dataclass
 class Plan:
-    """Everything needed to launch: the final overrides, the composed config, the launch environment."""
+    """Everything needed to launch: the final overrides, the composed config, notes for the user."""
 
     overrides: list[str]
     config: Any
-    env: dict[str, str]
     notes: list[str]
 
 
@@ -277,7 +290,7 @@ def plan(preset: Preset, args: argparse.Namespace) -> Plan:
     """Build overrides, compose with verl's config, rescale batches for the GPU count, compose again."""
     from editjudge.train.preflight import compose
 
-    ov, env = build_overrides(preset, args)
+    ov = build_overrides(preset, args)
     cfg = compose(ov.as_list())
     notes = []
     changes = scale_batches(cfg, ov.explicit)
@@ -287,7 +300,7 @@ def plan(preset: Preset, args: argparse.Namespace) -> Plan:
             notes.append(f"scaled for {world} GPU(s): {key} {_current(cfg, key)} -> {value}")
             ov.set(key, value)
         cfg = compose(ov.as_list())
-    return Plan(overrides=ov.as_list(), config=cfg, env=env, notes=notes)
+    return Plan(overrides=ov.as_list(), config=cfg, notes=notes)
 
 
 def run(args: argparse.Namespace, preset: Preset) -> int:
@@ -313,17 +326,16 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
             return 2
     argv = verl_command(the_plan.overrides)
     if args.dry_run:
-        print(format_command(argv, the_plan.env))
+        print(format_command(argv))
         return 0
-    env = {**os.environ, **the_plan.env}
-    if int(the_plan.config.trainer.nnodes) > 1 and not env.get("RAY_ADDRESS"):
+    if int(the_plan.config.trainer.nnodes) > 1 and not os.environ.get("RAY_ADDRESS"):
         print(
             "note: multi-node run without RAY_ADDRESS: verl's ray.init() joins the Ray cluster this machine belongs "
             "to (`ray start --head` here, `ray start --address=HEAD:6379` on the others); see docs/training.md",
             file=sys.stderr,
         )
-    print(format_command(argv, the_plan.env), file=sys.stderr)
-    return subprocess.call(argv, env=env)
+    print(format_command(argv), file=sys.stderr)
+    return subprocess.call(argv)
 
 
 __all__ = [
