@@ -79,3 +79,15 @@ def test_rank_orders_by_score_then_expected_then_input_order_failures_last() -> 
     assert ranking.best.candidate == "c3.jpg" and [c.rank for c in ranking.candidates] == [1, 2, 3, 4, 5, 6]
     failed = build_ranking("src.jpg", "x", ["a.jpg"], [JudgeResult(error="no_answer")])
     assert failed.best is None and failed.to_dict()["best"] is None
+
+
+def test_backend_choice_errors_are_clear() -> None:
+    import importlib.util
+
+    from editjudge.judge import Judge
+
+    with pytest.raises(ValueError, match="unknown judge backend 'tgi'.*openai"):
+        Judge("m", backend="tgi")
+    if importlib.util.find_spec("vllm") is None:  # CPU machines: vLLM is an optional GPU import
+        with pytest.raises(ImportError, match="pip install vllm.*backend='openai'"):
+            Judge("m", backend="vllm")

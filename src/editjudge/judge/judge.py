@@ -84,6 +84,11 @@ class Judge:
         else:
             self.backend = backend
 
+    @classmethod
+    def from_backend(cls, backend: Backend, **options: Any) -> Judge:
+        """A judge over a backend object already built (e.g. ``TransformersBackend.from_loaded(model, processor)``)."""
+        return cls("<in-memory>", backend=backend, **options)
+
     def request(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeRequest:
         """The prompt + sized images for one edit (what every backend receives)."""
         return build_request(source, edited, instruction, self.template, self.sizing)
