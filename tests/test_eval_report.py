@@ -252,3 +252,24 @@ def test_write_report_accepts_a_trainer_log_history(tmp_path) -> None:
     assert "| step | mean reward | loss |" in text and "| 3 | 0.800 | 0.100 |" in text
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["training_log"][1]["loss"] is None and len(saved["training_log"]) == 4
+
+
+def test_cli_plots_the_trl_engines_metrics_log(tmp_path, capsys) -> None:
+    """``--training-log`` takes the TRL engine's metrics.jsonl (reward_mean, format/accuracy rates, phases)."""
+    preds = _predictions(tmp_path, "judge", 1)
+    log = tmp_path / "metrics.jsonl"
+    rows = [{"phase": "sft", "step": s, "loss": 1.0 / s} for s in (1, 2)]
+    rows += [{"phase": "grpo", "step": s, "reward_mean": 0.4 + s / 10, "format_rate": 0.5 + s / 10,
+              "accuracy_rate": 0.2 + s / 20, "loss": 0.01} for s in (1, 2, 3)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "rep"
+    assert main(["eval", "--predictions", str(preds), "--training-log", str(log), "--bootstrap", "0",
+                 "--out", str(out)]) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "plots/training.png" in _images_in(text) and (out / "plots" / "training.png").is_file()
+    assert "| run | step | mean reward | format rate | reward accuracy (±2) | loss |" in text
+    assert "| grpo | 3 | 0.700 | 0.800 | 0.350 | 0.010 |" in text and "| sft | 1 | – | – | – | 1.000 |" in text
+    assert json.loads((out / "metrics.json").read_text())["training_log"] == rows
+    log.write_text('{"loss": 1}\n')
+    assert main(["eval", "--predictions", str(preds), "--training-log", str(log), "--out", str(out)]) == 1
+    assert "needs an integer 'step'" in capsys.readouterr().err

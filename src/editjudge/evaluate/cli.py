@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="predictions JSONL files written by `editjudge score --out` (one judge each)")
     src.add_argument("--verl-dumps", nargs="+", default=[], metavar="DIR",
                      help="verl dump folders of <step>.jsonl (trainer.validation_data_dir / rollout_data_dir)")
+    src.add_argument("--training-log", metavar="JSONL",
+                     help="a trainer's per-step log to plot (e.g. the TRL engine's <output-dir>/metrics.jsonl)")
     src.add_argument("--data", metavar="PARQUET",
                      help="prepared test.parquet to judge now with --model (options: see the judge groups below)")
     src.add_argument("--limit", type=int, default=None, help="with --data: judge only the first N rows")
@@ -88,7 +90,7 @@ def _judge_records(args: argparse.Namespace) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from editjudge.evaluate.metrics import compute_metrics, per_step
-    from editjudge.evaluate.readers import read_predictions, read_verl_dumps
+    from editjudge.evaluate.readers import read_predictions, read_training_log, read_verl_dumps
     from editjudge.evaluate.report import slug, write_report
 
     if not (args.predictions or args.verl_dumps or args.data):
@@ -129,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
                 records[name] = _judge_records(args)
             if not records[name]:
                 return _error(f"{where}: no records to evaluate")
+        if args.training_log:
+            logs[Path(args.training_log).stem] = read_training_log(args.training_log)
     except (OSError, ValueError) as exc:
         return _error(str(exc))
 
@@ -155,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
         pages.append(write_report(metrics, records, out, training_log=_merge_logs(logs), comparison=comparison))
     else:
         for name in names:
-            pages.append(write_report({name: metrics[name]}, {name: records[name]}, out / slug(name),
-                                      training_log=logs.get(name)))
+            log = _merge_logs({k: v for k, v in logs.items() if k == name or k not in names})
+            pages.append(write_report({name: metrics[name]}, {name: records[name]}, out / slug(name), training_log=log))
     for name in names:
         m = metrics[name]
         print(f"{name}: n={m['n']} parse={_pct(m['format']['parse_rate'])} exact={_pct(m['accuracy']['exact'])} "

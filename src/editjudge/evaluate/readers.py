@@ -121,6 +121,21 @@ def by_step(records: list[EvalRecord]) -> dict[int, list[EvalRecord]]:
     return dict(sorted(steps.items()))
 
 
+def read_training_log(path: str | Path) -> list[dict[str, Any]]:
+    """A trainer's per-step log as JSONL (e.g. the TRL engine's ``metrics.jsonl``): objects with a ``step``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training log not found: {path} (the TRL engine writes <output-dir>/metrics.jsonl)")
+    rows = []
+    for lineno, obj in _jsonl(path):
+        if not isinstance(obj.get("step"), int):
+            raise ValueError(f"{path}:{lineno}: a training log line needs an integer 'step'")
+        rows.append(obj)
+    if not rows:
+        raise ValueError(f"{path}: the training log is empty")
+    return rows
+
+
 def read_test_parquet(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of a prepared parquet (contract 3) as dicts: id, group, label, gt_score, instruction, source, edited."""
     import pyarrow.parquet as pq

@@ -173,7 +173,18 @@ def plot_histograms(records: Sequence[EvalRecord], title: str, path: Path) -> No
 
 
 REWARD_KEYS = ("reward_mean", "reward")  # editjudge's per_step rows / TRL's log_history
-ACCURACY_KEYS = (("exact", "exact"), ("within_1", "±1"), ("within_2", "±2"), ("parse_rate", "parse rate"))
+ACCURACY_KEYS = (
+    ("exact", "exact"),
+    ("within_1", "±1"),
+    ("within_2", "±2"),
+    ("parse_rate", "parse rate"),
+    ("format_rate", "format rate"),  # TRL engine's metrics.jsonl: share of rewards with the format point
+    ("accuracy_rate", "reward accuracy (±2)"),  # … and with the ±2 accuracy point
+)
+
+
+def _run_of(row: Mapping[str, Any]) -> str:
+    return str(row.get("run", row.get("phase", "")))
 
 
 def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
@@ -183,20 +194,23 @@ def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
 def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``.
 
-    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows or a trainer's log history (TRL's
-    ``reward`` and ``rewards/<function>/mean``; ``loss`` on the right when the log has no accuracy).
+    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows, the TRL engine's ``metrics.jsonl`` or a
+    trainer's log history (``reward``, ``rewards/<function>/mean``; ``loss`` on the right when the log has no
+    accuracy). Rows with a ``run`` (or a training ``phase``) are drawn as separate lines.
     """
     runs: dict[str, list[Mapping[str, Any]]] = {}
     for row in training_log:
         if row.get("step") is not None:
-            runs.setdefault(str(row.get("run", "")), []).append(row)
+            runs.setdefault(_run_of(row), []).append(row)
     fig = _figure(10.0, 4.0)
     left, right = fig.subplots(1, 2)
 
     def series(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
         return [np.nan if row.get(key) is None else float(row[key]) for row in rows]
 
-    right_title = "accuracy over training steps"
+    has_accuracy = any(row.get(k) is not None for rows in runs.values() for row in rows for k, _ in ACCURACY_KEYS)
+    right_keys = list(ACCURACY_KEYS) if has_accuracy else [("loss", "loss")]
+    right_title = "accuracy over training steps" if has_accuracy else "loss over training steps"
     for run, rows in runs.items():
         steps = [row["step"] for row in rows]
         prefix = f"{run}: " if run else ""
@@ -205,10 +219,7 @@ def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None
             left.plot(steps, series(rows, reward), marker="o", label=f"{prefix}mean reward")
         for key in sorted({k for row in rows for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
             left.plot(steps, series(rows, key), marker=".", ls="--", label=prefix + key.split("/")[1])
-        present = [(k, n) for k, n in ACCURACY_KEYS if any(row.get(k) is not None for row in rows)]
-        if not present and any(row.get("loss") is not None for row in rows):
-            present, right_title = [("loss", "loss")], "loss over training steps"
-        for key, name in present:
+        for key, name in [(k, n) for k, n in right_keys if any(row.get(k) is not None for row in rows)]:
             right.plot(steps, series(rows, key), marker="o", label=prefix + name)
     from matplotlib.ticker import MaxNLocator
 
@@ -341,15 +352,16 @@ def _per_label_table(m: Mapping[str, Any]) -> list[str]:
 def _training_table(log: Sequence[Mapping[str, Any]]) -> list[str]:
     rows = [row for row in log if row.get("step") is not None]
     reward = _reward_key(rows)
-    columns = [("run", "run")] * any("run" in row for row in rows) + [("step", "step"), ("n", "n")]
-    columns += [(reward, "mean reward")] if reward else []
-    columns += [(k, t) for k, t in (("parse_rate", "parse rate"), *ACCURACY_KEYS[:3], ("loss", "loss"))]
+    runs = any("run" in row or "phase" in row for row in rows)
+    columns = [("step", "step"), ("n", "n")] + ([(reward, "mean reward")] if reward else [])
+    columns += [*ACCURACY_KEYS, ("loss", "loss")]
     columns = [(k, t) for k, t in columns if any(row.get(k) is not None for row in rows)]
-    lines = ["| " + " | ".join(t for _, t in columns) + " |", "|---:" * len(columns) + "|"]
-    shown = [k for k, _ in columns if k not in ("run", "step")]
+    shown = [k for k, _ in columns if k != "step"]
+    lines = ["| " + " | ".join(["run"] * runs + [t for _, t in columns]) + " |", "|---:" * (len(columns) + runs) + "|"]
     for row in rows:
         if any(row.get(k) is not None for k in shown):
-            lines.append("| " + " | ".join(_fmt(row.get(k)) for k, _ in columns) + " |")
+            cells = [_md(_run_of(row))] * runs + [_fmt(row.get(k)) for k, _ in columns]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
