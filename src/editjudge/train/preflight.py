@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import io
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -576,11 +577,15 @@ def check_steps(cfg: Any, train_rows: int, report: Report) -> None:
     if not train_rows:
         return
     if train_rows < batch:
+        world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+        step = world // math.gcd(int(cfg.actor_rollout_ref.rollout.n), world)  # keeps batch × n divisible by GPUs
+        fitting = train_rows // step * step
         report.fail(
             f"the training files hold {train_rows} rows, fewer than data.train_batch_size={batch}: verl drops the "
             "incomplete batch, so no training step would run",
-            f"prepare more data, or pass `-- data.train_batch_size={train_rows} "
-            f"actor_rollout_ref.actor.ppo_mini_batch_size={train_rows}` (or smaller values)",
+            "prepare more data"
+            + (f", or pass `-- data.train_batch_size={fitting} actor_rollout_ref.actor.ppo_mini_batch_size={fitting}`"
+               if fitting else f" (at least {step} rows for {world} GPUs)"),
         )
         return
     steps = train_rows // batch
