@@ -84,6 +84,29 @@ def test_score_manifest_with_bad_rows(answering_model_dir: Path, edits: Path, tm
     assert not list(tmp_path.glob(".*.tmp"))  # temp files were moved into place
 
 
+def test_score_takes_labels_and_settings_from_the_prepare_report(
+    answering_model_dir: Path, edits: Path, tmp_path: Path, capsys
+) -> None:
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", str(edits), "-o", str(prepared), "--score-median", "0.8", "--score-mad", "0.2",
+                 "--max-image-tokens", "4", "--workers", "1", "-q"]) == 0
+    source, edited = sorted(edits.rglob("*_input.jpg"))[0], sorted(edits.rglob("*_output.jpg"))[0]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"source,edited,instruction,score\n{source},{edited},make it red,0.9\n")
+    out = tmp_path / "p.jsonl"
+    argv = ["score", *_model_args(answering_model_dir), "--manifest", str(manifest), "--out", str(out),
+            "--prepare-report", str(prepared / "prepare_report.json")]
+    assert main(argv) == 0
+    (pred,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert pred["label"] == 6 and pred["pred"] in (6, 7)  # int((0.9 - 0.8) / 0.2 * 4.5 + 4.5) = 6, not the seed's 4
+    assert main([*argv, "--score-median", "0.9", "--score-mad", "0.1"]) == 0  # explicit flags win
+    assert json.loads(out.read_text())["label"] == 4
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main([*argv[:-1], str(bad)]) == 2
+    assert "not a prepare_report.json" in capsys.readouterr().err
+
+
 def test_score_argument_errors(tmp_path: Path, capsys) -> None:
     assert main(["score", "--model", "m", "--manifest", str(tmp_path)]) == 2
     assert "--manifest needs --out" in capsys.readouterr().err
@@ -91,6 +114,11 @@ def test_score_argument_errors(tmp_path: Path, capsys) -> None:
     assert "--source, --edited and --instruction" in capsys.readouterr().err
     assert main(["score", "--model", "m", "--manifest", str(tmp_path), "--out", "x.txt"]) == 2
     assert ".jsonl or .csv" in capsys.readouterr().err
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    argv = ["--source", str(image), "--edited", str(image), "--instruction", "x"]
+    assert main(["score", "--model", str(tmp_path / "no-such-model"), *argv]) == 2
+    assert "cannot set up the judge" in capsys.readouterr().err
 
 
 def test_best_of_n_ranks_each_source_of_a_seed_folder(answering_model_dir: Path, edits: Path, tmp_path: Path, capsys) -> None:

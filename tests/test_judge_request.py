@@ -37,6 +37,7 @@ def test_request_images_equal_the_prepared_training_images(tmp_path, size, optio
     converted = {fault for fault, outcome in synth.faults.items() if outcome == "kept"}  # CMYK, RGBA, 16-bit, EXIF
     assert converted and converted <= {r["extra_info"]["id"] for r in rows}
     sizing = ImageSizing(**options)
+    assert ImageSizing.from_prepare_report(result.report_path) == sizing  # the report carries prepare's settings
     for row in rows:
         info = row["extra_info"]
         request = build_request(info["source_path"], info["edited_path"], info["instruction"], sizing=sizing)

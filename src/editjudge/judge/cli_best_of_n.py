@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
             return 1
     else:
         groups = [(args.source, args.instruction, list(args.candidates), [None] * len(args.candidates))]
-    judge = judge_from_args(args)
+    try:
+        judge = judge_from_args(args)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"editjudge best-of-n: error: cannot set up the judge: {exc}", file=sys.stderr)
+        return 2
     rankings = []
     for source, instruction, candidates, ids in groups:
         ranking = judge.best_of_n(source, candidates, instruction).to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from typing import Any
 
@@ -21,13 +22,20 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--adapter", help="LoRA adapter folder (as written by `editjudge export`) to load on --model")
     model.add_argument("--backend", choices=sorted(BACKENDS), default="transformers", help="how to run the judge")
     model.add_argument(
-        "--template", default=prompts.DEFAULT_TEMPLATE,
-        help=f"prompt template used in training: {', '.join(sorted(prompts.BUILTIN_TEMPLATES))} or a YAML/JSON file",
+        "--template", default=None,
+        help=f"prompt template used in training: {', '.join(sorted(prompts.BUILTIN_TEMPLATES))} or a YAML/JSON file "
+        f"(default: the prepare report's, else {prompts.DEFAULT_TEMPLATE})",
     )
     images = parser.add_argument_group(
-        "images (give the values you gave `editjudge prepare`: images are then sized exactly as in training)"
+        "images: size them exactly as in training by giving --prepare-report, or the flags you gave `editjudge prepare`"
     )
-    images.add_argument("--max-prompt-length", type=int, default=PrepareConfig.max_prompt_length, help="prompt token budget")
+    images.add_argument(
+        "--prepare-report", metavar="JSON",
+        help="prepare_report.json of the training data: its image settings, template and label median/MAD are used",
+    )
+    images.add_argument(
+        "--max-prompt-length", type=int, default=None, help=f"prompt token budget (prepare's default: {PrepareConfig.max_prompt_length})"
+    )
     images.add_argument(
         "--processor", default=None, metavar="PATH",
         help="prepare's --processor/--model folder (exact token counts and its pixel limits); default: none, like prepare",
@@ -35,7 +43,7 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     images.add_argument("--min-pixels", type=int, default=None, help="prepare's --min-pixels")
     images.add_argument("--max-pixels", type=int, default=None, help="prepare's --max-pixels")
     images.add_argument("--max-image-tokens", type=int, default=None, help="prepare's --max-image-tokens")
-    images.add_argument("--jpeg-quality", type=int, default=PrepareConfig.jpeg_quality, help="prepare's --jpeg-quality")
+    images.add_argument("--jpeg-quality", type=int, default=None, help="prepare's --jpeg-quality")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--samples", type=int, default=1, help="responses per edit; >1 averages them (Avg@k)")
     sampling.add_argument(
@@ -56,11 +64,48 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--no-logprobs", action="store_true", help="do not ask for logprobs (servers that reject them)")
 
 
+def prepare_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--prepare-report`` JSON (empty without the flag); ``ValueError`` naming the file when unreadable."""
+    if not args.prepare_report:
+        return {}
+    try:
+        with open(args.prepare_report, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--prepare-report {args.prepare_report}: {exc}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("settings"), dict):
+        raise ValueError(f"--prepare-report {args.prepare_report}: not a prepare_report.json (no 'settings')")
+    return report
+
+
+def prepare_setting(args: argparse.Namespace, name: str) -> Any:
+    """One of prepare's recorded settings, or None."""
+    return prepare_report(args).get("settings", {}).get(name)
+
+
+def image_sizing(args: argparse.Namespace) -> Any:
+    """Prepare's image settings: the report's, overridden by explicit flags, else prepare's defaults."""
+    from editjudge.judge.request import ImageSizing
+
+    flags = {
+        "max_prompt_length": args.max_prompt_length,
+        "max_image_tokens": args.max_image_tokens,
+        "processor": args.processor,
+        "min_pixels": args.min_pixels,
+        "max_pixels": args.max_pixels,
+        "jpeg_quality": args.jpeg_quality,
+    }
+    if args.prepare_report:
+        prepare_report(args)  # clear error first
+        return ImageSizing.from_prepare_report(args.prepare_report, **flags)
+    return ImageSizing(**{k: v for k, v in flags.items() if v is not None})
+
+
 def judge_from_args(args: argparse.Namespace) -> Any:
     """A :class:`~editjudge.judge.Judge` configured from the command line."""
     from editjudge.judge import Judge
-    from editjudge.judge.request import ImageSizing
 
+    sizing = image_sizing(args)
     options: dict[str, Any] = {}
     if args.backend == "openai":
         options.update(
@@ -75,19 +120,11 @@ def judge_from_args(args: argparse.Namespace) -> Any:
         options["batch_size"] = args.batch_size
     if args.backend == "transformers":
         options.update(device=args.device, dtype=args.dtype)
-    sizing = ImageSizing(
-        max_prompt_length=args.max_prompt_length,
-        max_image_tokens=args.max_image_tokens,
-        processor=args.processor,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        jpeg_quality=args.jpeg_quality,
-    )
     return Judge(
         args.model,
         adapter=args.adapter,
         backend=args.backend,
-        template=args.template,
+        template=args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
         sizing=sizing,
         num_samples=args.samples,
         temperature=args.temperature,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from editjudge.judge.cli_common import add_judge_arguments, judge_from_args
+from editjudge.judge.cli_common import add_judge_arguments, judge_from_args, prepare_report
 from editjudge.judge.output import PredictionSink, check_output_path, prediction
 
 DEFAULT_MEDIAN, DEFAULT_MAD = 0.9, 0.1  # the seed's --score_median / --score_mad
@@ -27,8 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--manifest", help="a .jsonl/.csv manifest or a folder in the seed layout")
     what.add_argument("--out", help="predictions file (.jsonl or .csv); required with --manifest")
     labels = parser.add_argument_group("ground truth (when the manifest has scores)")
-    labels.add_argument("--score-median", type=float, default=DEFAULT_MEDIAN, help="median used to turn scores into labels")
-    labels.add_argument("--score-mad", type=float, default=DEFAULT_MAD, help="MAD used to turn scores into labels")
+    labels.add_argument(
+        "--score-median", type=float, default=None,
+        help=f"median that turns scores into labels (default: the prepare report's, else {DEFAULT_MEDIAN})",
+    )
+    labels.add_argument(
+        "--score-mad", type=float, default=None,
+        help=f"MAD that turns scores into labels (default: the prepare report's, else {DEFAULT_MAD})",
+    )
     add_judge_arguments(parser)
 
 
@@ -57,13 +63,24 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
+    try:
+        judge = judge_from_args(args)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"editjudge score: error: cannot set up the judge: {exc}", file=sys.stderr)
+        return 2
     if args.manifest:
-        return _score_manifest(args)
-    return _score_pair(args)
+        return _score_manifest(args, judge)
+    return _score_pair(args, judge)
 
 
-def _score_pair(args: argparse.Namespace) -> int:
-    judge = judge_from_args(args)
+def _label_settings(args: argparse.Namespace) -> tuple[float, float]:
+    labels = prepare_report(args).get("labels") or {}
+    median = args.score_median if args.score_median is not None else labels.get("median", DEFAULT_MEDIAN)
+    mad = args.score_mad if args.score_mad is not None else labels.get("mad", DEFAULT_MAD)
+    return float(median), float(mad)
+
+
+def _score_pair(args: argparse.Namespace, judge: Any) -> int:
     result = judge.score(args.source, args.edited, args.instruction)
     record = prediction(
         id="pair", source=args.source, edited=args.edited, instruction=args.instruction, group=None, result=result
@@ -76,7 +93,7 @@ def _score_pair(args: argparse.Namespace) -> int:
     return 0 if judged else 1
 
 
-def _score_manifest(args: argparse.Namespace) -> int:
+def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
     from editjudge.data.labels import label_of
     from editjudge.data.sources import EditRecord, Rejected, read_sources
     from editjudge.judge import EditItem, JudgeResult
@@ -87,7 +104,7 @@ def _score_manifest(args: argparse.Namespace) -> int:
         print(f"editjudge score: error: {exc}", file=sys.stderr)
         return 2
     records = [item for item in items if isinstance(item, EditRecord)]
-    judge = judge_from_args(args)
+    median, mad = _label_settings(args)
     results = iter(
         judge.iter_scores([EditItem(r.source_path, r.edited_path, r.instruction) for r in records], progress=True)
     )
@@ -103,7 +120,7 @@ def _score_manifest(args: argparse.Namespace) -> int:
                 )
             else:
                 result = next(results)
-                label = label_of(item.score, args.score_median, args.score_mad) if item.score is not None else None
+                label = label_of(item.score, median, mad) if item.score is not None else None
                 record = prediction(
                     id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
                     group=item.group, result=result, gt_score=item.score, label=label,

@@ -11,7 +11,7 @@ from typing import Any
 from editjudge import prompts
 from editjudge.judge.backends import Backend, ItemOutput, SamplingOptions, load_backend
 from editjudge.judge.ranking import Ranking, build_ranking
-from editjudge.judge.request import ImageInput, JudgeRequest, build_request
+from editjudge.judge.request import ImageInput, ImageSizing, JudgeRequest, build_request
 from editjudge.judge.result import JudgeResult, combine, failed
 
 
@@ -47,7 +47,8 @@ class Judge:
 
     ``Judge(model, adapter=None, backend="transformers")`` loads a base model plus an optional LoRA adapter (or a
     merged model); ``backend="openai"`` talks to an OpenAI-compatible server (``base_url=…``) and ``"vllm"`` runs
-    vLLM in process. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default 1.0). Extra keyword
+    vLLM in process. ``sizing`` holds the image settings ``prepare`` used (default: prepare's defaults), so images
+    are sized exactly as in training. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default 1.0). Extra keyword
     arguments go to the backend (e.g. ``batch_size``, ``device``, ``base_url``, ``timeout``, ``concurrency``).
     """
 
@@ -58,7 +59,7 @@ class Judge:
         backend: str | Backend = "transformers",
         *,
         template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
-        sizing: Any = None,
+        sizing: ImageSizing | None = None,
         num_samples: int = 1,
         temperature: float | None = None,
         max_new_tokens: int = 512,
@@ -73,7 +74,7 @@ class Judge:
         if num_samples > 1 and temperature <= 0:
             raise ValueError("Avg@k with num_samples > 1 needs sampling: set temperature > 0")
         self.template = template if isinstance(template, prompts.PromptTemplate) else prompts.load_template(template)
-        self.sizing = sizing
+        self.sizing = sizing or ImageSizing()
         self.sampling = SamplingOptions(
             num_samples=num_samples, temperature=float(temperature), max_new_tokens=max_new_tokens, seed=seed
         )

@@ -43,6 +43,20 @@ class ImageSizing:
     jpeg_quality: int = PrepareConfig.jpeg_quality
     max_image_pixels: int = PrepareConfig.max_image_pixels
 
+    @classmethod
+    def from_prepare_report(cls, path: str | os.PathLike[str], **overrides: Any) -> ImageSizing:
+        """The settings recorded in ``prepare_report.json`` (``settings``), with ``overrides`` that are not None."""
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            settings = json.load(handle).get("settings")
+        if not isinstance(settings, dict):
+            raise ValueError(f"{os.fspath(path)}: not a prepare_report.json (no 'settings'); pass the image flags instead")
+        names = [f for f in cls.__dataclass_fields__ if f in settings]
+        values = {name: settings[name] for name in names}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
     @cached_property
     def limits(self) -> imgs.PixelLimits:
         """The processor's pixel limits with prepare's overrides applied."""
