@@ -64,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError) as exc:
         print(f"editjudge best-of-n: error: cannot set up the judge: {exc}", file=sys.stderr)
         return 2
+    from tqdm.auto import tqdm
+
     rankings = []
-    for source, instruction, candidates, ids in groups:
+    judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
+    for source, instruction, candidates, ids in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
         ranking = judge.best_of_n(source, candidates, instruction).to_dict()
         id_of = dict(zip(candidates, ids))
         for candidate in ranking["candidates"]:
@@ -105,13 +108,15 @@ def _file_digest(path: str) -> str:
 
 
 def _print_winner(ranking: dict[str, Any]) -> None:
+    from tqdm.auto import tqdm
+
     best = ranking["best"]
     top = ranking["candidates"][0]
     if best is None:
-        print(f"{ranking['source']}: no candidate could be judged ({top['error']})")
+        tqdm.write(f"{ranking['source']}: no candidate could be judged ({top['error']})")
         return
     expected = f", expected {top['expected_score']:.3f}" if top["expected_score"] is not None else ""
-    print(f"{ranking['source']} [{ranking['instruction']}] -> {best} (score {top['score']}{expected}, of {len(ranking['candidates'])})")
+    tqdm.write(f"{ranking['source']} [{ranking['instruction']}] -> {best} (score {top['score']}{expected}, of {len(ranking['candidates'])})")
 
 
 def _write(path: str, rankings: Sequence[dict[str, Any]]) -> None:
