@@ -118,6 +118,14 @@ def test_predictions_round_trip_and_defaults(tmp_path) -> None:
     path.write_text(json.dumps(line) + "\n\n")
     (rec,) = read_predictions(path)
     assert rec.id == "preds.jsonl:1" and rec.pred == 4 and rec.label is None
+    assert rec.group == "source:s.png"  # no group and an unreadable source: grouped by its path
+    # readable sources are grouped by content, like `editjudge prepare`: copies of one image share a group
+    (tmp_path / "a_input.png").write_bytes(_png("red"))
+    (tmp_path / "b_input.png").write_bytes(_png("red"))
+    (tmp_path / "c_input.png").write_bytes(_png("blue"))
+    path.write_text("".join(json.dumps({**line, "source": f"{s}_input.png"}) + "\n" for s in "abc"))
+    a, b, c = read_predictions(path)
+    assert a.group == b.group != c.group and a.group.startswith("image:")
 
 
 def test_predictions_errors_are_clear(tmp_path) -> None:

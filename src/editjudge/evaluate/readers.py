@@ -41,12 +41,21 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_predictions(path: str | Path) -> list[EvalRecord]:
-    """Records from a predictions JSONL (contract 8); ids default to ``<file name>:<line>``."""
+    """Records from a predictions JSONL (contract 8); ids default to ``<file name>:<line>``.
+
+    A line without a ``group`` but with a ``source`` image is grouped by that image, as ``editjudge prepare`` groups:
+    ``image:<blake2b-128 of the file's bytes>`` when the file can be read (relative paths are tried against the
+    working directory, then the predictions file's folder), else ``source:<path>``. Edits of one source image are
+    what pairwise and best-of-N metrics compare (the seed's layout stores a copy of the source per edit).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path} (write one with `editjudge score … --out`)")
     records: list[EvalRecord] = []
+    hashes: dict[str, str] = {}
     for lineno, obj in _jsonl(path):
+        if obj.get("group") is None and isinstance(obj.get("source"), str) and obj["source"]:
+            obj = {**obj, "group": _source_group(obj["source"], path.parent, hashes)}
         try:
             records.append(EvalRecord.from_mapping(obj, default_id=f"{path.name}:{lineno}"))
         except ValueError as exc:
@@ -56,6 +65,20 @@ def read_predictions(path: str | Path) -> list[EvalRecord]:
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"{path}: the id {dup!r} appears more than once; ids must be unique")
     return records
+
+
+def _source_group(source: str, base: Path, cache: dict[str, str]) -> str:
+    """``image:<hash>`` of a source image file (the group ``editjudge prepare`` gives it), else ``source:<path>``."""
+    if source not in cache:
+        cache[source] = f"source:{source}"
+        for candidate in (Path(source), base / source):
+            try:
+                data = candidate.read_bytes()
+            except OSError:
+                continue
+            cache[source] = "image:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+            break
+    return cache[source]
 
 
 def _prompt_group(text: str) -> str:
