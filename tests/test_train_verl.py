@@ -410,3 +410,19 @@ def test_pinned_verl_version_matches_the_installed_one() -> None:
     pin = (REPO / "recipe/tts_edit/verl_version.txt").read_text().split()[0]
     assert pin == f"verl=={version('verl')}"
     assert f'"{pin}"' in (REPO / "pyproject.toml").read_text()
+
+
+@pytest.mark.slow
+def test_launch_stops_before_ray_when_the_machine_cannot_run_verl(data_dir: Path, tiny_model_dir: Path, capsys) -> None:
+    import importlib.util
+
+    missing = [m for m in ("vllm", "transfer_queue") if importlib.util.find_spec(m) is None]
+    if not missing:
+        pytest.skip("this machine has vLLM and TransferQueue: a launch would really start verl")
+    code = main(["train", "--train-files", str(data_dir / "train.parquet"), "--val-files", str(data_dir / "test.parquet"),
+                 "--model", str(tiny_model_dir), "--preflight-rows", "4"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "-m verl.trainer.main_ppo" not in out + err  # nothing was started
+    for module in missing:
+        assert f"✗ {module} is not importable here, and the launch needs it" in err
+    assert "fix: pip install 'verl[vllm]==0.9.1'" in err or "vllm" not in missing
