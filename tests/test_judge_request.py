@@ -42,10 +42,13 @@ def test_request_images_equal_the_prepared_training_images(tmp_path, size, optio
         info = row["extra_info"]
         request = build_request(info["source_path"], info["edited_path"], info["instruction"], sizing=sizing)
         assert request.messages == [dict(m) for m in row["prompt"]] == prompts.build_messages(info["instruction"])
-        for ours, theirs in zip(request.images, row["images"]):
+        # judging the parquet's own bytes (what `editjudge eval --data` does) must not change them either
+        again = build_request(row["images"][0]["bytes"], row["images"][1]["bytes"], info["instruction"], sizing=sizing)
+        for ours, ours_again, theirs in zip(request.images, again.images, row["images"]):
             trained = Image.open(io.BytesIO(theirs["bytes"]))
-            assert ours.size == trained.size, info["id"]
+            assert ours.size == trained.size == ours_again.size, info["id"]
             assert np.array_equal(_pixels(ours), _pixels(trained)), info["id"]
+            assert np.array_equal(_pixels(ours_again), _pixels(trained)), info["id"]
 
 
 def test_paths_bytes_and_pil_inputs(tmp_path) -> None:
