@@ -219,6 +219,12 @@ def test_explicit_batch_overrides_are_kept_and_checked(default_plan: engine.Plan
     assert "actor_rollout_ref.actor.ppo_mini_batch_size" not in changes
     problems = engine.batch_problems(cfg)
     assert problems and "ppo_mini_batch_size=102" in problems[0][1]
+    cfg = _compose_with(default_plan, "data.train_batch_size=64")  # a smaller global batch caps the mini batch
+    changes = engine.scale_batches(cfg, explicit={"data.train_batch_size"})
+    assert changes == {"actor_rollout_ref.actor.ppo_mini_batch_size": 64}
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value)
+    assert _run(preflight.check_verl_config, cfg).ok
 
 
 # ---------------------------------------------------------------------------------------------- pre-flight failures

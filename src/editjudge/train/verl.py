@@ -29,7 +29,6 @@ RUNTIME_ENV_VARS = "+ray_kwargs.ray_init.runtime_env.env_vars"
 _OUTPUT_KEYS = ("trainer.default_local_dir", "trainer.rollout_data_dir", "trainer.validation_data_dir")
 
 
-
 @functools.lru_cache(maxsize=1)
 def _override_parser() -> Any:
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -115,6 +114,9 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
     Relative output folders of the preset become absolute (resolved here, where the command is launched), and
     the W&B / TensorBoard environment is passed to the Ray workers through verl's ``ray_kwargs.ray_init``.
     """
+    for flag in ("gpus", "nodes"):
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     ov = OverrideSet()
     env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     for key, value in preset.overrides.items():
@@ -195,8 +197,12 @@ def scale_batches(cfg: Any, explicit: Iterable[str] = ()) -> dict[str, int]:
     mini = int(arr.actor.ppo_mini_batch_size)
 
     mini_key, batch_key = "actor_rollout_ref.actor.ppo_mini_batch_size", "data.train_batch_size"
+    mini_step = dp // math.gcd(n, dp)  # keeps mini × n divisible by the data-parallel GPUs
     if mini_key not in explicit:
-        mini = _round_up(mini, dp // math.gcd(n, dp))
+        if batch_key in explicit and mini > batch:  # the user's smaller global batch caps the mini batch
+            mini = max(mini_step, batch // mini_step * mini_step)
+        else:
+            mini = _round_up(mini, mini_step)
         changes[mini_key] = mini
     if batch_key not in explicit:
         batch = _round_up(max(batch, mini), math.lcm(mini, world // math.gcd(n, world)))
