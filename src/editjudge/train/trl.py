@@ -318,8 +318,21 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _use_quiet_progress(trainer) -> None:
+    """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            return None
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress())
+
+
 def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
     """A TrainerCallback that appends each log to ``records`` and rewrites ``path`` atomically."""
+    from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
     class MetricsJsonl(TrainerCallback):
@@ -328,14 +341,15 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
                 return
             records.append(summarize_log(logs, state.global_step, phase))
             _write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-            if "reward_mean" in records[-1]:
-                r = records[-1]
-                print(
+            r = records[-1]
+            if "reward_mean" in r:
+                tqdm.write(
                     f"[grpo] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
                     + (f", format {r['format_rate']:.2f}" if "format_rate" in r else "")
-                    + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else ""),
-                    flush=True,
+                    + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else "")
                 )
+            elif "loss" in r:
+                tqdm.write(f"[{phase}] step {r['step']}: loss {r['loss']:.3f}")
 
     return MetricsJsonl()
 
@@ -388,6 +402,7 @@ def warm_start(model, processor, rows: list[dict[str, Any]], settings: TrlSettin
         peft_config=lora_config(settings),
         callbacks=[_metrics_callback(metrics_path, "warm_start", records)],
     )
+    _use_quiet_progress(trainer)
     trainer.train()
     _remove_if_empty(work_dir)
     return trainer.model
@@ -433,6 +448,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         peft_config=peft_config,
         callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
     )
+    _use_quiet_progress(trainer)
     checkpoint: str | bool | None = None
     if resume == "auto":
         checkpoint = True if any((out / "checkpoints").glob("checkpoint-*")) else None
