@@ -111,8 +111,10 @@ def test_bad_items_get_errors_and_the_batch_goes_on(judge: Judge, tmp_path: Path
         (images[0], corrupt, INSTRUCTION),
         (tmp_path / "missing.png", images[1], INSTRUCTION),
         (images[0], images[2], INSTRUCTION),
+        {"source": images[0], "edited": images[1]},
     ]
     results = judge.score_many(items)
+    assert results[4].error == "input_error: the item lacks instruction"
     assert results[1].error.startswith("input_error: not_an_image: edited image")
     assert results[2].error.startswith("input_error: source image") and "missing.png" in results[2].error
     assert results[1].score is None and results[2].score is None

@@ -7,6 +7,7 @@
 
 from editjudge.judge.judge import EditItem, Judge
 from editjudge.judge.ranking import RankedCandidate, Ranking
+from editjudge.judge.request import ImageSizing, JudgeRequest
 from editjudge.judge.result import Generation, JudgeResult
 
-__all__ = ["EditItem", "Generation", "Judge", "JudgeResult", "RankedCandidate", "Ranking"]
+__all__ = ["EditItem", "Generation", "ImageSizing", "Judge", "JudgeRequest", "JudgeResult", "RankedCandidate", "Ranking"]

@@ -25,12 +25,17 @@ class EditItem:
 
 
 def _as_item(item: EditItem | Mapping[str, Any] | Sequence[Any]) -> EditItem:
+    """An :class:`EditItem` from an item, a mapping or a ``(source, edited, instruction)`` triple."""
     if isinstance(item, EditItem):
         return item
     if isinstance(item, Mapping):
+        missing = [key for key in ("source", "edited", "instruction") if key not in item]
+        if missing:
+            raise ValueError(f"the item lacks {', '.join(missing)}")
         return EditItem(item["source"], item["edited"], item["instruction"])
-    source, edited, instruction = item
-    return EditItem(source, edited, instruction)
+    if isinstance(item, Sequence) and not isinstance(item, (str, bytes)) and len(item) == 3:
+        return EditItem(*item)
+    raise ValueError(f"expected (source, edited, instruction) or a mapping with those keys, got {type(item).__name__}")
 
 
 def describe_image(image: ImageInput) -> str:
@@ -48,8 +53,9 @@ class Judge:
     ``Judge(model, adapter=None, backend="transformers")`` loads a base model plus an optional LoRA adapter (or a
     merged model); ``backend="openai"`` talks to an OpenAI-compatible server (``base_url=…``) and ``"vllm"`` runs
     vLLM in process. ``sizing`` holds the image settings ``prepare`` used (default: prepare's defaults), so images
-    are sized exactly as in training. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default 1.0). Extra keyword
-    arguments go to the backend (e.g. ``batch_size``, ``device``, ``base_url``, ``timeout``, ``concurrency``).
+    are sized exactly as in training. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default
+    1.0). Extra keyword arguments go to the backend (e.g. ``batch_size``, ``device``, ``base_url``, ``timeout``,
+    ``concurrency``).
     """
 
     def __init__(
@@ -115,16 +121,17 @@ class Judge:
         iterator = iter(items)
         with tqdm(total=total, disable=not show, desc="judging", unit="edit") as bar:
             while chunk := list(islice(iterator, max(1, self.backend.batch_size))):
-                yield from self._score_chunk([_as_item(item) for item in chunk])
+                yield from self._score_chunk(chunk)
                 bar.update(len(chunk))
 
-    def _score_chunk(self, items: list[EditItem]) -> list[JudgeResult]:
+    def _score_chunk(self, items: list[Any]) -> list[JudgeResult]:
         results: list[JudgeResult | None] = [None] * len(items)
         requests: list[JudgeRequest] = []
         positions: list[int] = []
         for i, item in enumerate(items):
             try:
-                requests.append(self.request(item.source, item.edited, item.instruction))
+                edit = _as_item(item)
+                requests.append(self.request(edit.source, edit.edited, edit.instruction))
                 positions.append(i)
             except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the batch
                 reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
