@@ -151,3 +151,14 @@ def test_lora_adapter_loads_through_peft(answering_model_dir: Path, judge: Judge
     assert merged_result.raw == changed.raw
     if changed.expected_score is not None:
         assert merged_result.expected_score == pytest.approx(changed.expected_score, abs=1e-4)
+
+
+def test_a_request_that_fails_inside_generate_does_not_sink_its_batch(judge: Judge) -> None:
+    from editjudge.judge.request import JudgeRequest
+
+    images = _images()
+    good = judge.request(images[0], images[1], INSTRUCTION)
+    broken = JudgeRequest(messages=good.messages, images=(good.images[0],))  # two <image> tags, one image
+    outputs = judge.backend.generate([good, broken, good], judge.sampling)
+    assert outputs[1].error.startswith("backend_error: ") and not outputs[1].generations
+    assert outputs[0].generations[0].text == outputs[2].generations[0].text == judge.score(images[0], images[1], INSTRUCTION).raw

@@ -8,7 +8,7 @@ objects (messages + sized images, built once for all backends) and returns, per 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +50,22 @@ class Backend(Protocol):
     batch_size: int
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]: ...
+
+
+def isolate_failures(
+    generate_batch: Callable[[Sequence[JudgeRequest], SamplingOptions], list[ItemOutput]],
+    requests: Sequence[JudgeRequest],
+    sampling: SamplingOptions,
+) -> list[ItemOutput]:
+    """Run ``generate_batch``; if the batch raises, retry item by item so one bad item cannot sink the rest."""
+    if not requests:
+        return []
+    try:
+        return generate_batch(requests, sampling)
+    except Exception as exc:  # noqa: BLE001 - reported per item below
+        if len(requests) == 1:
+            return [ItemOutput(error=f"backend_error: {type(exc).__name__}: {exc}")]
+    return [isolate_failures(generate_batch, [r], sampling)[0] for r in requests]
 
 
 def load_backend(name: str, model: str, adapter: str | None = None, **options: Any) -> Backend:

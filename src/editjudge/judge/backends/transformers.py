@@ -11,7 +11,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from editjudge.judge.backends import ItemOutput, SamplingOptions
+from editjudge.judge.backends import ItemOutput, SamplingOptions, isolate_failures
 from editjudge.judge.logprobs import DIGITS, answer_digit_index
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation
@@ -87,14 +87,7 @@ class TransformersBackend:
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
         """One output per request; a failing batch is retried item by item so one bad item cannot sink the rest."""
-        if not requests:
-            return []
-        try:
-            return self._generate_batch(requests, sampling)
-        except Exception as exc:  # noqa: BLE001 - isolate the failing item(s) below
-            if len(requests) == 1:
-                return [ItemOutput(error=f"backend_error: {type(exc).__name__}: {exc}")]
-        return [self.generate([r], sampling)[0] for r in requests]
+        return isolate_failures(self._generate_batch, requests, sampling)
 
     def _generation_config(self, sampling: SamplingOptions) -> Any:
         config = copy.deepcopy(self.model.generation_config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from editjudge.judge.backends import ItemOutput, SamplingOptions
+from editjudge.judge.backends import ItemOutput, SamplingOptions, isolate_failures
 from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation
@@ -57,6 +57,10 @@ class VLLMBackend:
         self.llm = vllm.LLM(model=model, **options)
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
+        """One output per request; a failing batch is retried item by item."""
+        return isolate_failures(self._generate_batch, requests, sampling)
+
+    def _generate_batch(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
         vllm = _import_vllm()
         params = vllm.SamplingParams(
             n=sampling.num_samples,
