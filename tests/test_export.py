@@ -28,7 +28,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from verl.utils.fsdp_utils import apply_fsdp2
 from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
 
-model_dir, actor_dir, reference = sys.argv[1:4]
+model_dir, actor_dir, lora_only_dir, reference = sys.argv[1:5]
 dist.init_process_group("gloo", rank=0, world_size=1)
 torch.manual_seed(0)
 model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
@@ -41,11 +41,13 @@ with torch.no_grad():
 save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, reference)
 apply_fsdp2(model, {"mesh": init_device_mesh("cpu", (1,), mesh_dim_names=["fsdp"])}, {})
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-manager = FSDPCheckpointManager(model=model, optimizer=optimizer, lr_scheduler=None,
-                                processing_class=AutoProcessor.from_pretrained(model_dir),
-                                checkpoint_config={"save_contents": ["model", "optimizer", "extra"],
-                                                   "load_contents": ["model", "optimizer", "extra"]})
-manager.save_checkpoint(actor_dir, global_step=1)
+for folder, lora_only in ((actor_dir, False), (lora_only_dir, True)):
+    manager = FSDPCheckpointManager(model=model, optimizer=optimizer, lr_scheduler=None,
+                                    processing_class=AutoProcessor.from_pretrained(model_dir),
+                                    checkpoint_config={"save_contents": ["model", "optimizer", "extra"],
+                                                       "load_contents": ["model", "optimizer", "extra"],
+                                                       "save_lora_only": lora_only})
+    manager.save_checkpoint(folder, global_step=1)
 dist.destroy_process_group()
 """
 
@@ -57,16 +59,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def verl_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(<checkpoints>/global_step_1/actor, reference weights of the LoRA model before sharding)."""
+def verl_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(<checkpoints>/global_step_1/actor, the same saved with save_lora_only, reference weights before sharding)."""
     root = tmp_path_factory.mktemp("verl_ckpt")
     actor, reference = root / "global_step_1" / "actor", root / "reference.safetensors"
+    lora_only = root / "lora_only" / "global_step_1" / "actor"
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
            "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    result = subprocess.run([sys.executable, "-c", MAKE_CHECKPOINT, str(tiny_model_dir), str(actor), str(reference)],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MAKE_CHECKPOINT, str(tiny_model_dir), str(actor), str(lora_only), str(reference)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return actor, reference
+    return actor, lora_only, reference
 
 
 def _reference(path: Path) -> dict:
@@ -80,7 +85,7 @@ def test_export_adapter_holds_the_trained_lora_weights(verl_checkpoint, tmp_path
     import torch
     from safetensors.torch import load_file
 
-    actor, reference = verl_checkpoint
+    actor, _, reference = verl_checkpoint
     out = tmp_path / "adapter"
     assert main(["export", "--checkpoint", str(actor.parent), "--out", str(out), "--base-model", "/models/base"]) == 0
     assert f"exported LoRA adapter to {out}" in capsys.readouterr().out
@@ -97,15 +102,27 @@ def test_export_adapter_holds_the_trained_lora_weights(verl_checkpoint, tmp_path
 
 
 @pytest.mark.slow
-def test_export_merge_gives_a_model_transformers_loads(verl_checkpoint, tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lora_only", [False, True])
+def test_export_merge_gives_a_model_transformers_loads(
+    verl_checkpoint, tiny_model_dir: Path, tmp_path: Path, lora_only: bool
+) -> None:
     import torch
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from editjudge import prompts
 
-    actor, reference = verl_checkpoint
-    out = export(actor, tmp_path / "merged", merge=True)
+    actor, lora_only_actor, reference = verl_checkpoint
+    if lora_only:  # only the adapter was saved: merging needs the base model the run started from
+        with pytest.raises(ExportError, match="pass --base-model"):
+            export(lora_only_actor, tmp_path / "nope", merge=True)
+        assert not (tmp_path / "nope").exists()
+        out = export(lora_only_actor, tmp_path / "merged", merge=True, base_model=str(tiny_model_dir))
+        adapter = export(lora_only_actor, tmp_path / "adapter")  # the adapter alone needs no base
+        assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
+        assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+    else:
+        out = export(actor, tmp_path / "merged", merge=True)
     model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(out)
     assert not any("lora" in name for name, _ in model.named_parameters())

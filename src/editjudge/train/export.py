@@ -100,6 +100,18 @@ def finish_adapter_config(adapter_dir: Path, base_model: str | None) -> None:
     config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def has_base_weights(model_dir: Path) -> bool:
+    """Whether the merger's model holds the base weights (a ``save_lora_only`` checkpoint has only the adapter)."""
+    from safetensors import safe_open
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    for file in files:
+        with safe_open(str(file), framework="pt") as weights:
+            if any("embed_tokens" in key for key in weights.keys()):
+                return True
+    return False
+
+
 def merge_adapter(model_dir: Path, adapter_dir: Path, out_dir: Path) -> None:
     """peft's ``merge_and_unload``: base + adapter -> one model saved with its processor."""
     import torch
@@ -128,21 +140,36 @@ def export(checkpoint: str | Path, out: str | Path, *, merge: bool = False, base
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         full, result = work / "full", work / "result"
-        run_merger(actor_dir, full)
         adapter = full / "lora_adapter"
+        try:
+            run_merger(actor_dir, full)
+            lora_only = adapter.is_dir() and not has_base_weights(full)
+        except RuntimeError as exc:
+            # verl's merger writes the adapter, then fails on a checkpoint saved with save_lora_only (no base weights)
+            if not (adapter / "adapter_model.safetensors").is_file():
+                raise ExportError(f"verl's model merger failed on {actor_dir}: {exc}") from exc
+            lora_only = True
         if not adapter.is_dir():  # a full fine-tune: the merger's model is the export
             full.rename(result)
             kind = "full model (the checkpoint has no LoRA weights)"
         else:
             finish_adapter_config(adapter, base_model)
             if merge:
-                merge_adapter(full, adapter, result)
+                base_dir = full
+                if lora_only:  # merge into the base model the run started from
+                    if not base_model or not Path(os.path.expanduser(base_model)).is_dir():
+                        raise ExportError(
+                            "the checkpoint holds only the LoRA weights (saved with save_lora_only): pass --base-model "
+                            "with the local folder of the base model it was trained from"
+                        )
+                    base_dir = Path(os.path.expanduser(base_model))
+                merge_adapter(base_dir, adapter, result)
                 kind = "merged model (LoRA folded into the base weights)"
             else:
                 adapter.rename(result)
                 from transformers import AutoProcessor
 
-                AutoProcessor.from_pretrained(full).save_pretrained(result)
+                AutoProcessor.from_pretrained(actor_dir / "huggingface").save_pretrained(result)
                 kind = "LoRA adapter"
         info = {"kind": kind, "checkpoint": str(actor_dir), "base_model": base_model}
         (result / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
