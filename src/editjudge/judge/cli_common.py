@@ -55,6 +55,10 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     local = parser.add_argument_group("transformers backend")
     local.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     local.add_argument("--dtype", default=None, help="torch dtype, e.g. bfloat16 (default: bfloat16 on GPU, float32 on CPU)")
+    local.add_argument("--merge-adapter", action="store_true", help="fold --adapter into the weights after loading")
+    engine = parser.add_argument_group("vllm backend")
+    engine.add_argument("--tensor-parallel-size", type=int, default=None, help="GPUs per model (vLLM's default: 1)")
+    engine.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM's GPU memory fraction")
     server = parser.add_argument_group("openai backend (OpenAI-compatible server, e.g. `vllm serve`)")
     server.add_argument("--base-url", default=None, help="server URL, e.g. http://localhost:8000/v1")
     server.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
@@ -119,7 +123,10 @@ def judge_from_args(args: argparse.Namespace) -> Any:
     else:
         options["batch_size"] = args.batch_size
     if args.backend == "transformers":
-        options.update(device=args.device, dtype=args.dtype)
+        options.update(device=args.device, dtype=args.dtype, merge_adapter=args.merge_adapter)
+    if args.backend == "vllm":
+        engine = {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization}
+        options.update({k: v for k, v in engine.items() if v is not None})
     return Judge(
         args.model,
         adapter=args.adapter,

@@ -44,7 +44,9 @@ class TransformersBackend:
 
         self.batch_size = max(1, int(batch_size))
         self.device = device or _default_device()
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        torch_dtype = getattr(torch, dtype, None) if dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        if not isinstance(torch_dtype, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}: use e.g. bfloat16, float16 or float32")
         self.processor = AutoProcessor.from_pretrained(processor or model)
         self.processor.tokenizer.padding_side = "left"
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
