@@ -75,8 +75,6 @@ def test_settings_follow_the_preset_keys_shared_with_verl() -> None:
     assert settings.learning_rate == pytest.approx(float(preset.get("actor_rollout_ref.actor.optim.lr")))
     assert settings.epochs == preset.get("trainer.total_epochs")
     assert settings.max_completion_length == preset.get("data.max_response_length")
-    lora = engine.lora_config(settings)
-    assert (lora.r, lora.lora_alpha, lora.exclude_modules) == (settings.lora_rank, settings.lora_alpha, ".*visual.*")
 
 
 def test_command_line_overrides_win_and_are_typed() -> None:
@@ -100,9 +98,13 @@ def test_batch_must_hold_whole_prompt_groups() -> None:
     assert engine.TrlSettings(model="m", output_dir="o", num_generations=4).batch_size == 4
 
 
-def test_grpo_config_carries_the_settings(tmp_path: Path) -> None:
+@pytest.mark.slow  # imports TRL, peft and torch
+def test_trl_configs_carry_the_settings(tmp_path: Path) -> None:
     settings = engine.TrlSettings(model="m", output_dir=str(tmp_path), num_generations=2, per_device_batch_size=4,
                                   learning_rate=3e-4, max_completion_length=17, temperature=0.5)
+    lora = engine.lora_config(settings)
+    assert (lora.r, lora.lora_alpha, lora.exclude_modules) == (128, 32, ".*visual.*")
+    assert lora.target_modules == "all-linear"
     config = engine.grpo_config(settings, tmp_path)
     assert (config.num_generations, config.per_device_train_batch_size) == (2, 4)
     assert (config.max_completion_length, config.learning_rate, config.temperature) == (17, 3e-4, 0.5)
@@ -144,11 +146,11 @@ def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
 
 def test_log_summary_names_the_rates() -> None:
     logs = {"reward": 1.25, "reward_std": 0.5, "rewards/format/mean": 0.75, "rewards/accuracy/mean": 0.5,
-            "loss": 0.1, "kl": float("nan")}
+            "loss": 0.1, "kl": float("nan"), "step_time": 0.3}
     record = engine.summarize_log(logs, step=3, phase="grpo")
     assert record["reward_mean"] == 1.25 and record["reward_std"] == 0.5
     assert (record["format_rate"], record["accuracy_rate"]) == (0.75, 0.5)
-    assert record["step"] == 3 and "kl" not in record
+    assert record["step"] == 3 and "kl" not in record and "step_time" not in record
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -226,3 +228,18 @@ def test_grpo_trains_lora_only_and_logs_rewards(tiny_model_dir: Path, train_parq
     assert keys and not any("visual" in k for k in keys)
     assert (result.adapter_dir / "processor_config.json").is_file()
 
+
+
+@pytest.mark.slow
+def test_same_inputs_and_seed_give_identical_bytes(tiny_model_dir: Path, train_parquet: Path, tmp_path: Path,
+                                                   one_thread) -> None:
+    outputs = []
+    for run in ("a", "b"):
+        settings = engine.TrlSettings(
+            model=str(tiny_model_dir), output_dir=str(tmp_path / run), lora_rank=4, lora_alpha=8, num_generations=2,
+            learning_rate=1e-2, max_completion_length=6, max_steps=2, warm_start_steps=2, warm_start_lr=2e-2, seed=7,
+        )
+        result = engine.train(settings, train_parquet)
+        outputs.append([(result.adapter_dir / "adapter_model.safetensors").read_bytes(),
+                        result.metrics_path.read_bytes()])
+    assert outputs[0] == outputs[1]

@@ -42,6 +42,7 @@ PRESET_KEYS: dict[str, str] = {
 }
 REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
 METRICS_FILE = "metrics.jsonl"
+WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second"})
 ADAPTER_DIR = "adapter"
 
 
@@ -305,7 +306,9 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
             if rate is not None:
                 record[rate] = value
     for key, value in logs.items():
-        if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        if key in WALL_CLOCK_KEYS or (isinstance(value, float) and math.isnan(value)):
+            continue  # wall-clock figures would make the file differ between identical runs
+        if isinstance(value, (int, float)):
             record.setdefault(key, value)
     return record
 
