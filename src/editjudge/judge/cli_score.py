@@ -88,6 +88,7 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
     if args.out:
         with PredictionSink(args.out) as sink:
             sink.add(record)
+    results.close()  # finishes the progress bar
     print(json.dumps(record, ensure_ascii=False, indent=2))
     judged = result.error is None or not result.error.startswith(("input_error", "backend_error"))
     return 0 if judged else 1
@@ -105,9 +106,7 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
         return 2
     records = [item for item in items if isinstance(item, EditRecord)]
     median, mad = _label_settings(args)
-    results = iter(
-        judge.iter_scores([EditItem(r.source_path, r.edited_path, r.instruction) for r in records], progress=True)
-    )
+    results = judge.iter_scores([EditItem(r.source_path, r.edited_path, r.instruction) for r in records], progress=True)
     counts = {"parsed": 0, "unparsed": 0, "failed": 0}
     with PredictionSink(args.out) as sink:
         for item in items:
@@ -128,6 +127,7 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
             kind = "parsed" if result.score is not None else "failed" if _failed(result) else "unparsed"
             counts[kind] += 1
             sink.add(record)
+    results.close()  # finishes the progress bar
     print(
         f"scored {len(items)} edits -> {args.out}: {counts['parsed']} answered, {counts['unparsed']} unparsable "
         f"answers, {counts['failed']} could not be judged (see the 'error' field)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -112,7 +112,7 @@ class Judge:
 
     def iter_scores(
         self, items: Iterable[EditItem | Mapping[str, Any] | Sequence[Any]], *, progress: bool | None = None
-    ) -> Iterable[JudgeResult]:
+    ) -> Iterator[JudgeResult]:
         """Like :meth:`score_many`, yielding results in input order as each batch finishes."""
         from tqdm.auto import tqdm
 
@@ -121,8 +121,9 @@ class Judge:
         iterator = iter(items)
         with tqdm(total=total, disable=not show, desc="judging", unit="edit") as bar:
             while chunk := list(islice(iterator, max(1, self.backend.batch_size))):
-                yield from self._score_chunk(chunk)
+                results = self._score_chunk(chunk)
                 bar.update(len(chunk))
+                yield from results
 
     def _score_chunk(self, items: list[Any]) -> list[JudgeResult]:
         results: list[JudgeResult | None] = [None] * len(items)
