@@ -88,7 +88,6 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
     if args.out:
         with PredictionSink(args.out) as sink:
             sink.add(record)
-    results.close()  # finishes the progress bar
     print(json.dumps(record, ensure_ascii=False, indent=2))
     judged = result.error is None or not result.error.startswith(("input_error", "backend_error"))
     return 0 if judged else 1
@@ -127,6 +126,7 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
             kind = "parsed" if result.score is not None else "failed" if _failed(result) else "unparsed"
             counts[kind] += 1
             sink.add(record)
+    results.close()  # finishes the progress bar
     results.close()  # finishes the progress bar
     print(
         f"scored {len(items)} edits -> {args.out}: {counts['parsed']} answered, {counts['unparsed']} unparsable "
