@@ -127,7 +127,6 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
             counts[kind] += 1
             sink.add(record)
     results.close()  # finishes the progress bar
-    results.close()  # finishes the progress bar
     print(
         f"scored {len(items)} edits -> {args.out}: {counts['parsed']} answered, {counts['unparsed']} unparsable "
         f"answers, {counts['failed']} could not be judged (see the 'error' field)",
