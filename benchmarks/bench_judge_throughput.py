@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             backend.batch_size = batch
             seconds, results = _time(judge, items, args.repeat)
             figures[name] = {"batch_size": batch, "seconds": round(seconds, 3), "pairs_per_s": round(len(items) / seconds, 3),
-                             "errors": sum(r.error is not None and r.error.startswith("backend_error") for r in results)}
+                             "errors": sum(r.is_failure for r in results)}
         figures["speedup"] = round(figures["batched"]["pairs_per_s"] / figures["unbatched"]["pairs_per_s"], 2)
     print(f"{'mode':<10} {'batch':>5} {'seconds':>8} {'pairs/s':>8}")
     for name in ("unbatched", "batched"):

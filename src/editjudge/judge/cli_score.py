@@ -89,8 +89,7 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
         with PredictionSink(args.out) as sink:
             sink.add(record)
     print(json.dumps(record, ensure_ascii=False, indent=2))
-    judged = result.error is None or not result.error.startswith(("input_error", "backend_error"))
-    return 0 if judged else 1
+    return 1 if result.is_failure else 0
 
 
 def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
@@ -123,7 +122,7 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
                     id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
                     group=item.group, result=result, gt_score=item.score, label=label,
                 )
-            kind = "parsed" if result.score is not None else "failed" if _failed(result) else "unparsed"
+            kind = "parsed" if result.score is not None else "failed" if result.is_failure else "unparsed"
             counts[kind] += 1
             sink.add(record)
     results.close()  # finishes the progress bar
@@ -133,7 +132,3 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
         file=sys.stderr,
     )
     return 0 if counts["failed"] < len(items) or not items else 1
-
-
-def _failed(result: Any) -> bool:
-    return bool(result.error) and result.error.startswith(("input_error", "backend_error"))

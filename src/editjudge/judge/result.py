@@ -10,6 +10,9 @@ from editjudge.answer import parse_response
 from editjudge.judge.logprobs import expected_score
 
 
+FAILURE_KINDS = ("input_error", "backend_error")
+
+
 @dataclass(frozen=True)
 class Generation:
     """One sampled response and, when the backend saw it, the digits' log-probabilities at the answer step."""
@@ -41,6 +44,11 @@ class JudgeResult:
     def ok(self) -> bool:
         """True when the item was judged and at least one response parsed."""
         return self.score is not None
+
+    @property
+    def is_failure(self) -> bool:
+        """True when the item could not be judged at all (bad input, server error), as opposed to a bad answer."""
+        return bool(self.error) and self.error.startswith(FAILURE_KINDS)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
