@@ -116,11 +116,12 @@ def test_trl_configs_carry_the_settings(tmp_path: Path) -> None:
 
 
 def test_rows_become_trl_examples(train_parquet: Path) -> None:
-    rows = engine.read_rows(train_parquet)
-    assert len(rows) == 8 and rows[0]["ground_truth"] == "8" and rows[1]["ground_truth"] == "1"
-    user = rows[0]["prompt"][1]["content"]
+    examples = engine.read_examples([train_parquet, train_parquet])
+    assert len(examples) == 16 and examples.ground_truth[:3] == ["8", "1", "8"]
+    user = examples.prompts[0][1]["content"]
     assert [part["type"] for part in user].count("image") == 2
-    dataset = engine.build_dataset(rows, with_completion=True)
+    dataset = engine.build_dataset(examples, with_completion=True)
+    assert len(dataset) == 16
     example = dataset[0]
     assert [image.size for image in example["images"]] == [(56, 56), (56, 56)]
     assert example["images"][1].getpixel((0, 0)) == (255, 0, 0)  # edited image second, decoded losslessly
@@ -133,15 +134,15 @@ def test_rows_become_trl_examples(train_parquet: Path) -> None:
 def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
     bad = write_parquet(tmp_path / "bad.parquet", [_row(0, True), _row(1, False, images=1)])
     with pytest.raises(ValueError, match=r"bad.parquet row 1: 2 <image> placeholders but 1 images"):
-        engine.read_rows(bad)
+        engine.read_examples(bad)
     with pytest.raises(FileNotFoundError, match="editjudge prepare"):
-        engine.read_rows(tmp_path / "missing.parquet")
+        engine.read_examples(tmp_path / "missing.parquet")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "other.parquet")
     with pytest.raises(ValueError, match=r"missing column\(s\)"):
-        engine.read_rows(tmp_path / "other.parquet")
+        engine.read_examples(tmp_path / "other.parquet")
 
 
 def test_log_summary_names_the_rates() -> None:

@@ -145,47 +145,62 @@ def parse_cli_overrides(items: Iterable[str]) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------------------- data
-def read_rows(paths: str | Path | Sequence[str | Path]) -> list[dict[str, Any]]:
-    """TRL dataset rows from prepared parquet files: ``prompt`` (content parts), ``images``, ``ground_truth``."""
+@dataclass
+class Examples:
+    """Training examples read from prepared parquet: Python prompts and labels, images left in Arrow (no copies)."""
+
+    prompts: list[list[dict[str, Any]]]  # messages with {"type": "image"} / {"type": "text"} content parts
+    images: Any  # pyarrow ChunkedArray, list<struct<bytes: binary>> (source, edited)
+    ground_truth: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ground_truth)
+
+
+def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
+    """Prepared parquet files (``prompt``, ``images``, ``reward_model.ground_truth``) as TRL examples; checked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    files = [paths] if isinstance(paths, (str, Path)) else list(paths or [])
     if not files:
         raise ValueError("no training files given: pass --train-files PATH.parquet (written by `editjudge prepare`)")
-    rows: list[dict[str, Any]] = []
+    prompts_out: list[list[dict[str, Any]]] = []
+    labels: list[str] = []
+    image_chunks: list[Any] = []
     for file in files:
         path = Path(file)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such parquet file (write one with `editjudge prepare`)")
-        table = pq.read_table(path)
-        missing = {"prompt", "images", "reward_model"} - set(table.column_names)
+        names = set(pq.read_schema(path).names)
+        missing = {"prompt", "images", "reward_model"} - names
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; is it a parquet from `editjudge prepare`?")
-        for i, row in enumerate(table.select(["prompt", "images", "reward_model"]).to_pylist()):
-            rows.append(_to_trl_row(row, f"{path} row {i}"))
-    if not rows:
+        table = pq.read_table(path, columns=["prompt", "images", "reward_model"])
+        image_counts = pc.fill_null(pc.list_value_length(table["images"]), 0).to_pylist()
+        truths = pc.struct_field(table["reward_model"], "ground_truth").to_pylist()
+        for i, (messages, count, truth) in enumerate(zip(table["prompt"].to_pylist(), image_counts, truths)):
+            placeholders = sum(str(m.get("content", "")).count(prompts.IMAGE_PLACEHOLDER) for m in messages)
+            if placeholders != count:
+                raise ValueError(f"{path} row {i}: {placeholders} {prompts.IMAGE_PLACEHOLDER} placeholders but "
+                                 f"{count} images")
+            if truth is None:
+                raise ValueError(f"{path} row {i}: reward_model.ground_truth is missing")
+            prompts_out.append(prompts.to_content_parts(messages))
+            labels.append(str(truth))
+        image_chunks += table["images"].chunks
+    if not labels:
         raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
-    return rows
+    return Examples(prompts_out, pa.chunked_array(image_chunks), labels)
 
 
-def _to_trl_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
-    messages = row["prompt"]
-    placeholders = sum(str(m.get("content", "")).count(prompts.IMAGE_PLACEHOLDER) for m in messages)
-    images = row["images"] or []
-    if placeholders != len(images):
-        raise ValueError(f"{where}: {placeholders} {prompts.IMAGE_PLACEHOLDER} placeholders but {len(images)} images")
-    ground_truth = (row["reward_model"] or {}).get("ground_truth")
-    if ground_truth is None:
-        raise ValueError(f"{where}: reward_model.ground_truth is missing")
-    return {
-        "prompt": prompts.to_content_parts(messages),
-        "images": [{"bytes": image["bytes"], "path": None} for image in images],
-        "ground_truth": str(ground_truth),
-    }
+def build_dataset(examples: Examples, with_completion: bool = False):
+    """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume).
 
-
-def build_dataset(rows: list[dict[str, Any]], with_completion: bool = False):
-    """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume)."""
+    The image bytes go from the parquet's Arrow buffers into the dataset's without a copy through Python.
+    ``with_completion`` adds the warm start's supervised target (:func:`warm_start_target`).
+    """
     import datasets
 
     text_part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
@@ -195,13 +210,15 @@ def build_dataset(rows: list[dict[str, Any]], with_completion: bool = False):
         "images": datasets.List(datasets.Image()),
         "ground_truth": datasets.Value("string"),
     }
+    columns: dict[str, Any] = {
+        "prompt": examples.prompts, "images": examples.images, "ground_truth": examples.ground_truth,
+    }
     if with_completion:
         features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
-        rows = [
-            {**r, "completion": [{"role": "assistant", "content": warm_start_target(int(r["ground_truth"]))}]}
-            for r in rows
+        columns["completion"] = [
+            [{"role": "assistant", "content": warm_start_target(int(label))}] for label in examples.ground_truth
         ]
-    return datasets.Dataset.from_list(rows, features=datasets.Features(features))
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 
 # ----------------------------------------------------------------------------------------------------- configs
@@ -392,7 +409,7 @@ def reward_functions(reward_kwargs: Mapping[str, Any] | None = None) -> list:
     return list(trl_reward_funcs(**dict(reward_kwargs or {})))
 
 
-def warm_start(model, processor, rows: list[dict[str, Any]], settings: TrlSettings, work_dir: Path,
+def warm_start(model, processor, examples: Examples, settings: TrlSettings, work_dir: Path,
                records: list[dict[str, Any]], metrics_path: Path):
     """Supervised steps on ``format_answer(label, …)`` targets; returns the model with its trained LoRA adapter."""
     from trl import SFTTrainer
@@ -400,7 +417,7 @@ def warm_start(model, processor, rows: list[dict[str, Any]], settings: TrlSettin
     trainer = SFTTrainer(
         model=model,
         args=sft_config(settings, work_dir),
-        train_dataset=build_dataset(rows, with_completion=True),
+        train_dataset=build_dataset(examples, with_completion=True),
         processing_class=processor,
         peft_config=lora_config(settings),
         callbacks=[_metrics_callback(metrics_path, "warm_start", records)],
@@ -430,7 +447,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     started = time.perf_counter()
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = read_rows(train_files)
+    examples = read_examples(train_files)
     if processor is None or model is None:
         processor, model = load_model(settings.model)
     metrics_path = out / METRICS_FILE
@@ -440,13 +457,13 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     peft_config = lora_config(settings)
     if settings.warm_start_steps > 0:
         print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
-        model = warm_start(model, processor, rows, settings, out / "warm_start", records, metrics_path)
+        model = warm_start(model, processor, examples, settings, out / "warm_start", records, metrics_path)
         peft_config = None  # GRPO continues training the same adapter
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_functions(settings.reward_kwargs),
         args=grpo_config(settings, out / "checkpoints"),
-        train_dataset=build_dataset(rows),
+        train_dataset=build_dataset(examples),
         processing_class=processor,
         peft_config=peft_config,
         callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
@@ -521,8 +538,8 @@ def run(args: argparse.Namespace, preset) -> int:
         if getattr(args, "val_files", None):
             print("note: the TRL engine does not validate during training; evaluate the adapter with `editjudge eval`")
         if getattr(args, "dry_run", False):
-            rows = read_rows(train_files)  # the data must be readable even for a dry run
-            print(f"dry run: settings valid, {len(rows)} training rows readable; nothing trained")
+            examples = read_examples(train_files)  # the data must be readable even for a dry run
+            print(f"dry run: settings valid, {len(examples)} training rows readable; nothing trained")
             return 0
         result = train(settings, train_files, resume=getattr(args, "resume", None))
     except (FileNotFoundError, ValueError) as error:
@@ -536,5 +553,5 @@ def run(args: argparse.Namespace, preset) -> int:
 
 __all__ = [
     "PRESET_KEYS", "TrlSettings", "TrainResult", "add_trl_arguments", "build_dataset", "grpo_config",
-    "load_model", "lora_config", "read_rows", "run", "settings_from_args", "settings_from_overrides", "train",
+    "load_model", "lora_config", "read_examples", "Examples", "run", "settings_from_args", "settings_from_overrides", "train",
 ]
