@@ -82,10 +82,12 @@ def test_command_line_overrides_win_and_are_typed() -> None:
     overrides.update(engine.parse_cli_overrides([
         "actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.optim.lr=1e-3",
         "+reward.custom_reward_function.reward_kwargs.tolerance=1", "trainer.logger=[console]",
+        "actor_rollout_ref.model.target_modules=[q_proj,v_proj]",
     ]))
     settings = engine.settings_from_overrides(overrides, model="m", output_dir="o", per_device_batch_size=4)
     assert (settings.lora_rank, settings.num_generations, settings.learning_rate) == (8, 2, 1e-3)
     assert settings.reward_kwargs == {"tolerance": 1}
+    assert settings.target_modules == ["q_proj", "v_proj"] and settings.exclude_modules == ".*visual.*"
     with pytest.raises(ValueError, match="key=value"):
         engine.parse_cli_overrides(["lora_rank"])
 

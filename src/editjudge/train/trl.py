@@ -76,7 +76,7 @@ class TrlSettings:
     logging_steps: int = 1
     save_steps: int = 0  # 0: no intermediate checkpoints, only the final adapter
     warm_start_steps: int = 0
-    warm_start_lr: float = 2e-3
+    warm_start_lr: float = 1e-4
     gradient_checkpointing: bool | None = None  # None: on with a GPU (memory), off on CPU (speed)
     reward_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -101,7 +101,8 @@ class TrlSettings:
 
 def _coerce(name: str, value: Any) -> Any:
     """Hydra values come as strings from the command line; give them the field's type."""
-    if isinstance(value, str) and name not in ("target_modules", "exclude_modules"):
+    # Regexes stay strings (".*visual.*" is not YAML to parse); a module list like "[q_proj,v_proj]" is parsed.
+    if isinstance(value, str) and (name not in ("target_modules", "exclude_modules") or value.startswith("[")):
         import yaml
 
         value = yaml.safe_load(value)
@@ -137,10 +138,12 @@ def parse_cli_overrides(items: Iterable[str]) -> dict[str, str]:
     """``key=value`` strings (what follows ``--`` on the train command line) as a dict."""
     out: dict[str, str] = {}
     for item in items:
+        if item.startswith("~"):
+            continue  # a Hydra deletion: nothing for TRL to set
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
-        out[key.lstrip("+~")] = value
+        out[key.lstrip("+")] = value
     return out
 
 
@@ -505,7 +508,7 @@ def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="max new tokens per completion (default: the preset's data.max_response_length)")
     group.add_argument("--warm-start-steps", type=int, default=0,
                        help="supervised steps on the answer format before GRPO (cold start; 0: none)")
-    group.add_argument("--warm-start-lr", type=float, default=2e-3, help="learning rate of the warm start")
+    group.add_argument("--warm-start-lr", type=float, default=1e-4, help="learning rate of the warm start")
     group.add_argument("--seed", type=int, default=42, help="seed of sampling, data order and LoRA init")
 
 
