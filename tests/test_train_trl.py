@@ -246,3 +246,23 @@ def test_same_inputs_and_seed_give_identical_bytes(tiny_model_dir: Path, train_p
         outputs.append([(result.adapter_dir / "adapter_model.safetensors").read_bytes(),
                         result.metrics_path.read_bytes()])
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.slow
+def test_cli_trains_with_the_preset_and_saves_the_adapter(tiny_model_dir: Path, train_parquet: Path,
+                                                          tmp_path: Path, capsys, one_thread) -> None:
+    from editjudge.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--engine", "trl", "--model", str(tiny_model_dir), "--train-files", str(train_parquet),
+                 "--output-dir", str(out), "--max-steps", "2", "--max-completion-length", "8",
+                 "--warm-start-steps", "2", "--warm-start-lr", "1e-2",
+                 "--", "actor_rollout_ref.model.lora_rank=4", "actor_rollout_ref.model.lora_alpha=8"])
+    assert code == 0
+    assert f"adapter saved to {out / 'adapter'}" in capsys.readouterr().out
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (4, 8)  # the override won over the preset's r128 / alpha 32
+    settings = json.loads((out / "trl_settings.json").read_text())
+    assert settings["num_generations"] == 4 and settings["max_completion_length"] == 8  # preset n, flag length
+    phases = [json.loads(line)["phase"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert phases == ["warm_start", "warm_start", "grpo", "grpo"]
