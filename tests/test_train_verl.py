@@ -311,13 +311,20 @@ def test_preflight_prompt_length_uses_verls_processor_path(
     longest = max(preflight.prompt_length(processor, r["prompt"], r["images"], default_plan.config.data)
                   for r in _rows(6, "train"))
     assert longest > 2 * 2 * 3  # two images of 2x3 merged patches each, plus the text
+    data = default_plan.config.data
+    fast = preflight.FastLength.build(processor, data)
+    for size in [(56, 84), (30, 30), (300, 200), (1000, 40), (640, 480)]:  # both resizes of verl's path at work
+        row = _rows(1, "x")[0]
+        row["images"] = [{"bytes": _png((1, 2, 3), size)}, {"bytes": _png((3, 2, 1), size[::-1])}]
+        assert fast(row["prompt"], row["images"]) == preflight.prompt_length(processor, row["prompt"], row["images"], data)
+    assert preflight.FastLength.build(processor, _compose_with(default_plan, "+data.mm_processor_kwargs.max_pixels=1").data) is None
     train = str(_write(tmp_path / "train.parquet", _rows(6, "train")))
     report = _run(preflight.check_data_file, train, _with(default_plan, data__max_prompt_length=longest - 1), processor)
     problem, fix = _only(report.problems, "train.parquet: ")
     assert f"longer than data.max_prompt_length={longest - 1} tokens (longest {longest};" in problem
     assert "data.max_prompt_length=" in fix and "--max-prompt-length" in fix
     report = _run(preflight.check_data_file, train, _with(default_plan, data__max_prompt_length=longest), processor)
-    assert report.ok and f"longest prompt {longest}/{longest} tokens" in report.passed[0]
+    assert report.ok and f"longest prompt {longest}/{longest} tokens (fast count, equal to verl's" in report.passed[0]
 
 
 def test_preflight_model_without_processor_or_vision(default_plan: engine.Plan, tiny_model_dir: Path, tmp_path: Path) -> None:

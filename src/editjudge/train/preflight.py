@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import heapq
 import importlib.util
 import inspect
 import io
@@ -473,6 +474,73 @@ def prompt_length(processor: Any, prompt: list[dict], images: list[Any], data_cf
     return int(len(inputs["input_ids"][0]))
 
 
+FAST_CHECK_ROWS = 8
+
+
+@dataclass(frozen=True)
+class FastLength:
+    """Prompt tokens without decoding images: the chat template through the tokenizer, plus each image's tokens
+    from its header size after the two resizes verl's path applies (``qwen_vl_utils.fetch_image``'s
+    ``smart_resize``, then the processor's). Only for Qwen2-VL-style processors; always checked against
+    :func:`prompt_length` on the longest rows before it is trusted.
+    """
+
+    processor: Any
+    template_kwargs: dict
+    patch: int
+    processor_patch: int
+    merge: int
+    min_pixels: int
+    max_pixels: int
+
+    @classmethod
+    def build(cls, processor: Any, data_cfg: Any) -> FastLength | None:
+        image_processor = getattr(processor, "image_processor", None)
+        size = getattr(image_processor, "size", None)
+        needed = (getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None))
+        if None in needed or size is None or data_cfg.get("mm_processor_kwargs"):
+            return None
+        get = size.get if hasattr(size, "get") else lambda key: getattr(size, key, None)
+        min_pixels = getattr(image_processor, "min_pixels", None) or get("shortest_edge")
+        max_pixels = getattr(image_processor, "max_pixels", None) or get("longest_edge")
+        if not (min_pixels and max_pixels):
+            return None
+        patch = int(data_cfg.get("image_patch_size") or image_processor.patch_size)
+        return cls(processor, dict(data_cfg.get("apply_chat_template_kwargs") or {}), patch,
+                   int(image_processor.patch_size), int(image_processor.merge_size), int(min_pixels), int(max_pixels))
+
+    def __call__(self, prompt: list[dict], images: list[Any]) -> int:
+        from io import BytesIO
+
+        from PIL import Image
+        from qwen_vl_utils import vision_process
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        messages = [
+            {"role": m["role"], "content": [
+                part for i, chunk in enumerate(str(m["content"]).split(IMAGE_PLACEHOLDER))
+                for part in ([{"type": "image"}] if i else []) + ([{"type": "text", "text": chunk}] if chunk else [])
+            ]} if IMAGE_PLACEHOLDER in str(m["content"]) else dict(m)
+            for m in prompt
+        ]
+        raw = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                 **self.template_kwargs)
+        total = len(self.processor.tokenizer(raw, add_special_tokens=False)["input_ids"]) - len(images)
+        factor = self.patch * vision_process.SPATIAL_MERGE_SIZE
+        for image in images:
+            source = BytesIO(image["bytes"]) if isinstance(image, dict) else image
+            with Image.open(source) as opened:
+                width, height = opened.size
+            height, width = vision_process.smart_resize(
+                height, width, factor=factor, min_pixels=vision_process.IMAGE_MIN_TOKEN_NUM * factor**2,
+                max_pixels=vision_process.IMAGE_MAX_TOKEN_NUM * factor**2,
+            )
+            height, width = smart_resize(height, width, factor=self.processor_patch * self.merge,
+                                         min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            total += (height // self.processor_patch) * (width // self.processor_patch) // self.merge**2
+        return total
+
+
 def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_rows: int | None = None) -> int:
     """Schema, ``<image>`` placeholders = images per row, prompt lengths within ``data.max_prompt_length``.
 
@@ -508,29 +576,67 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
         return 0
     limit = int(cfg.data.max_prompt_length)
     step = max(1, rows // max_rows) if max_rows else 1
+    fast = FastLength.build(processor, cfg.data) if processor is not None else None
+
+    def full(prompt: list[dict], images: list[Any]) -> int:
+        return prompt_length(processor, prompt, images, cfg.data)
+
     mismatched: list[str] = []
-    overlong: list[tuple[int, int]] = []
-    unreadable: list[str] = []
-    longest = 0
-    index = 0
-    with tqdm(total=rows, desc=f"pre-flight {name}", unit="row", disable=None) as bar:
-        for batch in parquet.iter_batches(batch_size=64, columns=[prompt_key, image_key]):
-            for row in batch.to_pylist():
-                prompt, images = row[prompt_key] or [], row[image_key] or []
+    head: list[tuple[int, int, list[dict], list[Any]]] = []  # (fast length, -index, prompt, images): first rows
+    top: list[tuple[int, int, list[dict], list[Any]]] = []  # min-heap of the longest rows
+
+    def rows_of() -> Iterable[tuple[int, list[dict], list[Any]]]:
+        index = 0
+        with tqdm(total=rows, desc=f"pre-flight {name}", unit="row", disable=None) as bar:
+            for batch in parquet.iter_batches(batch_size=64, columns=[prompt_key, image_key]):
+                for row in batch.to_pylist():
+                    yield index, row[prompt_key] or [], row[image_key] or []
+                    index += 1
+                bar.update(batch.num_rows)
+
+    def measure(counter: Any, first_pass: bool) -> tuple[int, list[tuple[int, int]], list[str]]:
+        longest, overlong, unreadable = 0, [], []
+        for index, prompt, images in rows_of():
+            if first_pass:
                 placeholders = sum(str(m.get("content") or "").count(IMAGE_PLACEHOLDER) for m in prompt)
                 if placeholders != len(images):
                     mismatched.append(f"row {index}: {placeholders} {IMAGE_PLACEHOLDER} vs {len(images)} images")
-                elif processor is not None and index % step == 0:
-                    try:
-                        length = prompt_length(processor, prompt, images, cfg.data)
-                    except Exception as exc:
-                        unreadable.append(f"row {index}: {type(exc).__name__}: {exc}")
-                    else:
-                        longest = max(longest, length)
-                        if length > limit:
-                            overlong.append((index, length))
-                index += 1
-            bar.update(batch.num_rows)
+                    continue
+            if counter is None or index % step:
+                continue
+            try:
+                length = counter(prompt, images)
+            except Exception as exc:
+                unreadable.append(f"row {index}: {type(exc).__name__}: {exc}")
+                continue
+            longest = max(longest, length)
+            if length > limit:
+                overlong.append((index, length))
+            if first_pass and counter is fast:  # keep the first and the longest rows to check against verl
+                item = (length, -index, prompt, images)
+                if len(head) < FAST_CHECK_ROWS:
+                    head.append(item)
+                if len(top) < FAST_CHECK_ROWS:
+                    heapq.heappush(top, item)
+                elif length > top[0][0]:
+                    heapq.heapreplace(top, item)
+        return longest, overlong, unreadable
+
+    longest, overlong, unreadable = measure(fast or (full if processor is not None else None), True)
+    how = "verl's processor path"
+    if fast is not None and not unreadable:
+        sample = {-neg: (n, pr, im) for n, neg, pr, im in head + top}
+        disagree = [(i, n, full(pr, im)) for i, (n, pr, im) in sorted(sample.items())]
+        disagree = [(i, n, f) for i, n, f in disagree if n != f]
+        if disagree:
+            i, n, f = disagree[0]
+            report.warnings.append(
+                f"{name}: the fast length count disagrees with verl's processor path on row {i} ({n} vs {f}); "
+                "measured every row with verl's path"
+            )
+            longest, overlong, unreadable = measure(full, False)
+        else:
+            how = f"fast count, equal to verl's processor path on {len(sample)} rows incl. the longest"
     if mismatched:
         report.fail(
             f"{path}: {len(mismatched)} row(s) whose {IMAGE_PLACEHOLDER} placeholders differ from their images "
@@ -553,7 +659,7 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
             f"--max-prompt-length {limit} --processor <model>` so the images are sized to fit",
         )
     if not (mismatched or unreadable or overlong):
-        measured = f"longest prompt {longest}/{limit} tokens" if processor is not None else "lengths not measured"
+        measured = f"longest prompt {longest}/{limit} tokens ({how})" if processor is not None else "lengths not measured"
         sampled = f", every {step}th row" if step > 1 else ""
         report.passed.append(f"{name}: {rows} rows, 2-image prompts match their images, {measured}{sampled}")
     return rows
