@@ -54,8 +54,7 @@ def build_answering_model(base: Path, out: Path, steps: int = 30, lr: float = 8e
             optimizer.zero_grad()
     finally:
         torch.set_num_threads(threads)
-    model.eval()
-    processor.tokenizer.padding_side = "left"
+    model.eval()  # saved with right padding: the judge must ask for left padding itself
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     model.save_pretrained(tmp)

@@ -48,7 +48,6 @@ class TransformersBackend:
         if not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r}: use e.g. bfloat16, float16 or float32")
         self.processor = AutoProcessor.from_pretrained(processor or model)
-        self.processor.tokenizer.padding_side = "left"
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
@@ -64,11 +63,13 @@ class TransformersBackend:
 
     @classmethod
     def from_loaded(cls, model: Any, processor: Any, *, batch_size: int = 8) -> TransformersBackend:
-        """Wrap a model and processor already in memory (e.g. right after training, or a benchmark's model)."""
+        """Wrap a model and processor already in memory (e.g. right after training, or a benchmark's model).
+
+        The processor is not modified (left padding is asked for per call); the model is put in eval mode.
+        """
         self = cls.__new__(cls)
         self.batch_size = max(1, int(batch_size))
         self.processor = processor
-        self.processor.tokenizer.padding_side = "left"
         self.model = model.eval()
         self.device = str(next(model.parameters()).device)
         self.digit_ids = self._digit_token_ids()
@@ -112,7 +113,7 @@ class TransformersBackend:
             for r in requests
         ]
         inputs = self.processor(
-            text=texts, images=[list(r.images) for r in requests], padding=True, return_tensors="pt"
+            text=texts, images=[list(r.images) for r in requests], padding=True, padding_side="left", return_tensors="pt"
         ).to(self.device)
         torch.manual_seed(sampling.seed)
         with torch.inference_mode():
