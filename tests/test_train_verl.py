@@ -123,7 +123,7 @@ def test_preset_passes_the_whole_preflight(default_plan: engine.Plan) -> None:
     assert report.ok, report.render()
     text = "\n".join(report.passed)
     assert "validate_config passed" in text and "LoRA rank 128" in text
-    assert "train.parquet: 256 rows" in text and "every 32th row" in text and "test.parquet: 3 rows" in text
+    assert "train.parquet: 256 rows" in text and "lengths on 1 row in 32" in text and "test.parquet: 3 rows" in text
     assert "1 step(s) per epoch × 10 epochs (256 rows, batch 256)" in text
 
 

@@ -597,11 +597,11 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
     def measure(counter: Any, first_pass: bool) -> tuple[int, list[tuple[int, int]], list[str]]:
         longest, overlong, unreadable = 0, [], []
         for index, prompt, images in rows_of():
-            if first_pass:
-                placeholders = sum(str(m.get("content") or "").count(IMAGE_PLACEHOLDER) for m in prompt)
-                if placeholders != len(images):
+            placeholders = sum(str(m.get("content") or "").count(IMAGE_PLACEHOLDER) for m in prompt)
+            if placeholders != len(images):
+                if first_pass:
                     mismatched.append(f"row {index}: {placeholders} {IMAGE_PLACEHOLDER} vs {len(images)} images")
-                    continue
+                continue
             if counter is None or index % step:
                 continue
             try:
@@ -660,7 +660,7 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
         )
     if not (mismatched or unreadable or overlong):
         measured = f"longest prompt {longest}/{limit} tokens ({how})" if processor is not None else "lengths not measured"
-        sampled = f", every {step}th row" if step > 1 else ""
+        sampled = f", lengths on 1 row in {step}" if step > 1 else ""
         report.passed.append(f"{name}: {rows} rows, 2-image prompts match their images, {measured}{sampled}")
     return rows
 
