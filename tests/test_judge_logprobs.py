@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top, expected_score
+from editjudge.judge.logprobs import DIGITS, answer_digit_index, digit_logprobs_from_top, expected_score
+from editjudge.prompts import ANSWER_OPEN
 from editjudge.judge.ranking import build_ranking, rank
 from editjudge.judge.result import Generation, JudgeResult, combine
 
@@ -91,3 +92,22 @@ def test_backend_choice_errors_are_clear() -> None:
     if importlib.util.find_spec("vllm") is None:  # CPU machines: vLLM is an optional GPU import
         with pytest.raises(ImportError, match="pip install vllm.*backend='openai'"):
             Judge("m", backend="vllm")
+
+
+def _answer_digit_index_by_definition(tokens: list[str]) -> int | None:
+    """The definition, quadratic: a digit token whose whole prefix, right-stripped, ends with ``<answer>``."""
+    prefix = ""
+    for i, token in enumerate(tokens):
+        if token in DIGITS and prefix.rstrip().endswith(ANSWER_OPEN):
+            return i
+        prefix += token
+    return None
+
+
+_TOKEN_PIECES = ["<answer>", "<ans", "wer>", "<", ">", "answer", " ", "\n", "  ", "7", "3", "x", "</answer>", "er> ", "r>"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_TOKEN_PIECES), max_size=30))
+def test_answer_digit_index_matches_its_definition(tokens: list[str]) -> None:
+    assert answer_digit_index(tokens) == _answer_digit_index_by_definition(tokens)

@@ -22,11 +22,20 @@ def answer_digit_index(tokens: Sequence[str]) -> int | None:
     ``tokens`` are the generated tokens as decoded text, in order; ``<answer>`` itself may span several tokens
     (real Qwen tokenizers) or be a single added token (the tiny model).
     """
-    prefix = ""
+    # Linear time: keep only what decides the test, not the whole prefix. ``core`` holds the last characters of
+    # the text so far without its trailing whitespace, ``space`` that trailing whitespace (both cut to the tag's
+    # length), so ``core.endswith(ANSWER_OPEN)`` equals ``prefix.rstrip().endswith(ANSWER_OPEN)``.
+    keep = len(ANSWER_OPEN)
+    core = space = ""
     for i, token in enumerate(tokens):
-        if token in DIGITS and prefix.rstrip().endswith(ANSWER_OPEN):
+        if token in DIGITS and core.endswith(ANSWER_OPEN):
             return i
-        prefix += token
+        body = token.rstrip()
+        if body:
+            core = (core + space + body)[-keep:]
+            space = token[len(body) :][-keep:]
+        else:
+            space = (space + token)[-keep:]
     return None
 
 
