@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import prompts
+from editjudge.data.writer import atomic_write_text
 from editjudge.train import trl as engine
 
 # Qwen2.5-VL-3B-Instruct's config.json (the sizes that matter for speed and memory).
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         payload = {"device": device, "tiny": args.tiny, "max_completion_length": args.max_completion_length,
                    "preset": args.preset, "results": results}
-        engine._write_atomic(args.out, json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(payload, indent=2) + "\n")
     return 0
 
 

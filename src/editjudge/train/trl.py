@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import prompts
+from editjudge.data.writer import atomic_write_text
 
 # verl Hydra key -> TrlSettings field, for the keys whose meaning both engines share (contract 5).
 PRESET_KEYS: dict[str, str] = {
@@ -333,14 +334,6 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
     return record
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _use_quiet_progress(trainer) -> None:
     """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more)."""
     from transformers.trainer_callback import ProgressCallback
@@ -363,7 +356,7 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
             if not logs or "train_runtime" in logs:
                 return
             records.append(summarize_log(logs, state.global_step, phase))
-            _write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+            atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             r = records[-1]
             if "reward_mean" in r:
                 tqdm.write(
@@ -455,7 +448,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         processor, model = load_model(settings.model)
     metrics_path = out / METRICS_FILE
     records: list[dict[str, Any]] = []
-    _write_atomic(out / "trl_settings.json", json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "trl_settings.json", json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
 
     peft_config = lora_config(settings)
     if settings.warm_start_steps > 0:
