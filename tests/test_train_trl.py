@@ -256,13 +256,17 @@ def test_cli_trains_with_the_preset_and_saves_the_adapter(tiny_model_dir: Path, 
     out = tmp_path / "run"
     code = main(["train", "--engine", "trl", "--model", str(tiny_model_dir), "--train-files", str(train_parquet),
                  "--output-dir", str(out), "--max-steps", "2", "--max-completion-length", "8",
-                 "--warm-start-steps", "2", "--warm-start-lr", "1e-2",
-                 "--", "actor_rollout_ref.model.lora_rank=4", "actor_rollout_ref.model.lora_alpha=8"])
+                 "--warm-start-steps", "2", "--warm-start-lr", "1e-2", "--val-files", str(train_parquet),
+                 "--", "actor_rollout_ref.model.lora_rank=4", "actor_rollout_ref.model.lora_alpha=8",
+                 "trainer.test_freq=1"])
     assert code == 0
     assert f"adapter saved to {out / 'adapter'}" in capsys.readouterr().out
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (4, 8)  # the override won over the preset's r128 / alpha 32
     settings = json.loads((out / "trl_settings.json").read_text())
     assert settings["num_generations"] == 4 and settings["max_completion_length"] == 8  # preset n, flag length
-    phases = [json.loads(line)["phase"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert phases == ["warm_start", "warm_start", "grpo", "grpo"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in records] == ["warm_start", "warm_start", "grpo", "validation", "grpo", "validation"]
+    validation = [r for r in records if r["phase"] == "validation"]
+    assert [r["step"] for r in validation] == [1, 2]  # trainer.test_freq=1: validated after every step
+    assert all(0 <= r["format_rate"] <= 1 and math.isfinite(r["reward_mean"]) for r in validation)

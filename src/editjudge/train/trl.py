@@ -40,10 +40,12 @@ PRESET_KEYS: dict[str, str] = {
     "data.max_prompt_length": "max_prompt_length",
     "data.max_response_length": "max_completion_length",
     "trainer.save_freq": "save_steps",
+    "trainer.test_freq": "eval_steps",
 }
 REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
 METRICS_FILE = "metrics.jsonl"
-WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second"})
+WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second",
+                             "runtime", "samples_per_second", "steps_per_second"})
 ADAPTER_DIR = "adapter"
 
 
@@ -76,6 +78,7 @@ class TrlSettings:
     seed: int = 42
     logging_steps: int = 1
     save_steps: int = 0  # 0: no intermediate checkpoints, only the final adapter
+    eval_steps: int = 0  # validate on --val-files every N steps (0: never)
     warm_start_steps: int = 0
     warm_start_lr: float = 1e-4
     gradient_checkpointing: bool | None = None  # None: on with a GPU (memory), off on CPU (speed)
@@ -109,7 +112,7 @@ def _coerce(name: str, value: Any) -> Any:
         value = yaml.safe_load(value)
     if name in ("lora_rank", "lora_alpha", "num_generations", "max_completion_length", "max_prompt_length"):
         return None if value is None else int(value)
-    if name == "save_steps":
+    if name in ("save_steps", "eval_steps"):
         return max(int(value), 0)
     if name in ("learning_rate", "epochs", "temperature"):
         return float(value)
@@ -252,8 +255,11 @@ def _device_kwargs(settings: TrlSettings) -> dict[str, Any]:
     }
 
 
-def grpo_config(settings: TrlSettings, output_dir: str | Path):
-    """TRL's GRPOConfig for these settings (the batch counts completions; it holds whole prompt groups)."""
+def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = False):
+    """TRL's GRPOConfig for these settings (the batch counts completions; it holds whole prompt groups).
+
+    ``validate``: evaluate every ``eval_steps`` steps (rewards of ``num_generations`` samples per validation prompt).
+    """
     from trl import GRPOConfig
 
     from editjudge.reward import trl_reward_weights
@@ -276,6 +282,9 @@ def grpo_config(settings: TrlSettings, output_dir: str | Path):
         save_strategy="steps" if settings.save_steps > 0 else "no",
         save_steps=max(settings.save_steps, 1),
         save_total_limit=2,
+        eval_strategy="steps" if validate and settings.eval_steps > 0 else "no",
+        eval_steps=max(settings.eval_steps, 1),
+        per_device_eval_batch_size=settings.batch_size,
         report_to="none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -316,7 +325,13 @@ def _rate_key(name: str) -> str | None:
 
 
 def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, Any]:
-    """One metrics.jsonl record from a TRL log dict: reward mean/std, format and accuracy rates, the rest as is."""
+    """One metrics.jsonl record from a TRL log dict: reward mean/std, format and accuracy rates, the rest as is.
+
+    An evaluation log (TRL prefixes its keys with ``eval_``) becomes a ``validation`` record with the same names.
+    """
+    if any(key.startswith("eval_") for key in logs):
+        phase = "validation"
+        logs = {key.removeprefix("eval_"): value for key, value in logs.items()}
     record: dict[str, Any] = {"phase": phase, "step": step}
     if "reward" in logs:
         record["reward_mean"] = logs["reward"]
@@ -360,7 +375,7 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
             r = records[-1]
             if "reward_mean" in r:
                 tqdm.write(
-                    f"[grpo] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
+                    f"[{r['phase']}] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
                     + (f", format {r['format_rate']:.2f}" if "format_rate" in r else "")
                     + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else "")
                 )
@@ -430,12 +445,14 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path], resume: str | None = None,
-          model=None, processor=None, callbacks: Sequence[Any] = ()) -> TrainResult:
+          model=None, processor=None, callbacks: Sequence[Any] = (),
+          val_files: str | Path | Sequence[str | Path] | None = None) -> TrainResult:
     """Run (warm start +) GRPO; save the adapter and processor to ``<output_dir>/adapter`` atomically.
 
     ``resume``: ``"auto"`` continues from the newest ``<output_dir>/checkpoints/checkpoint-N`` (if any), a path from
     that checkpoint. ``model``/``processor`` may be passed already loaded (tests, benchmarks); ``callbacks`` are
-    extra ``TrainerCallback``s of the GRPO phase.
+    extra ``TrainerCallback``s of the GRPO phase. With ``val_files`` and ``eval_steps > 0`` the GRPO phase validates
+    every ``eval_steps`` steps (``validation`` records in metrics.jsonl).
     """
     from peft import PeftModel
     from trl import GRPOTrainer
@@ -444,6 +461,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples = read_examples(train_files)
+    validation = read_examples(val_files) if val_files and settings.eval_steps > 0 else None
     if processor is None or model is None:
         processor, model = load_model(settings.model)
     metrics_path = out / METRICS_FILE
@@ -458,8 +476,9 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_functions(settings.reward_kwargs),
-        args=grpo_config(settings, out / "checkpoints"),
+        args=grpo_config(settings, out / "checkpoints", validate=validation is not None),
         train_dataset=build_dataset(examples),
+        eval_dataset=build_dataset(validation) if validation is not None else None,
         processing_class=processor,
         peft_config=peft_config,
         callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
@@ -531,13 +550,16 @@ def run(args: argparse.Namespace, preset) -> int:
         settings = settings_from_args(args, preset)
         train_files = getattr(args, "train_files", None)
         print("TRL engine settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), flush=True)
-        if getattr(args, "val_files", None):
-            print("note: the TRL engine does not validate during training; evaluate the adapter with `editjudge eval`")
+        val_files = getattr(args, "val_files", None)
+        if val_files and settings.eval_steps <= 0:
+            print("note: trainer.test_freq <= 0, so --val-files is not used; evaluate with `editjudge eval`")
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
-            print(f"dry run: settings valid, {len(examples)} training rows readable; nothing trained")
+            checked = len(read_examples(val_files)) if val_files else 0
+            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
+                  "nothing trained")
             return 0
-        result = train(settings, train_files, resume=getattr(args, "resume", None))
+        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
         return 2
