@@ -1,4 +1,4 @@
-"""`editjudge demo` end to end at reduced size: synthetic edits -> prepare -> tiny model -> warm start + GRPO -> report."""
+"""`editjudge demo` end to end at reduced size: synthetic edits -> prepare -> tiny model -> GRPO -> report."""
 
 from __future__ import annotations
 

@@ -110,8 +110,8 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 12, candidates: int =
         evaluations: dict[str, list] = {}
         processor, model = engine.load_model(model_dir)
         stage("judging the held-out edits with the untrained model")
-        evaluations["untrained"] = _judge_records(
-            Judge.from_backend(TransformersBackend.from_loaded(model, processor), max_new_tokens=24), prepared.test_path)
+        untrained = Judge.from_backend(TransformersBackend.from_loaded(model, processor), max_new_tokens=24)
+        evaluations["untrained"] = _judge_records(untrained, prepared.test_path)
 
         class JudgeAfterWarmStart(TrainerCallback):
             """Judge the test set once, when GRPO begins (the model then holds the warm-started adapter)."""

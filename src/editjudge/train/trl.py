@@ -570,6 +570,7 @@ def run(args: argparse.Namespace, preset) -> int:
 
 
 __all__ = [
-    "PRESET_KEYS", "TrlSettings", "TrainResult", "add_trl_arguments", "build_dataset", "grpo_config",
-    "load_model", "lora_config", "read_examples", "Examples", "run", "settings_from_args", "settings_from_overrides", "train",
+    "PRESET_KEYS", "Examples", "TrainResult", "TrlSettings", "add_trl_arguments", "build_dataset", "grpo_config",
+    "load_model", "lora_config", "read_examples", "run", "settings_from_args", "settings_from_overrides", "train",
+    "warm_start", "warm_start_target",
 ]
