@@ -29,8 +29,9 @@ def test_rows_load_in_verl_rlhf_dataset_with_exact_prompt_lengths(tmp_path, tiny
     assert kept == 9 + 4  # clean samples + the four convertible faults
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    # No worker processes for the length filter: forking a process that already ran torch can hang in OpenMP.
     config = OmegaConf.create(
-        {"max_prompt_length": MAX_PROMPT, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1,
+        {"max_prompt_length": MAX_PROMPT, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": None,
          "cache_dir": str(tmp_path / "verl_cache")}
     )
     dataset = RLHFDataset([str(result.train_path)], processor.tokenizer, config, processor=processor)

@@ -295,7 +295,10 @@ class _Mapper:
         if self.workers > 1:
             from multiprocessing import get_context
 
-            self.pool = get_context().Pool(self.workers, initializer=_init_worker, initargs=(config,))
+            # Forking a process whose torch already started threads can deadlock the child; when a caller has
+            # imported torch (the demo, a notebook), start workers from a clean forkserver instead.
+            context = get_context("forkserver" if "torch" in sys.modules else None)
+            self.pool = context.Pool(self.workers, initializer=_init_worker, initargs=(config,))
         _init_worker(config)  # the main process needs the context too (workers=1, and the report's limits)
 
     def map(self, fn: Any, tasks: Iterable[Any], in_flight: int) -> Iterator[Any]:
@@ -391,7 +394,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         if config.score_median is not None and config.score_mad is not None:
             median, mad, estimated = config.score_median, config.score_mad, False
         elif not valid:  # nothing left to label: the report says why
-            median, mad, estimated = float("nan"), float("nan"), False
+            median, mad, estimated = None, None, False
         else:
             train_scores = [r.score for (r, _, _), s in zip(valid, splits) if s == "train" and r.score is not None]
             median, mad = lbl.estimate_median_mad(train_scores)

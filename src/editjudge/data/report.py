@@ -75,8 +75,8 @@ def build_report(
     config: dict[str, Any],
     found: int,
     stats: Stats,
-    median: float,
-    mad: float,
+    median: float | None,
+    mad: float | None,
     estimated: bool,
     limits: dict[str, Any],
     counter: str,
@@ -135,9 +135,12 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"found {counts['found']}  kept {counts['kept']} (train {counts['train']}, test {counts['test']})  "
         f"rejected {counts['rejected']}  groups {counts['groups']['total']}",
-        f"labels: median {labels['median']:.4g}, MAD {labels['mad']:.4g} "
-        f"({'estimated on train' if labels['estimated_on_train'] else 'given'})",
     ]
+    if labels["median"] is not None:
+        lines.append(
+            f"labels: median {labels['median']:.4g}, MAD {labels['mad']:.4g} "
+            f"({'estimated on train' if labels['estimated_on_train'] else 'given'})"
+        )
     for split, hist in labels["histogram"].items():
         lines.append(f"  {split:5s} labels 0..9: " + " ".join(f"{hist[str(k)]}" for k in range(10)))
     prompt = tokens["prompt"]
