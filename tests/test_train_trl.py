@@ -270,3 +270,24 @@ def test_cli_trains_with_the_preset_and_saves_the_adapter(tiny_model_dir: Path, 
     validation = [r for r in records if r["phase"] == "validation"]
     assert [r["step"] for r in validation] == [1, 2]  # trainer.test_freq=1: validated after every step
     assert all(0 <= r["format_rate"] <= 1 and math.isfinite(r["reward_mean"]) for r in validation)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_newest_checkpoint(tiny_model_dir: Path, train_parquet: Path, tmp_path: Path,
+                                                     one_thread) -> None:
+    def settings(max_steps: int) -> engine.TrlSettings:
+        return engine.TrlSettings(
+            model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), lora_rank=4, lora_alpha=8, num_generations=2,
+            learning_rate=1e-2, max_completion_length=6, max_steps=max_steps, warm_start_steps=2,
+            warm_start_lr=2e-2, save_steps=1, seed=3,
+        )
+
+    engine.train(settings(1), train_parquet)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-1").is_dir()
+    result = engine.train(settings(3), train_parquet, resume="auto")
+    records = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
+    # The warm start is not repeated; GRPO goes on from step 1 and the earlier records are kept.
+    assert [(r["phase"], r["step"]) for r in records] == [
+        ("warm_start", 1), ("warm_start", 2), ("grpo", 1), ("grpo", 2), ("grpo", 3)]
+    with pytest.raises(FileNotFoundError, match="no such checkpoint folder"):
+        engine.train(settings(3), train_parquet, resume=str(tmp_path / "nope"))

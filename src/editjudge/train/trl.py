@@ -439,6 +439,28 @@ def warm_start(model, processor, examples: Examples, settings: TrlSettings, work
     return trainer.model
 
 
+def _checkpoint_to_resume(resume: str | None, checkpoints: Path) -> str | None:
+    """``"auto"``: the newest ``checkpoint-N`` folder, if any; a path: that folder (it must exist); else None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume == "auto":
+        return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if resume:
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder (TRL writes checkpoint-N folders)")
+        return str(resume)
+    return None
+
+
+def _records_before(metrics_path: Path, checkpoint: str) -> list[dict[str, Any]]:
+    """The metrics.jsonl records a resumed run keeps: the warm start and every step up to the checkpoint's."""
+    if not metrics_path.is_file():
+        return []
+    step = int(Path(checkpoint).name.rsplit("-", 1)[-1]) if Path(checkpoint).name.startswith("checkpoint-") else 0
+    records = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in records if r.get("phase") == "warm_start" or r.get("step", 0) <= step]
+
+
 def _remove_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
@@ -465,11 +487,14 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     if processor is None or model is None:
         processor, model = load_model(settings.model)
     metrics_path = out / METRICS_FILE
-    records: list[dict[str, Any]] = []
+    checkpoint = _checkpoint_to_resume(resume, out / "checkpoints")
+    records: list[dict[str, Any]] = _records_before(metrics_path, checkpoint) if checkpoint else []
     atomic_write_text(out / "trl_settings.json", json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
 
     peft_config = lora_config(settings)
-    if settings.warm_start_steps > 0:
+    if settings.warm_start_steps > 0 and checkpoint is not None:
+        print("[warm start] skipped: resuming GRPO from a checkpoint that holds the adapter", flush=True)
+    elif settings.warm_start_steps > 0:
         print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
         model = warm_start(model, processor, examples, settings, out / "warm_start", records, metrics_path)
         peft_config = None  # GRPO continues training the same adapter
@@ -484,13 +509,6 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
     )
     _use_quiet_progress(trainer)
-    checkpoint: str | bool | None = None
-    if resume == "auto":
-        checkpoint = True if any((out / "checkpoints").glob("checkpoint-*")) else None
-    elif resume:
-        if not Path(resume).is_dir():
-            raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder (TRL writes checkpoint-N folders)")
-        checkpoint = str(resume)
     trainer.train(resume_from_checkpoint=checkpoint)
     _remove_if_empty(out / "checkpoints")
 
