@@ -172,6 +172,9 @@ def test_cli_dry_run_and_errors(train_parquet: Path, tmp_path: Path, capsys) -> 
     assert main([*base[:-4], "--train-files", str(tmp_path / "nope.parquet"), "--dry-run"]) == 2
     assert "no such parquet file" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+    assert main([*base[:4], str(tmp_path / "no-model"), *base[5:]]) == 2
+    assert "cannot load the model" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()  # a failed start leaves nothing behind
 
 
 # ------------------------------------------------------------------------------------------- GRPO steps

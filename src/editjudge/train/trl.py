@@ -481,11 +481,11 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
 
     started = time.perf_counter()
     out = Path(settings.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     examples = read_examples(train_files)
     validation = read_examples(val_files) if val_files and settings.eval_steps > 0 else None
     if processor is None or model is None:
         processor, model = load_model(settings.model)
+    out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / METRICS_FILE
     checkpoint = _checkpoint_to_resume(resume, out / "checkpoints")
     records: list[dict[str, Any]] = _records_before(metrics_path, checkpoint) if checkpoint else []
@@ -580,6 +580,10 @@ def run(args: argparse.Namespace, preset) -> int:
         result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
+        return 2
+    except OSError as error:  # transformers' "not a model folder / not on the hub" errors
+        print(f"editjudge train: error: cannot load the model {settings.model!r} ({error}); pass --model with a "
+              "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
         return 2
     grpo = result.grpo_records()
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
