@@ -172,7 +172,15 @@ def test_cli_dry_run_and_errors(train_parquet: Path, tmp_path: Path, capsys) -> 
     assert main([*base[:-4], "--train-files", str(tmp_path / "nope.parquet"), "--dry-run"]) == 2
     assert "no such parquet file" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
-    assert main([*base[:4], str(tmp_path / "no-model"), *base[5:]]) == 2
+
+
+@pytest.mark.slow  # imports transformers to try the model
+def test_cli_model_that_cannot_load(train_parquet: Path, tmp_path: Path, capsys) -> None:
+    from editjudge.cli import main
+
+    code = main(["train", "--engine", "trl", "--model", str(tmp_path / "no-model"), "--train-files",
+                 str(train_parquet), "--output-dir", str(tmp_path / "out")])
+    assert code == 2
     assert "cannot load the model" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()  # a failed start leaves nothing behind
 
