@@ -548,7 +548,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
 def run(args: argparse.Namespace) -> int:
     try:
         result = prepare(config_from_args(args))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"editjudge prepare: error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(result.report))

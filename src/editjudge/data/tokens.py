@@ -91,7 +91,7 @@ def _compile(source: str) -> Any:
         from jinja2.ext import loopcontrols
         from jinja2.sandbox import ImmutableSandboxedEnvironment
     except ImportError as exc:  # pragma: no cover - jinja2 ships with transformers
-        raise ImportError("counting tokens with a model's chat template needs jinja2: pip install jinja2") from exc
+        raise ImportError("counting tokens with a model's chat template needs jinja2: pip install 'editjudge[tokens]'") from exc
 
     def raise_exception(message: str) -> None:
         raise ValueError(message)
@@ -124,7 +124,7 @@ def load_counter(path: str | Path) -> TokenizerCounter:
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:  # pragma: no cover - tokenizers ships with transformers
-        raise ImportError("exact token counts need the 'tokenizers' library: pip install tokenizers") from exc
+        raise ImportError("exact token counts need the 'tokenizers' library: pip install 'editjudge[tokens]'") from exc
     tokenizer = Tokenizer.from_file(str(file))
     pad = tokenizer.token_to_id(IMAGE_PAD)
     if pad is None:
