@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# One OpenMP thread: the tiny model's ops are too small to gain from more, and forking worker processes (prepare,
+# datasets) after an OpenMP pool has started can hang. Set before any test module imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -139,6 +139,16 @@ def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
         engine.read_examples(bad)
     with pytest.raises(FileNotFoundError, match="editjudge prepare"):
         engine.read_examples(tmp_path / "missing.parquet")
+    out_of_range = _row(1, True)
+    out_of_range["reward_model"] = {"style": "rule", "ground_truth": "12"}
+    bad_label = write_parquet(tmp_path / "label.parquet", [_row(0, True), out_of_range])
+    with pytest.raises(ValueError, match=r"label.parquet row 1: ground_truth must be a score 0..9"):
+        engine.read_examples(bad_label)
+    decimal = _row(0, True)
+    decimal["reward_model"] = {"style": "rule", "ground_truth": "8.0"}  # a label the reward accepts is accepted
+    examples = engine.read_examples(write_parquet(tmp_path / "decimal.parquet", [decimal]))
+    target = engine.build_dataset(examples, with_completion=True)[0]["completion"][0]["content"]
+    assert "<answer>8</answer>" in target
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
+from editjudge.reward import parse_label
 
 # verl Hydra key -> TrlSettings field, for the keys whose meaning both engines share (contract 5).
 PRESET_KEYS: dict[str, str] = {
@@ -194,6 +195,10 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
                                  f"{count} images")
             if truth is None:
                 raise ValueError(f"{path} row {i}: reward_model.ground_truth is missing")
+            try:
+                parse_label(truth)
+            except ValueError as exc:
+                raise ValueError(f"{path} row {i}: {exc}") from None
             prompts_out.append(prompts.to_content_parts(messages))
             labels.append(str(truth))
         image_chunks += table["images"].chunks
@@ -223,7 +228,7 @@ def build_dataset(examples: Examples, with_completion: bool = False):
     if with_completion:
         features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
         columns["completion"] = [
-            [{"role": "assistant", "content": warm_start_target(int(label))}] for label in examples.ground_truth
+            [{"role": "assistant", "content": warm_start_target(parse_label(label))}] for label in examples.ground_truth
         ]
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
