@@ -91,6 +91,20 @@ def test_jsonl_manifest_resolves_relative_paths_and_reports_bad_lines(tmp_path):
     assert isinstance(first, EditRecord) and Path(first.source_path) == tmp_path / "img" / "s.jpg"
     assert first.group == "g" and first.score == 0.7 and second.score == 0.8 and second.group is None
     assert [i.reason for i in items[2:]] == ["missing_source", "non_finite_score", "malformed_manifest_row"]
+    missing = items[2]  # a reject keeps what could be read, each in its own field
+    assert Path(missing.source_path) == tmp_path / "img" / "missing.jpg"
+    assert Path(missing.edited_path) == tmp_path / "img" / "e.jpg" and missing.instruction == "x"
+    assert items[4].source_path is None and items[4].instruction is None
+
+
+def test_folder_rejects_keep_what_could_be_read(tmp_path):
+    _sample(tmp_path, "noedit", output=False)
+    _sample(tmp_path, "badscore", score='{"score": "high"}')
+    items = {i.id: i for i in read_sources(tmp_path)}
+    assert items["noedit"].reason == "missing_edited" and items["noedit"].edited_path is None
+    assert items["noedit"].source_path == str(tmp_path / "noedit_input.jpg")
+    assert items["badscore"].reason == "non_numeric_score" and items["badscore"].instruction == "make it red"
+    assert items["badscore"].edited_path == str(tmp_path / "badscore_output.png")
 
 
 def test_csv_manifest_and_a_clear_error_for_a_bad_header(tmp_path):

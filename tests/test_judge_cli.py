@@ -72,6 +72,7 @@ def test_score_manifest_with_bad_rows(answering_model_dir: Path, edits: Path, tm
     assert b["pred"] is None and b["error"].startswith("input_error: not_an_image: edited image")
     assert b["gt_score"] == 1.0 and b["label"] == 9 and b["edited"].endswith("corrupt.jpg")
     assert c["error"].startswith("input_error: missing_edited") and c["label"] is None
+    assert c["instruction"] == "make it red" and c["edited"].endswith("missing.jpg")  # the row as it was given
     assert d["group"] == "g" and d["gt_score"] is None and d["pred"] in (6, 7)
     first = out.read_bytes()
     csv_out = tmp_path / "preds.csv"

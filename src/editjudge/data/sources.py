@@ -98,6 +98,10 @@ class Rejected:
     reason: str
     detail: str
     paths: tuple[str, ...] = field(default_factory=tuple)
+    # What could still be read, so that a consumer (e.g. `editjudge score`) reports the sample as it was given.
+    source_path: str | None = None
+    edited_path: str | None = None
+    instruction: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "detail": self.detail, "paths": list(self.paths)}
@@ -178,37 +182,44 @@ def _read_folder(root: Path, require_score: bool) -> Iterator[EditRecord | Rejec
 
 def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool) -> EditRecord | Rejected:
     paths = tuple(str(p) for role in ("input", "output", "meta", "score") for p in files.get(role, []))
+    known: dict[str, str | None] = {
+        "source_path": str(files["input"][0]) if len(files.get("input", ())) == 1 else None,
+        "edited_path": str(files["output"][0]) if len(files.get("output", ())) == 1 else None,
+    }
     for role, files_of_role in files.items():
         if len(files_of_role) > 1:
             names = ", ".join(p.name for p in files_of_role)
-            return Rejected(key, "ambiguous_files", f"several {role} files for one stem: {names}", paths)
+            return Rejected(key, "ambiguous_files", f"several {role} files for one stem: {names}", paths, **known)
     if "input" not in files:
-        return Rejected(key, "missing_source", f"no {key}_input.* image next to the other files", paths)
+        return Rejected(key, "missing_source", f"no {key}_input.* image next to the other files", paths, **known)
     if "output" not in files:
-        return Rejected(key, "missing_edited", f"no {key}_output.* image next to the other files", paths)
+        return Rejected(key, "missing_edited", f"no {key}_output.* image next to the other files", paths, **known)
     if "meta" not in files:
-        return Rejected(key, "missing_meta", f"no {key}_meta.json with the instruction", paths)
+        return Rejected(key, "missing_meta", f"no {key}_meta.json with the instruction", paths, **known)
     try:
         meta = _read_json_object(files["meta"][0])
     except ValueError as exc:
-        return Rejected(key, "malformed_meta", str(exc), paths)
+        return Rejected(key, "malformed_meta", str(exc), paths, **known)
     instruction = _instruction_of(meta.get("instruction"))
+    known["instruction"] = instruction or None
     if not instruction:
-        return Rejected(key, "empty_instruction", f"{files['meta'][0]}: 'instruction' is missing or blank", paths)
+        return Rejected(
+            key, "empty_instruction", f"{files['meta'][0]}: 'instruction' is missing or blank", paths, **known,
+        )
     score: float | None = None
     if "score" in files:
         try:
             data = _read_json_object(files["score"][0])
         except ValueError as exc:
-            return Rejected(key, "malformed_score_file", str(exc), paths)
+            return Rejected(key, "malformed_score_file", str(exc), paths, **known)
         try:
             score = parse_score(data.get("score"))
         except ScoreError as exc:
-            return Rejected(key, exc.reason, f"{files['score'][0]}: {exc}", paths)
+            return Rejected(key, exc.reason, f"{files['score'][0]}: {exc}", paths, **known)
         if score is None and require_score:
-            return Rejected(key, "missing_score", f"{files['score'][0]}: no 'score' value", paths)
+            return Rejected(key, "missing_score", f"{files['score'][0]}: no 'score' value", paths, **known)
     elif require_score:
-        return Rejected(key, "missing_score_file", f"no {key}_score.json with the score", paths)
+        return Rejected(key, "missing_score_file", f"no {key}_score.json with the score", paths, **known)
     group = meta.get("group")
     return EditRecord(
         id=key,
@@ -264,23 +275,34 @@ def _read_manifest(path: Path, require_score: bool) -> Iterator[EditRecord | Rej
         rid = str(row["id"]) if row.get("id") not in (None, "") else default_id
         source, edited = _resolve(base, row.get("source")), _resolve(base, row.get("edited"))
         paths = tuple(str(p) for p in (source, edited) if p is not None)
+        instruction = _instruction_of(row.get("instruction"))
+        known = {
+            "source_path": None if source is None else str(source),
+            "edited_path": None if edited is None else str(edited),
+            "instruction": instruction or None,
+        }
         if source is None or not source.is_file():
-            yield Rejected(rid, "missing_source", f"{path}:{number}: source file {row.get('source')!r} not found", paths)
+            yield Rejected(
+                rid, "missing_source", f"{path}:{number}: source file {row.get('source')!r} not found", paths, **known,
+            )
             continue
         if edited is None or not edited.is_file():
-            yield Rejected(rid, "missing_edited", f"{path}:{number}: edited file {row.get('edited')!r} not found", paths)
+            yield Rejected(
+                rid, "missing_edited", f"{path}:{number}: edited file {row.get('edited')!r} not found", paths, **known,
+            )
             continue
-        instruction = _instruction_of(row.get("instruction"))
         if not instruction:
-            yield Rejected(rid, "empty_instruction", f"{path}:{number}: 'instruction' is missing or blank", paths)
+            yield Rejected(
+                rid, "empty_instruction", f"{path}:{number}: 'instruction' is missing or blank", paths, **known,
+            )
             continue
         try:
             score = parse_score(row.get("score"))
         except ScoreError as exc:
-            yield Rejected(rid, exc.reason, f"{path}:{number}: {exc}", paths)
+            yield Rejected(rid, exc.reason, f"{path}:{number}: {exc}", paths, **known)
             continue
         if score is None and require_score:
-            yield Rejected(rid, "missing_score", f"{path}:{number}: no 'score' value", paths)
+            yield Rejected(rid, "missing_score", f"{path}:{number}: no 'score' value", paths, **known)
             continue
         group = row.get("group")
         yield EditRecord(
@@ -327,7 +349,10 @@ def read_sources(
             if len(inputs) > 1:
                 item = _prefixed(item, f"{position}/")
             if item.id in seen:
-                item = Rejected(item.id, "duplicate_id", f"id {item.id!r} appears more than once", _paths_of(item))
+                item = Rejected(
+                    item.id, "duplicate_id", f"id {item.id!r} appears more than once", _paths_of(item),
+                    source_path=item.source_path, edited_path=item.edited_path, instruction=item.instruction,
+                )
             seen.add(item.id)
             yield item
 

@@ -111,9 +111,9 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
             record: dict[str, Any]
             if isinstance(item, Rejected):
                 result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}")
-                paths = list(item.paths) + [None, None]
                 record = prediction(
-                    id=item.id, source=paths[0], edited=paths[1], instruction=None, group=None, result=result
+                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
+                    group=None, result=result,
                 )
             else:
                 result = next(results)
