@@ -9,6 +9,7 @@ Rows are buffered into row groups of ``row_group_rows`` and written to a hidden 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SCHEMA", "ParquetSink", "JsonlSink", "atomic_write_text"]
+__all__ = ["SCHEMA", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_text"]
 
 SCHEMA = pa.schema(
     [
@@ -133,23 +134,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return target
 
 
-class JsonlSink:
-    """A JSON-lines file written through a temporary file; ``commit()`` moves it into place atomically."""
+class AtomicTextFile:
+    """A text file written through a hidden temporary file next to ``path``.
 
-    def __init__(self, path: str | Path) -> None:
-        import json
+    ``commit()`` gives it the usual permissions and moves it into place with ``os.replace``; ``discard()`` (or leaving
+    a ``with`` block through an exception) drops it and leaves the target untouched.
+    """
 
-        self._dumps = lambda obj: json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    def __init__(self, path: str | Path, newline: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8")
-        self.rows = 0
-
-    def add(self, obj: dict[str, Any]) -> None:
-        self._handle.write(self._dumps(obj) + "\n")
-        self.rows += 1
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline=newline)
 
     def commit(self) -> Path:
         self._handle.close()
@@ -161,3 +158,24 @@ class JsonlSink:
         if not self._handle.closed:
             self._handle.close()
         self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicTextFile:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class JsonlSink(AtomicTextFile):
+    """A JSON-lines file (sorted keys, one object a line) written atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self.rows = 0
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+        self.rows += 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from editjudge.data.writer import AtomicTextFile
 from editjudge.judge.result import JudgeResult
 
 PREDICTION_FIELDS = (
@@ -56,15 +56,11 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return out
 
 
-class PredictionSink:
-    """Writes prediction records to a temporary file next to ``path``; :meth:`commit` moves it into place."""
+class PredictionSink(AtomicTextFile):
+    """Writes prediction records (JSONL or CSV by the file name) atomically: see :class:`AtomicTextFile`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = check_output_path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        super().__init__(check_output_path(path), newline="")
         self._csv = None
         if self.path.suffix.lower() == ".csv":
             self._csv = csv.DictWriter(self._handle, fieldnames=PREDICTION_FIELDS, extrasaction="ignore")
@@ -78,22 +74,3 @@ class PredictionSink:
         else:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.rows += 1
-
-    def commit(self) -> Path:
-        self._handle.close()
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def discard(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> PredictionSink:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
