@@ -31,63 +31,12 @@ from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
 from editjudge.train import trl as engine
 
-# Qwen2.5-VL-3B-Instruct's config.json (the sizes that matter for speed and memory).
-QWEN2_5_VL_3B_TEXT = {
-    "vocab_size": 151936,
-    "hidden_size": 2048,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128000,
-    "rms_norm_eps": 1e-6,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-    "tie_word_embeddings": True,
-}
-QWEN2_5_VL_3B_VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 2048,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "in_channels": 3,
-}
-
-
 def build_3b(image_tokens: int, device: str = "cuda"):
-    """Processor (editjudge's offline tokenizer, Qwen's image processing) + the 3B architecture, random, bf16.
-
-    ``device="meta"`` builds it without memory (to check the architecture: 3.75 B parameters).
-    """
-    import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
+    """Qwen2.5-VL-3B's architecture at random init (bf16) with a processor that gives ``image_tokens`` per image."""
     from editjudge import tiny
 
-    tokenizer = tiny.build_tokenizer()
-    processor = tiny.build_processor(tokenizer)
     pixels = image_tokens * 28 * 28
-    processor.image_processor.min_pixels = processor.image_processor.max_pixels = pixels
-    processor.image_processor.size = {"shortest_edge": pixels, "longest_edge": pixels}
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tiny.SPECIAL_TOKENS}
-    text = dict(QWEN2_5_VL_3B_TEXT, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                pad_token_id=ids["<|endoftext|>"])
-    config = Qwen2_5_VLConfig(
-        text_config=text, vision_config=QWEN2_5_VL_3B_VISION, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    return processor, model
+    return tiny.build_qwen2_5_vl_3b(device, min_pixels=pixels, max_pixels=pixels)
 
 
 def build_tiny(work: Path):

@@ -25,51 +25,11 @@ from editjudge.judge import Judge
 from editjudge.judge.backends.transformers import TransformersBackend
 from editjudge.synthetic import write_synthetic_edits
 
-# Qwen2.5-VL-3B-Instruct (field notes): text 2048 hidden, 36 layers, 16/2 heads, 11008 MLP, vocab 151936;
-# vision depth 32, hidden 1280, patch 14, merge 2.
-QWEN25_VL_3B_TEXT = {
-    "hidden_size": 2048, "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2,
-    "intermediate_size": 11008, "vocab_size": 151936, "max_position_embeddings": 128000, "rms_norm_eps": 1e-6,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-    "tie_word_embeddings": True,
-}
-QWEN25_VL_3B_VISION = {
-    "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 2048,
-    "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31], "in_channels": 3, "tokens_per_second": 2,
-}
-QWEN_MIN_PIXELS, QWEN_MAX_PIXELS = 4 * 28 * 28, 16384 * 28 * 28
-
-
 def build_3b_backend(batch_size: int, device: str) -> TransformersBackend:
     """Qwen2.5-VL-3B at random init in bf16 on ``device``, with the offline tokenizer and Qwen's pixel limits."""
-    import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
     from editjudge import tiny
 
-    tokenizer = tiny.build_tokenizer()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(
-            min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS,
-            size={"shortest_edge": QWEN_MIN_PIXELS, "longest_edge": QWEN_MAX_PIXELS},
-        ),
-        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=tiny.CHAT_TEMPLATE,
-    )
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tiny.SPECIAL_TOKENS}
-    text = dict(QWEN25_VL_3B_TEXT, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                pad_token_id=ids["<|endoftext|>"])
-    config = Qwen2_5_VLConfig(
-        text_config=text, vision_config=QWEN25_VL_3B_VISION, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
-    model.generation_config = GenerationConfig(eos_token_id=text["eos_token_id"], pad_token_id=text["pad_token_id"])
+    processor, model = tiny.build_qwen2_5_vl_3b(device)
     params = sum(p.numel() for p in model.parameters())
     print(f"Qwen2.5-VL-3B architecture at random init: {params / 1e9:.2f} B parameters on {device}", file=sys.stderr)
     return TransformersBackend.from_loaded(model, processor, batch_size=batch_size)

@@ -39,3 +39,27 @@ def test_cli_builds_tiny_model(tmp_path) -> None:
 
     assert main(["tiny-model", "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow  # builds the 3B architecture on the meta device (no memory), ~10 s
+def test_qwen2_5_vl_3b_architecture_matches_the_real_model_and_the_preset_lora() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from editjudge import tiny
+    from editjudge.train.presets import load_preset
+
+    processor, model = tiny.build_qwen2_5_vl_3b("meta")
+    total = sum(p.numel() for p in model.parameters())
+    vision = sum(p.numel() for name, p in model.named_parameters() if "visual" in name)
+    assert round(total / 1e9, 2) == 3.75 and round(vision / 1e9, 2) == 0.67  # Qwen2.5-VL-3B-Instruct's sizes
+    keys = load_preset("qwen2_5_vl_3b_lora").overrides
+    lora = LoraConfig(
+        r=keys["actor_rollout_ref.model.lora_rank"], lora_alpha=keys["actor_rollout_ref.model.lora_alpha"],
+        target_modules=keys["actor_rollout_ref.model.target_modules"],
+        exclude_modules=keys["actor_rollout_ref.model.exclude_modules"],
+    )
+    peft_model = get_peft_model(model, lora)
+    trainable = {name: p.numel() for name, p in peft_model.named_parameters() if p.requires_grad}
+    assert sum(trainable.values()) == 239_468_544  # r128 on every linear layer of the language model
+    assert not [name for name in trainable if "visual" in name]
+    assert processor.image_processor.size["longest_edge"] == tiny.QWEN_MAX_PIXELS

@@ -4,6 +4,8 @@ Everything real, nothing stubbed: a byte-level BPE tokenizer trained with ``toke
 text plus Qwen's special tokens, a Qwen-style chat template, a ``Qwen2VLImageProcessor`` with small pixel limits, a
 ``Qwen2_5_VLProcessor`` around them, and a ``Qwen2_5_VLForConditionalGeneration`` built from a small
 ``Qwen2_5_VLConfig``. It loads through ``AutoProcessor`` / ``from_pretrained`` exactly like Qwen2.5-VL-3B-Instruct.
+
+:func:`build_qwen2_5_vl_3b` builds the real 3B architecture the same way, at random init, for GPU benchmarks.
 """
 
 from __future__ import annotations
@@ -87,13 +89,13 @@ def build_tokenizer(vocab_size: int = 600):
     return fast
 
 
-def build_processor(tokenizer):
-    """A real ``Qwen2_5_VLProcessor`` with small pixel limits."""
+def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS):
+    """A real ``Qwen2_5_VLProcessor`` (small pixel limits by default)."""
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     image_processor = Qwen2VLImageProcessor(
-        min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
+        min_pixels=min_pixels, max_pixels=max_pixels, size={"shortest_edge": min_pixels, "longest_edge": max_pixels}
     )
     video_processor = Qwen2VLVideoProcessor()
     return Qwen2_5_VLProcessor(
@@ -112,13 +114,10 @@ INITIALIZER_RANGE = 0.2
 
 def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE):
     """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2."""
-    from transformers import Qwen2_5_VLConfig
-
     heads = 4
     head_dim = hidden_size // heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": hidden_size,
@@ -130,9 +129,6 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         "tie_word_embeddings": True,
         "initializer_range": initializer_range,
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
     }
     vision_config = {
         "depth": 2,
@@ -147,6 +143,17 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_
         "fullatt_block_indexes": [1],
         "in_channels": 3,
     }
+    return _qwen2_5_vl_config(tokenizer, text_config, vision_config, initializer_range=initializer_range)
+
+
+def _qwen2_5_vl_config(tokenizer, text_config: dict, vision_config: dict, **kwargs):
+    """A ``Qwen2_5_VLConfig`` whose special-token ids are the offline tokenizer's."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text_config = dict(
+        text_config, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]
+    )
     return Qwen2_5_VLConfig(
         text_config=text_config,
         vision_config=vision_config,
@@ -155,8 +162,59 @@ def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
-        initializer_range=initializer_range,
+        **kwargs,
     )
+
+
+# Qwen2.5-VL-3B-Instruct's architecture (the sizes of its config.json that matter for speed and memory), for GPU
+# benchmarks at random init: no download needed.
+QWEN2_5_VL_3B_TEXT = {
+    "vocab_size": 151936,
+    "hidden_size": 2048,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 128000,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+    "tie_word_embeddings": True,
+}
+QWEN2_5_VL_3B_VISION = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 2048,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+    "in_channels": 3,
+    "tokens_per_second": 2,
+}
+# Qwen2.5-VL's own default pixel limits (4 .. 16384 image tokens).
+QWEN_MIN_PIXELS, QWEN_MAX_PIXELS = 4 * 28 * 28, 16384 * 28 * 28
+
+
+def build_qwen2_5_vl_3b(device: str = "cuda", min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS):
+    """(processor, model): the offline tokenizer and a real processor + Qwen2.5-VL-3B's architecture, random, bf16.
+
+    ``device="meta"`` builds it without memory (3.75 B parameters, 0.67 B of them in the vision tower).
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels)
+    config = _qwen2_5_vl_config(tokenizer, QWEN2_5_VL_3B_TEXT, QWEN2_5_VL_3B_VISION)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    text = config.text_config
+    model.generation_config = GenerationConfig(eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id)
+    return processor, model
 
 
 def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
