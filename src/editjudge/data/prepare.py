@@ -37,6 +37,7 @@ from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
 
 TASK_RECORDS = 8  # records per build task: candidates of one source share a task, so its source is sized once
+PIL_BLOCKS_MAX = 8  # freed image blocks PIL keeps for reuse (PILLOW_BLOCKS_MAX; PIL's default 0 frees them all)
 T = TypeVar("T")
 
 
@@ -108,6 +109,10 @@ def _make_context(config: PrepareConfig) -> _Context:
 
     # PIL refuses images above 2 x MAX_IMAGE_PIXELS on its own; let our (reported) limit be the one that applies.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, config.max_image_pixels)
+    if "PILLOW_BLOCKS_MAX" not in os.environ:
+        # Every image here is decoded, resized and dropped: reusing PIL's freed blocks instead of returning them
+        # to the OS saves the page faults of thousands of fresh multi-MB allocations (≈ 8 % of the CPU time).
+        Image.core.set_blocks_max(PIL_BLOCKS_MAX)
     counter: TextCounter = load_counter(config.processor) if config.processor else EstimateCounter()
     return _Context(
         template=prompts.load_template(config.template),
@@ -124,6 +129,7 @@ def _init_worker(config: PrepareConfig) -> None:
     global _CTX
     _CTX = _make_context(config)
     _text_tokens.cache_clear()
+    _source_header.cache_clear()
 
 
 @lru_cache(maxsize=4096)
@@ -150,16 +156,25 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
+@lru_cache(maxsize=64)
+def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, imgs.ImageInfo]:
+    """Content hash and header of a source file. Cached by (path, size, mtime): the candidates of one source come
+    one after another, so the file is read and hashed once for all of them, not once per candidate.
+    Raises ``OSError`` / :class:`~editjudge.data.images.ImageRejected` (never cached)."""
+    assert _CTX is not None
+    data = _read(path)
+    return hashlib.blake2b(data, digest_size=16).hexdigest(), imgs.probe(data, _CTX.max_image_pixels)
+
+
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
     """Group hash, headers and the size plan of one record, without decoding pixels."""
     assert _CTX is not None
     paths = (record.source_path, record.edited_path)
     try:
-        data = _read(record.source_path)
+        stat = os.stat(record.source_path)
+        source_hash, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
     except OSError as exc:
         return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths)
-    try:
-        src = imgs.probe(data, _CTX.max_image_pixels)
     except imgs.ImageRejected as exc:
         return Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths)
     try:
@@ -174,9 +189,7 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     except imgs.ImageRejected as exc:
         detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
         return Rejected(record.id, exc.reason, detail, paths)
-    return _Inspected(
-        hashlib.blake2b(data, digest_size=16).hexdigest(), text, source_hw, edited_hw, src.upright_hw, edt.upright_hw
-    )
+    return _Inspected(source_hash, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
