@@ -161,6 +161,19 @@ class PixelLimits:
             merge_size=int(config.get("merge_size") or defaults.merge_size),
         )
 
+    @classmethod
+    def resolve(
+        cls, processor: str | Path | None = None, min_pixels: int | None = None, max_pixels: int | None = None
+    ) -> PixelLimits:
+        """The limits ``prepare`` uses: the processor folder's (or Qwen2.5-VL's defaults), then explicit overrides."""
+        base = cls.from_pretrained(processor) if processor else cls()
+        return cls(
+            min_pixels=min_pixels or base.min_pixels,
+            max_pixels=max_pixels or base.max_pixels,
+            patch_size=base.patch_size,
+            merge_size=base.merge_size,
+        )
+
 
 def image_tokens(height: int, width: int, factor: int = FACTOR) -> int:
     """LLM tokens one image of this (already fitted) size costs: one per ``factor`` x ``factor`` block."""

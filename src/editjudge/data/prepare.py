@@ -95,13 +95,7 @@ _CTX: _Context | None = None
 
 
 def _limits(config: PrepareConfig) -> imgs.PixelLimits:
-    base = imgs.PixelLimits.from_pretrained(config.processor) if config.processor else imgs.PixelLimits()
-    return imgs.PixelLimits(
-        min_pixels=config.min_pixels or base.min_pixels,
-        max_pixels=config.max_pixels or base.max_pixels,
-        patch_size=base.patch_size,
-        merge_size=base.merge_size,
-    )
+    return imgs.PixelLimits.resolve(config.processor, config.min_pixels, config.max_pixels)
 
 
 def _make_context(config: PrepareConfig) -> _Context:

@@ -60,13 +60,7 @@ class ImageSizing:
     @cached_property
     def limits(self) -> imgs.PixelLimits:
         """The processor's pixel limits with prepare's overrides applied."""
-        base = imgs.PixelLimits.from_pretrained(self.processor) if self.processor else imgs.PixelLimits()
-        return imgs.PixelLimits(
-            min_pixels=self.min_pixels or base.min_pixels,
-            max_pixels=self.max_pixels or base.max_pixels,
-            patch_size=base.patch_size,
-            merge_size=base.merge_size,
-        )
+        return imgs.PixelLimits.resolve(self.processor, self.min_pixels, self.max_pixels)
 
     @cached_property
     def counter(self) -> TextCounter:
