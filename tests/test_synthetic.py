@@ -23,7 +23,7 @@ def _digest(folder: Path) -> str:
 def test_same_arguments_same_bytes_whatever_the_workers(tmp_path):
     a = write_synthetic_edits(tmp_path / "a", n_sources=6, candidates_per_source=3, seed=5, faults=True)
     b = write_synthetic_edits(tmp_path / "b", n_sources=6, candidates_per_source=3, seed=5, faults=True, workers=2)
-    c = write_synthetic_edits(tmp_path / "c", n_sources=6, candidates_per_source=3, seed=6, faults=True)
+    write_synthetic_edits(tmp_path / "c", n_sources=6, candidates_per_source=3, seed=6, faults=True)
     assert a.samples == b.samples == 6 * 3 + len(FAULTS)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 __all__ = ["COLOURS", "SHAPES", "FAULTS", "SynthResult", "write_synthetic_edits", "score_to_quality", "add_arguments", "run"]
 
