@@ -111,3 +111,23 @@ _TOKEN_PIECES = ["<answer>", "<ans", "wer>", "<", ">", "answer", " ", "\n", "  "
 @given(st.lists(st.sampled_from(_TOKEN_PIECES), max_size=30))
 def test_answer_digit_index_matches_its_definition(tokens: list[str]) -> None:
     assert answer_digit_index(tokens) == _answer_digit_index_by_definition(tokens)
+
+
+def test_a_missing_local_model_path_is_named_not_taken_for_a_hub_id(tmp_path) -> None:
+    from editjudge.judge.backends import check_local_paths
+
+    check_local_paths(model="Qwen/Qwen2.5-VL-3B-Instruct", adapter=None, processor=str(tmp_path))  # hub id, folder
+    for missing in (str(tmp_path / "nope"), "./nope", "~/nope-editjudge", "runs/x/adapter"):
+        with pytest.raises(FileNotFoundError, match=r"adapter .*nope|adapter runs/x/adapter: no such folder"):
+            check_local_paths(model="Qwen/Qwen2.5-VL-3B-Instruct", adapter=missing)
+
+
+def test_score_with_a_missing_model_folder_says_so(tmp_path, capsys) -> None:
+    from editjudge.cli import main
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    argv = ["score", "--model", str(tmp_path / "no-model"), "--source", str(image), "--edited", str(image),
+            "--instruction", "x"]
+    assert main(argv) == 2
+    assert f"model {tmp_path / 'no-model'}: no such folder" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from editjudge.judge.request import JudgeRequest
@@ -20,6 +21,22 @@ BACKENDS: dict[str, str] = {
     "vllm": "editjudge.judge.backends.vllm:VLLMBackend",
     "openai": "editjudge.judge.backends.openai:OpenAIBackend",
 }
+
+
+def check_local_paths(**named: str | None) -> None:
+    """Raise ``FileNotFoundError`` for a value that is plainly a local path (``/…``, ``./…``, ``~/…``, ``a/b/c``) and
+    does not exist, instead of letting the hub client report it as a malformed repository id. Hub ids (``org/name``)
+    and ``None`` pass."""
+    for what, value in named.items():
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        looks_local = value.startswith(("/", ".", "~")) or value.count("/") > 1
+        if looks_local and not path.exists():
+            raise FileNotFoundError(
+                f"{what} {value}: no such folder (give a local model/adapter folder, or a Hugging Face id already "
+                "in your cache)"
+            )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from editjudge.judge.backends import ItemOutput, SamplingOptions, isolate_failures
+from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
 from editjudge.judge.logprobs import DIGITS, answer_digit_index
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation
@@ -47,6 +47,7 @@ class TransformersBackend:
         torch_dtype = getattr(torch, dtype, None) if dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         if not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r}: use e.g. bfloat16, float16 or float32")
+        check_local_paths(model=model, adapter=adapter, processor=processor)
         self.processor = AutoProcessor.from_pretrained(processor or model)
         kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if attn_implementation:

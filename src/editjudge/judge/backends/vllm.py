@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from editjudge.judge.backends import ItemOutput, SamplingOptions, isolate_failures
+from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
 from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation
@@ -46,6 +46,7 @@ class VLLMBackend:
 
         self.batch_size = int(batch_size)
         self.top_logprobs = int(top_logprobs)
+        check_local_paths(model=model, adapter=adapter, processor=processor)
         self.processor = AutoProcessor.from_pretrained(processor or model)
         options: dict[str, Any] = {"limit_mm_per_prompt": {"image": 2}, **engine_options}
         self.lora = None
