@@ -144,7 +144,7 @@ def write_records(records: Any, path: Any) -> None:
     """Write records as a predictions-style JSONL, atomically (temp file + ``os.replace``)."""
     import json
 
-    from editjudge.evaluate._io import atomic_write
+    from editjudge.data.writer import atomic_write_bytes
 
     lines = [json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in as_records(records)]
-    atomic_write(path, "".join(lines).encode("utf-8"))
+    atomic_write_bytes(path, "".join(lines).encode("utf-8"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from editjudge.evaluate._io import atomic_write
+from editjudge.data.writer import atomic_write_bytes
 from editjudge.evaluate.metrics import json_safe
 from editjudge.evaluate.records import EvalRecord, as_records
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
@@ -85,7 +85,7 @@ def _save(fig: Any, path: Path) -> None:
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _figure(width: float, height: float) -> Any:
@@ -447,7 +447,7 @@ def write_report(
         payload["training_log"] = json_safe(list(training_log))  # trainer logs may hold NaN
     if comparison:
         payload["comparison"] = dict(comparison)
-    atomic_write(out / "metrics.json", _json_bytes(payload))
+    atomic_write_bytes(out / "metrics.json", _json_bytes(payload))
 
     page = [f"# {title}", ""]
     names = list(metrics_by_judge)
@@ -487,5 +487,5 @@ def write_report(
         if table:
             page += ["### Per label", "", *table, ""]
     path = out / "report.md"
-    atomic_write(path, ("\n".join(page).rstrip() + "\n").encode("utf-8"))
+    atomic_write_bytes(path, ("\n".join(page).rstrip() + "\n").encode("utf-8"))
     return path
