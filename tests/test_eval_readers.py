@@ -126,6 +126,9 @@ def test_predictions_round_trip_and_defaults(tmp_path) -> None:
     path.write_text("".join(json.dumps({**line, "source": f"{s}_input.png"}) + "\n" for s in "abc"))
     a, b, c = read_predictions(path)
     assert a.group == b.group != c.group and a.group.startswith("image:")
+    from editjudge.data.labels import content_hash, group_key
+
+    assert a.group == group_key(None, content_hash(_png("red")))  # exactly the key prepare's split keeps whole
 
 
 def test_predictions_errors_are_clear(tmp_path) -> None:

@@ -50,6 +50,16 @@ def estimate_median_mad(scores: Iterable[float]) -> tuple[float, float]:
     return median, mad
 
 
+def content_hash(data: bytes) -> str:
+    """The content hash of a source image file's bytes (blake2b-128, hex): candidates of one source share it."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def group_key(group: str | None, source_hash: str) -> str:
+    """The key the split keeps whole: ``group:<name>`` for an explicit group, else ``image:<content hash>``."""
+    return f"group:{group}" if group is not None else f"image:{source_hash}"
+
+
 def seeded_hash(key: str, seed: int) -> str:
     """A stable hex digest of ``key`` under ``seed`` (same on every machine and Python run)."""
     return hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=16).hexdigest()

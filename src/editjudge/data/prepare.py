@@ -14,7 +14,6 @@ not depend on the number of workers. Every sample found ends up in exactly one p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import threading
@@ -157,7 +156,7 @@ def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, imgs.Image
     Raises ``OSError`` / :class:`~editjudge.data.images.ImageRejected` (never cached)."""
     assert _CTX is not None
     data = _read(path)
-    return hashlib.blake2b(data, digest_size=16).hexdigest(), imgs.probe(data, _CTX.max_image_pixels)
+    return lbl.content_hash(data), imgs.probe(data, _CTX.max_image_pixels)
 
 
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
@@ -390,7 +389,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                 rejects.add(result.to_dict())
                 stats.reject(result.reason)
             else:
-                group = f"group:{record.group}" if record.group is not None else f"image:{result.source_hash}"
+                group = lbl.group_key(record.group, result.source_hash)
                 valid.append((record, result, group))
         del inspected
 

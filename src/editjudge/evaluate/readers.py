@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.answer import parse_response
+from editjudge.data.labels import content_hash, group_key
 from editjudge.evaluate.records import EvalRecord
 
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -76,7 +77,7 @@ def _source_group(source: str, base: Path, cache: dict[str, str]) -> str:
                 data = candidate.read_bytes()
             except OSError:
                 continue
-            cache[source] = "image:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+            cache[source] = group_key(None, content_hash(data))
             break
     return cache[source]
 

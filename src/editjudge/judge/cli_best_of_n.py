@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -83,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str]]], list[Any]]:
     """Records grouped by (group or source-image content, instruction), in first-seen order."""
+    from editjudge.data.labels import content_hash, group_key
     from editjudge.data.sources import EditRecord, read_sources
 
     groups: dict[tuple[str, str], tuple[str, str, list[str], list[str]]] = {}
@@ -92,19 +92,13 @@ def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str]]]
         if not isinstance(item, EditRecord):
             rejected.append(item)
             continue
-        key = item.group or digests.setdefault(item.source_path, _file_digest(item.source_path))
+        if item.source_path not in digests:
+            digests[item.source_path] = content_hash(Path(item.source_path).read_bytes())
+        key = group_key(item.group, digests[item.source_path])
         entry = groups.setdefault((key, item.instruction), (item.source_path, item.instruction, [], []))
         entry[2].append(item.edited_path)
         entry[3].append(item.id)
     return list(groups.values()), rejected
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _print_winner(ranking: dict[str, Any]) -> None:
