@@ -173,15 +173,16 @@ class DistillStats:
             str(label): {a: self.confusion[label][a] for a in answers if self.confusion[label][a]}
             for label in sorted(self.confusion)
         }
-        tokens: dict[str, Any] = {"reported_by_backend": self.usage_known}
-        if self.usage_known:
+        known = self.usage_known and self.requests > 0
+        tokens: dict[str, Any] = {"reported_by_backend": known}
+        if known:
             tokens.update(
                 prompt=self.prompt_tokens,
                 completion=self.completion_tokens,
                 per_response=round(self.completion_tokens / self.responses, 3) if self.responses else None,
             )
         cost: dict[str, Any] = {"requests": self.requests}
-        if self.usage_known and price_in is not None and price_out is not None:
+        if known and price_in is not None and price_out is not None:
             cost["usd"] = round(self.prompt_tokens * price_in / 1e6 + self.completion_tokens * price_out / 1e6, 6)
         return {
             "settings": {"samples": self.samples, "tolerance": self.tolerance, "keep": self.keep},

@@ -11,6 +11,8 @@ import sys
 
 from editjudge.train.presets import DEFAULT_PRESET, builtin_presets, load_preset
 
+SFT_PRESET = "qwen2_5_vl_3b_sft_lora"
+
 EPILOG = """\
 examples:
   editjudge train --preset qwen2_5_vl_3b_lora --train-files data/train.parquet --val-files data/test.parquet \\
@@ -29,6 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine", choices=("verl", "trl"), default="verl",
         help="verl: Ray + FSDP + vLLM on GPUs (checked on CPU first); trl: TRL's GRPOTrainer in one process",
+    )
+    parser.add_argument(
+        "--stage", choices=("grpo", "sft"), default="grpo",
+        help="grpo: GRPO + LoRA (the default); sft: supervised LoRA on `editjudge distill`'s sft.parquet "
+        f"(verl: torchrun -m verl.trainer.sft_trainer; default preset {SFT_PRESET})",
+    )
+    parser.add_argument(
+        "--init-adapter", metavar="DIR",
+        help="start from this LoRA adapter (e.g. the SFT stage's) instead of a fresh one; checked against the run's "
+        "rank, alpha, target modules and base model",
     )
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET,
@@ -72,11 +84,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the preset and hand over to the chosen engine."""
+    if getattr(args, "stage", "grpo") == "sft" and args.preset == DEFAULT_PRESET:
+        args.preset = SFT_PRESET
     try:
         preset = load_preset(args.preset)
     except ValueError as exc:
         print(f"editjudge train: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "stage", "grpo") == "sft":
+        if args.engine == "trl":
+            from editjudge.train import sft_trl as engine
+        else:
+            from editjudge.train import sft_verl as engine  # type: ignore[no-redef]
+        return int(engine.run(args, preset) or 0)
     if args.engine == "trl":
         from editjudge.train import trl as engine
     else:
