@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rank, alpha, target modules and base model",
     )
     parser.add_argument(
-        "--preset", default=DEFAULT_PRESET,
-        help=f"built-in preset ({', '.join(builtin_presets())}) or the path of your own preset YAML",
+        "--preset", default=None,
+        help=f"built-in preset ({', '.join(builtin_presets())}) or the path of your own preset YAML "
+        f"(default: {DEFAULT_PRESET}; with --stage sft: {SFT_PRESET})",
     )
     parser.add_argument("--train-files", nargs="+", metavar="PARQUET", help="training parquet file(s) from `prepare`")
     parser.add_argument("--val-files", nargs="+", metavar="PARQUET", help="validation parquet file(s) from `prepare`")
@@ -84,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the preset and hand over to the chosen engine."""
-    if getattr(args, "stage", "grpo") == "sft" and args.preset == DEFAULT_PRESET:
-        args.preset = SFT_PRESET
+    if args.preset is None:
+        args.preset = SFT_PRESET if getattr(args, "stage", "grpo") == "sft" else DEFAULT_PRESET
     try:
         preset = load_preset(args.preset)
     except ValueError as exc:
