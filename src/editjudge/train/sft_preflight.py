@@ -249,45 +249,23 @@ def check_sft_rows(cfg: Any, rows: int, report: Report) -> None:
         report.passed.append(f"{rows} rows: {steps} optimiser step(s) over {cfg.trainer.total_epochs} epoch(s)")
 
 
-def check_adapter(adapter: str | None, cfg_model: dict[str, Any], base_model: str, report: Report) -> None:
-    """An adapter to continue from matches the run: rank, alpha, target and excluded modules, base model."""
+def check_adapter(adapter: str | None, cfg: Any, report: Report) -> None:
+    """``--init-adapter``: the adapter's rank, alpha, modules and base model against the SFT run's ``model.*``."""
+    from editjudge.train.init_adapter import adapter_problems
+
     if not adapter:
         return
-    folder = Path(adapter).expanduser()
-    config_path = folder / "adapter_config.json"
-    if not config_path.is_file():
-        report.fail(f"--init-adapter {folder}: no adapter_config.json there",
-                    "pass the LoRA adapter folder written by `train --stage sft` (or `editjudge export`)")
-        return
-    try:
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        report.fail(f"--init-adapter {folder}: unreadable adapter_config.json ({exc})", "re-export the adapter")
-        return
-    problems = []
-    for name, key in (("r", "lora_rank"), ("lora_alpha", "lora_alpha")):
-        want = cfg_model.get(key)
-        if want is not None and saved.get(name) is not None and int(saved[name]) != int(want):
-            problems.append((f"{name}={saved[name]} in the adapter, {key}={want} in this run", f"set {key}={saved[name]}"))
-    want_exclude = cfg_model.get("exclude_modules")
-    if want_exclude is not None and saved.get("exclude_modules") not in (None, want_exclude):
-        problems.append((f"exclude_modules={saved.get('exclude_modules')!r} in the adapter, {want_exclude!r} in this run",
-                         f"set exclude_modules={saved.get('exclude_modules')!r}"))
-    targets = saved.get("target_modules")
-    want_targets = cfg_model.get("target_modules")
-    if want_targets not in (None, "all-linear") and targets is not None:
-        if sorted(targets if isinstance(targets, list) else [targets]) != sorted(
-                want_targets if isinstance(want_targets, list) else [want_targets]):
-            problems.append((f"target_modules {targets} in the adapter, {want_targets} in this run",
-                             f"set target_modules to {targets}"))
-    base = saved.get("base_model_name_or_path")
-    if base and Path(str(base)).name != Path(str(base_model)).name:
-        problems.append((f"the adapter was trained on {base}, this run uses {base_model}",
-                         f"pass --model {base} (an adapter only fits the base model it was trained on)"))
+    m = cfg.model
+    problems = adapter_problems(
+        adapter, rank=m.lora_rank or None, alpha=m.lora_alpha, target_modules=m.target_modules,
+        exclude_modules=m.exclude_modules, base_model=str(m.path),
+        keys={"rank": "model.lora_rank", "alpha": "model.lora_alpha", "target_modules": "model.target_modules",
+              "exclude_modules": "model.exclude_modules"},
+    )
     for problem, fix in problems:
-        report.fail(f"--init-adapter {folder}: {problem}", fix)
+        report.fail(problem, fix)
     if not problems:
-        report.passed.append(f"--init-adapter {folder}: r{saved.get('r')}/alpha {saved.get('lora_alpha')} on {base}")
+        report.passed.append(f"--init-adapter {adapter}: matches model.lora_rank/alpha/modules and the base model")
 
 
 def run_sft_checks(cfg: Any, *, max_rows: int | None = None, init_adapter: str | None = None) -> Report:
@@ -295,9 +273,7 @@ def run_sft_checks(cfg: Any, *, max_rows: int | None = None, init_adapter: str |
     report = Report()
     check_sft_config(cfg, report)
     model_config = check_sft_model(cfg, report)
-    check_adapter(init_adapter, {"lora_rank": cfg.model.lora_rank, "lora_alpha": cfg.model.lora_alpha,
-                                 "exclude_modules": cfg.model.exclude_modules,
-                                 "target_modules": cfg.model.target_modules}, str(cfg.model.path), report)
+    check_adapter(init_adapter, cfg, report)
     if model_config is None:
         return report
     files = cfg.data.train_files
