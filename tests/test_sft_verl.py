@@ -8,35 +8,21 @@ refuses ("ProcessGroupNCCL is only supported with GPUs"). The parts before the p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("verl")
 
-from editjudge.cli import main  # noqa: E402
+from _sft_data import REASONING as RESPONSE_REASONING  # noqa: E402
+from _sft_data import make_sft_data  # noqa: E402
 
-RESPONSE_REASONING = "the square looks red"
+from editjudge.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def sft_data(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Path]:
-    """prepare (with the tiny processor) -> a traces manifest -> distill --traces -> sft.parquet."""
-    import pyarrow.parquet as pq
-
-    from editjudge.data.prepare import PrepareConfig, prepare
-    from editjudge.synthetic import write_synthetic_edits
-
-    root = tmp_path_factory.mktemp("sft")
-    data = write_synthetic_edits(root / "data", n_sources=2, candidates_per_source=3, size=128, seed=4, faults=False)
-    result = prepare(PrepareConfig(inputs=(str(data.out_dir),), out_dir=str(root / "prep"), processor=str(tiny_model_dir),
-                                   max_prompt_length=400, train_split=1.0, workers=1, progress=False))
-    rows = pq.read_table(result.train_path).to_pylist()
-    traces = root / "traces.jsonl"
-    traces.write_text("".join(json.dumps({"id": r["extra_info"]["id"], "reasoning": RESPONSE_REASONING}) + "\n" for r in rows))
-    assert main(["distill", "--data", str(result.train_path), "--traces", str(traces), "--out", str(root / "d")]) == 0
-    return {"sft": root / "d" / "sft.parquet", "grpo": Path(result.train_path), "rows": len(rows)}
+def sft_data(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict:
+    return make_sft_data(tmp_path_factory.mktemp("sft"), tiny_model_dir)
 
 
 def test_distilled_rows_load_in_verls_multiturn_sft_dataset(sft_data: dict, tiny_model_dir: Path) -> None:
