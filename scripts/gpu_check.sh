@@ -81,7 +81,8 @@ EOF
         [ "$dry" = 1 ] && echo "(dry run: nothing downloaded; run without --dry-run to fill $WHEELS)"
         exit 1
     }
-    if ! git check-ignore -q "$WHEELS/x.whl"; then
+    git check-ignore -q "$WHEELS/x.whl" 2>/dev/null
+    if [ $? = 1 ]; then  # 1: not ignored (128: outside the repository, or no git)
         echo "warning: $WHEELS is not ignored by git: add '/$WHEELS/' to .gitignore or .git/info/exclude," \
              "or it travels twice" >&2
     fi

@@ -105,8 +105,13 @@ def check_wheels(folder: Path, tree_bytes: int = 0, limit_mib: float = CARRY_LIM
 
 def tree_bytes(root: Path) -> int:
     """Bytes the device tool sends besides carried paths: tracked and untracked-not-ignored files (+ shared/)."""
-    listed = subprocess.run(["git", "-C", str(root), "ls-files", "-co", "--exclude-standard", "-z"],
-                            capture_output=True, check=True).stdout.split(b"\0")
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-co", "--exclude-standard", "-z"],
+                                capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file but the usual ignored folders
+        skip = {".git", ".venv", "venv", ".whl", ".gl", "__pycache__", "build", "dist", "gpu_check_out"}
+        listed = [os.fsencode(str(f.relative_to(root))) for f in root.rglob("*")
+                  if f.is_file() and not skip & set(f.relative_to(root).parts)]
     total = sum((root / os.fsdecode(p)).stat().st_size for p in listed if p and (root / os.fsdecode(p)).is_file())
     shared = root / "shared"
     if shared.is_dir() and not shared.is_symlink():
