@@ -157,3 +157,26 @@ def test_macro_average_and_bootstrap() -> None:
     again = pw.bootstrap_intervals(lambda gw: {"acc": pw.strict_accuracy(h, m, gw[group])}, 3, 200, seed=1)
     assert again == ivs
     assert pw.bootstrap_intervals(lambda gw: {"acc": 1.0}, 1, 10)["acc"]["low"] is None
+
+
+def test_eval_uses_the_same_definitions_and_gains_ranking_accuracy() -> None:
+    from editjudge.evaluate.metrics import compute_metrics
+
+    rng = np.random.default_rng(3)
+    records, h, m, big_h, big_m = [], [], [], [], []
+    for g, size in enumerate([2, 3, 4, 3, 2, 5]):
+        labels = rng.integers(0, 10, size)
+        preds = rng.integers(0, 10, size)
+        records += [{"id": f"{g}-{i}", "group": f"g{g}", "label": int(labels[i]), "pred": int(preds[i])} for i in range(size)]
+        for i, j, hh in pw.truth_pairs(labels.tolist()):
+            h.append(hh), m.append(float(preds[i] - preds[j]))
+            if size >= 3:
+                big_h.append(hh), big_m.append(float(preds[i] - preds[j]))
+    metrics = compute_metrics(records, bootstrap=0)["pairwise"]
+    assert metrics["strict"]["value"] == pytest.approx(pw.strict_accuracy(h, m))
+    assert metrics["with_ties"]["value"] == pytest.approx(pw.tie_calibrated_accuracy(h, m).value)
+    ranking = pw.tie_calibrated_accuracy(big_h, big_m)
+    assert metrics["ranking"]["value"] == pytest.approx(ranking.value) and metrics["ranking"]["epsilon"] == ranking.epsilon
+    assert metrics["ranking"]["n_groups"] == 4 and metrics["ranking"]["n_pairs"] == 3 + 6 + 3 + 10
+    only_pairs = compute_metrics([r for r in records if r["group"] in ("g0", "g4")], bootstrap=0)["pairwise"]
+    assert only_pairs["ranking"]["value"] is None and "three or more" in only_pairs["ranking"]["reason"]
