@@ -160,10 +160,9 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     for variant in ("score", "expected_score"):
         values = {k: getattr(scores[k], variant) if k in scores else None for k in work.edits}
-        if not any(v is not None for v in values.values()):
-            why = "no candidate has a score" if variant == "score" else \
-                "no candidate has an expected score (the backend gave no answer-token probabilities)"
-            results[variant] = {"value": None, "reason": why}
+        if variant == "expected_score" and not any(v is not None for v in values.values()):
+            results[variant] = {"value": None, "reason": "no candidate has an expected score (no answer-token "
+                                                          "probabilities from the backend, or no parsed answer)"}
             continue
         res = metrics.evaluate(args.suite, table, values, args.bootstrap, args.bootstrap_seed)
         missing = [k for k, v in values.items() if v is None]
