@@ -72,6 +72,28 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (out / "something").write_text("x")
     assert _bench("tiger", "--root", str(root), "--predictions", preds, "--out", str(out)) == 2
     assert "--resume" in capsys.readouterr().err
+    assert _bench("tiger", "--root", str(root), "--predictions", preds, "--dimension", "overall",
+                  "--out", str(tmp_path / "o5")) == 2
+    assert "editscore suite only" in capsys.readouterr().err
+    assert _bench("tiger", "--root", str(root), "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "o6")) == 2
+    assert "cannot set up the judge" in capsys.readouterr().err and not (tmp_path / "o6").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "EditReward_Bench_2pair.json").write_text("[]")
+    assert _bench("tiger", "--root", str(empty), "--predictions", preds, "--out", str(tmp_path / "o7")) == 2
+    assert "holds no items" in capsys.readouterr().err
+
+
+def test_editscore_dimension_filter_with_predictions(tmp_path: Path) -> None:
+    root = write_editscore(tmp_path / "suite")
+    out = tmp_path / "out"
+    preds = tmp_path / "none.jsonl"
+    preds.write_text("")  # no prediction for anything: every pair wrong, every item counted
+    assert _bench("editscore", "--root", str(root), "--predictions", str(preds), "--dimension", "overall",
+                  "--bootstrap", "0", "--out", str(out)) == 0
+    res = json.loads((out / "bench.json").read_text())["results"]["score"]
+    assert set(k.split("/")[0] for k in res["numbers"]) == {"overall"} and res["value"] == 0.0
+    assert res["n_pairs"] == 3 and res["judge_failure_reasons"] == {"no_prediction": 6}
 
 
 def test_tiny_model_scores_each_distinct_edit_once_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:

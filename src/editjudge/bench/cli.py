@@ -76,6 +76,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--samples must be at least 1"
     if args.bootstrap < 0:
         return "--bootstrap must be >= 0"
+    if args.dimension and args.suite != "editscore":
+        return "--dimension applies to the editscore suite only"
     if args.resume and args.force:
         return "--resume and --force exclude each other"
     out = Path(args.out)
@@ -110,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         suite = READERS[args.suite](args.root)
     except SuiteError as exc:
         return _usage(f"{args.suite}: {exc}")
+    if not suite.items and not suite.failed:
+        return _usage(f"{args.suite}: {args.root} holds no items")
     if args.dimension:
         suite.items = [i for i in suite.items if i.dimension in args.dimension]
         suite.failed = [f for f in suite.failed if f.dimension in args.dimension]
@@ -137,14 +141,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         from editjudge.judge.cli_common import judge_from_args
 
-        out.mkdir(parents=True, exist_ok=True)
         from editjudge.data.writer import atomic_write_text
 
-        atomic_write_text(meta_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         try:
             judge = judge_from_args(args)
         except (ValueError, OSError, ImportError) as exc:
             return _usage(f"cannot set up the judge: {exc}")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(meta_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         scores = scoring.judge_missing(judge, work, cache_path, cached)
         judged_now = len(work.edits) - len(cached)
 
