@@ -160,3 +160,29 @@ def test_ours_reader_groups_by_source(tmp_path: Path) -> None:
     suite = read_ours(manifest)
     assert len(suite.items) == 1 and suite.items[0].truth == (0.9, 0.5, 0.7) and suite.items[0].subset == "3-way"
     assert sorted(f.reason for f in suite.failed) == ["missing_edited", "single_candidate"]
+
+
+def test_tiger_hugging_face_layout_rebuilds_rankings(tmp_path: Path) -> None:
+    """TIGER-Lab/EditReward-Bench on the Hub: one row per comparison (inference_{2,3}pair_hf.py's columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def cell(color: str) -> dict:
+        return {"bytes": png(color), "path": None}
+
+    def row(rid, subset, kind, c1, c2, ranking):
+        return {"id": rid, "instruction": "edit", "source_image": cell("white"), "candidate_1": cell(c1),
+                "candidate_2": cell(c2), "ranking": ranking, "comparison_type": kind, "dataset": subset}
+
+    rows = [row("p1", "2pair", "AvsB", "red", "blue", "A=B"),
+            row("t1_0", "3pair", "AvsB", "red", "blue", "A>B"), row("t1_1", "3pair", "AvsC", "red", "green", "C>A"),
+            row("t1_2", "3pair", "BvsC", "blue", "green", "C>B"),
+            row("t2_0", "3pair", "AvsB", "red", "blue", "A>B"), row("t2_1", "3pair", "AvsC", "red", "green", "C>A"),
+            row("t2_2", "3pair", "BvsC", "blue", "green", "B>C"),  # a cycle: no ranking explains it
+            row("p2", "2pair", "AvsB", "red", "blue", "A>>B")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
+    suite = read_tiger(tmp_path)
+    got = {i.id: (i.truth, i.extra["ranking"]) for i in suite.items}
+    assert got == {"2pair:p1": ((-0.0, -0.0), "A=B"), "3pair:t1": ((-1.0, -2.0, -0.0), "C>A>B")}
+    assert {(f.id, f.reason, f.n_pairs) for f in suite.failed} == {("3pair:t2", "unknown_ranking", 3),
+                                                                  ("2pair:p2", "unknown_ranking", 1)}

@@ -9,6 +9,7 @@ that is not the suite at all raises :class:`SuiteError` (the CLI exits 2 with wh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +115,13 @@ def read_tiger(root: str | Path) -> Suite:
     """``EditReward_Bench_{2,3,4}pair.json``: lists of ``{prompt, path_src, paths_generated[K], human_vote.ranking}``."""
     base = Path(root)
     files = {k: base / v for k, v in TIGER_FILES.items() if (base / v).is_file()}
+    if not files and _parquet_files(base):
+        return _read_tiger_hf(base)
     if not files:
         raise SuiteError(
-            f"{base}: no EditReward-Bench files; expected {', '.join(TIGER_FILES.values())} (TIGER's layout) in it"
+            f"{base}: no EditReward-Bench files; expected {', '.join(TIGER_FILES.values())} (the layout of TIGER's "
+            f"eval_bench.py) or the Hugging Face parquet of TIGER-Lab/EditReward-Bench (columns "
+            f"{', '.join(TIGER_HF_COLUMNS)}) in it"
         )
     items: list[BenchItem] = []
     failed: list[FailedItem] = []
@@ -149,6 +154,76 @@ def read_tiger(root: str | Path) -> Suite:
                           extra={"ranking": vote["ranking"]})
             )
     return Suite("tiger", str(base), items, failed)
+
+
+TIGER_HF_COLUMNS = ("id", "instruction", "source_image", "candidate_1", "candidate_2", "ranking", "dataset")
+_PAIR_VOTE = re.compile(r"^([A-Z])([<>=])([A-Z])(?:=(?:Good|Bad))?$")
+
+
+def _read_tiger_hf(base: Path) -> Suite:
+    """The Hugging Face copy, one row per comparison (as ``inference_{2,3,4}pair_hf.py`` read it): rows of one
+    item share the ``id`` prefix before '_' (3-/4-pair; each 2-pair row is an item), ``comparison_type`` ("AvsC")
+    names the letters of ``candidate_1`` / ``candidate_2`` and ``ranking`` ("A>C", "A=B") the human vote. The
+    item's ranking is rebuilt from its pairwise votes; votes that no ranking explains fail the item."""
+    import pyarrow.parquet as pq
+
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in _parquet_files(base):
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+            raise SuiteError(f"{path}: not a readable parquet file ({exc})") from None
+        missing = [c for c in TIGER_HF_COLUMNS if c not in table.column_names]
+        if missing:
+            raise SuiteError(f"{path}: not TIGER-Lab/EditReward-Bench (missing columns {missing}; expected "
+                             f"{', '.join(TIGER_HF_COLUMNS)})")
+        for index, row in enumerate(_rows(table)):
+            subset, rid = str(row.get("dataset")), str(row.get("id") or f"{path.name}:{index}")
+            key = rid if subset == "2pair" else rid.split("_")[0] if "_" in rid else rid[:10]
+            rows.setdefault((subset, key), []).append(row)
+    items: list[BenchItem] = []
+    failed: list[FailedItem] = []
+    for (subset, key), group in rows.items():
+        item_id = f"{subset}:{key}"
+        try:
+            item = _tiger_hf_item(item_id, subset, group, base)
+        except _Bad as bad:
+            failed.append(FailedItem(item_id, bad.reason, bad.detail, subset, None, len(group)))
+            continue
+        items.append(item)
+    return Suite("tiger", str(base), items, failed)
+
+
+def _tiger_hf_item(item_id: str, subset: str, group: list[dict[str, Any]], base: Path) -> BenchItem:
+    images: dict[str, ImageRef] = {}
+    votes: dict[tuple[str, str], int] = {}
+    instruction = _text(group[0], "instruction")
+    source = _image_bytes(group[0].get("source_image"), base, "source_image")
+    for row in group:
+        kind = str(row.get("comparison_type") or "AvsB")
+        if not re.fullmatch(r"[A-Z]vs[A-Z]", kind):
+            raise _Bad("malformed_item", f"comparison_type {kind!r} is not like 'AvsC'")
+        left, right = kind[0], kind[-1]
+        for letter, cell in ((left, row.get("candidate_1")), (right, row.get("candidate_2"))):
+            image = _image_bytes(cell, base, f"candidate of {letter}")
+            if images.setdefault(letter, image) != image:
+                raise _Bad("malformed_item", f"candidate {letter} differs between the item's rows")
+        vote = _PAIR_VOTE.match(re.sub(r"\s+", "", str(row.get("ranking"))))
+        if vote is None or {vote.group(1), vote.group(3)} != {left, right}:
+            raise _Bad("unknown_ranking", f"ranking {row.get('ranking')!r} for comparison {kind}")
+        a, op, b = vote.groups()
+        votes[(a, b)] = 0 if op == "=" else 1 if op == ">" else -1
+    letters = sorted(images)
+    if letters != [chr(ord("A") + i) for i in range(len(letters))] or len(votes) != len(letters) * (len(letters) - 1) // 2:
+        raise _Bad("malformed_item", f"rows cover candidates {''.join(letters)} with {len(votes)} votes; expected every pair")
+    wins = {x: sum(1 for (a, b), h in votes.items() if (a == x and h > 0) or (b == x and h < 0)) for x in letters}
+    tiers = {x: sorted(set(wins.values()), reverse=True).index(wins[x]) for x in letters}
+    for (a, b), h in votes.items():
+        if (tiers[b] > tiers[a]) - (tiers[b] < tiers[a]) != h:
+            raise _Bad("unknown_ranking", f"the votes {votes} do not make one ranking")
+    ranking = ">".join(sorted(letters, key=lambda x: tiers[x])) if len(set(tiers.values())) == len(letters) else "A=B"
+    return BenchItem(item_id, instruction, source, tuple(images[x] for x in letters),
+                     tuple(-float(tiers[x]) for x in letters), subset, item_id, extra={"ranking": ranking})
 
 
 # ---------------------------------------------------------------------------------------------------------------
