@@ -64,7 +64,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert _bench("nosuch", "--root", str(root), "--predictions", preds, "--out", str(tmp_path / "o1")) == 2
     assert "expected one of: editscore, tiger" in capsys.readouterr().err
     assert _bench("editscore", "--root", str(root), "--predictions", preds, "--out", str(tmp_path / "o2")) == 2
-    assert "no .parquet files" in capsys.readouterr().err
+    assert "no .parquet or .arrow files" in capsys.readouterr().err
     assert _bench("tiger", "--root", str(root), "--out", str(tmp_path / "o3")) == 2
     assert "exactly one of --model" in capsys.readouterr().err
     out = tmp_path / "o4"

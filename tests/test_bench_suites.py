@@ -186,3 +186,19 @@ def test_tiger_hugging_face_layout_rebuilds_rankings(tmp_path: Path) -> None:
     assert got == {"2pair:p1": ((-0.0, -0.0), "A=B"), "3pair:t1": ((-1.0, -2.0, -0.0), "C>A>B")}
     assert {(f.id, f.reason, f.n_pairs) for f in suite.failed} == {("3pair:t2", "unknown_ranking", 3),
                                                                   ("2pair:p2", "unknown_ranking", 1)}
+
+
+def test_editscore_reader_reads_datasets_arrow_files(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(write_editscore(tmp_path / "pq") / "data" / "train-00000-of-00001.parquet")
+    (tmp_path / "arrow").mkdir()
+    with pa.OSFile(str(tmp_path / "arrow" / "data-00000-of-00001.arrow"), "wb") as sink:  # datasets' stream format
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    assert [i.id for i in read_editscore(tmp_path / "arrow").items] == [i.id for i in read_editscore(tmp_path / "pq").items]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.arrow").write_bytes(b"not arrow")
+    with pytest.raises(SuiteError, match="not a readable arrow table"):
+        read_editscore(tmp_path / "bad")

@@ -165,14 +165,9 @@ def _read_tiger_hf(base: Path) -> Suite:
     item share the ``id`` prefix before '_' (3-/4-pair; each 2-pair row is an item), ``comparison_type`` ("AvsC")
     names the letters of ``candidate_1`` / ``candidate_2`` and ``ranking`` ("A>C", "A=B") the human vote. The
     item's ranking is rebuilt from its pairwise votes; votes that no ranking explains fail the item."""
-    import pyarrow.parquet as pq
-
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for path in _parquet_files(base):
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
-            raise SuiteError(f"{path}: not a readable parquet file ({exc})") from None
+        table = _read_table(path)
         missing = [c for c in TIGER_HF_COLUMNS if c not in table.column_names]
         if missing:
             raise SuiteError(f"{path}: not TIGER-Lab/EditReward-Bench (missing columns {missing}; expected "
@@ -303,10 +298,34 @@ def read_imagenhub(root: str | Path) -> Suite:
 EDITSCORE_COLUMNS = ("key", "instruction", "input_image", "output_images", "task_type", "dimension")
 
 
+TABLE_SUFFIXES = (".parquet", ".arrow")
+
+
 def _parquet_files(base: Path) -> list[Path]:
-    if base.is_file() and base.suffix == ".parquet":
+    """Parquet files, and the Arrow files ``datasets`` writes (``save_to_disk`` / Hub repos stored as arrow)."""
+    if base.is_file() and base.suffix in TABLE_SUFFIXES:
         return [base]
-    return sorted(p for p in base.rglob("*.parquet") if p.is_file()) if base.is_dir() else []
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*") if p.suffix in TABLE_SUFFIXES and p.is_file())
+
+
+def _read_table(path: Path) -> Any:
+    """A parquet or Arrow IPC (stream or file) table; :class:`SuiteError` naming the file when unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path)
+        with pa.memory_map(str(path)) as source:
+            try:
+                return pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_file(source).read_all()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+        raise SuiteError(f"{path}: not a readable {path.suffix[1:]} table ({exc})") from None
 
 
 def _image_bytes(value: Any, base: Path, key: str) -> bytes | str:
@@ -320,22 +339,17 @@ def _image_bytes(value: Any, base: Path, key: str) -> bytes | str:
 
 
 def read_editscore(root: str | Path) -> Suite:
-    """The Hugging Face parquet of ``EditScore/EditReward-Bench``: rows of ``key`` [2], ``instruction``,
+    """The Hugging Face files of ``EditScore/EditReward-Bench`` (parquet or arrow): rows of ``key`` [2], ``instruction``,
     ``input_image``, ``output_images`` [2] (the first is the human-preferred one), ``task_type``, ``dimension``."""
-    import pyarrow.parquet as pq
-
     base = Path(root)
     files = _parquet_files(base)
     if not files:
-        raise SuiteError(f"{base}: no .parquet files; expected EditScore/EditReward-Bench's data/*.parquet "
+        raise SuiteError(f"{base}: no .parquet or .arrow files; expected the files of EditScore/EditReward-Bench "
                          f"(columns {', '.join(EDITSCORE_COLUMNS)})")
     items: list[BenchItem] = []
     failed: list[FailedItem] = []
     for path in files:
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
-            raise SuiteError(f"{path}: not a readable parquet file ({exc})") from None
+        table = _read_table(path)
         missing = [c for c in EDITSCORE_COLUMNS if c not in table.column_names]
         if missing:
             raise SuiteError(f"{path}: not EditScore's EditReward-Bench (missing columns {missing}; expected "
