@@ -34,3 +34,17 @@ def test_openai_backend_judges_each_distinct_edit_once(server: ChatServer, tmp_p
     assert len(lines) == 10 and all(x["expected_score"] == pytest.approx(EXPECTED) for x in lines)
     assert main([*args, "--resume"]) == 0
     assert len(server.requests) == 10  # all from the cache
+
+
+def test_avg_at_k_compares_the_mean_of_the_samples(server: ChatServer, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_TEST_KEY", "test")
+    root = write_tiger(tmp_path / "suite")
+    out = tmp_path / "out"
+    assert main(["bench", "tiger", "--root", str(root), "--model", "served-judge", "--backend", "openai",
+                 "--base-url", server.url, "--api-key-env", "BENCH_TEST_KEY", "--retries", "0", "--samples", "3",
+                 "--temperature", "0.7", "--bootstrap", "0", "--out", str(out)]) == 0
+    assert {r["n"] for r in server.requests} == {3}
+    lines = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
+    assert {(x["score"], x["mean_score"]) for x in lines} == {(6, 5.5)}  # samples 7, 4 and one unparsable
+    settings = json.loads((out / "bench_settings.json").read_text())
+    assert settings["judge"]["samples"] == 3
