@@ -88,9 +88,9 @@ def test_editscore_dimension_filter_with_predictions(tmp_path: Path) -> None:
     root = write_editscore(tmp_path / "suite")
     out = tmp_path / "out"
     preds = tmp_path / "none.jsonl"
-    preds.write_text("")  # no prediction for anything: every pair wrong, every item counted
+    preds.write_text("")  # no prediction for anything: every pair wrong, every item counted, the report written
     assert _bench("editscore", "--root", str(root), "--predictions", str(preds), "--dimension", "overall",
-                  "--bootstrap", "0", "--out", str(out)) == 0
+                  "--bootstrap", "0", "--out", str(out)) == 1  # ... and the exit status says nothing was judged
     res = json.loads((out / "bench.json").read_text())["results"]["score"]
     assert set(k.split("/")[0] for k in res["numbers"]) == {"overall"} and res["value"] == 0.0
     assert res["n_pairs"] == 3 and res["judge_failure_reasons"] == {"no_prediction": 6}

@@ -21,6 +21,7 @@ SUITE_HELP = {
     "ours": "our own data: a prepared .parquet, a .jsonl/.csv manifest or a seed folder; groups of >= 2 scored edits",
 }
 FAILED_SHOWN = 50
+UNJUDGED = ("input_error", "backend_error")  # an edit the judge never saw (unlike an answer that did not parse)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +104,7 @@ def _error_kind(error: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from editjudge.bench import metrics, report, scoring
     from editjudge.bench.published import PUBLISHED
-    from editjudge.bench.suites import READERS, SuiteError
+    from editjudge.bench.suites import READERS, FailedItem, SuiteError
 
     problem = _check(args)
     if problem:
@@ -139,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
             return _usage(str(exc))
         judged_now = 0
     else:
-        from editjudge.judge.cli_common import judge_from_args
-
         from editjudge.data.writer import atomic_write_text
+        from editjudge.judge.cli_common import judge_from_args
 
         try:
             judge = judge_from_args(args)
@@ -151,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(meta_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         scores = scoring.judge_missing(judge, work, cache_path, cached)
         judged_now = len(work.edits) - len(cached)
-
-    from editjudge.bench.suites import FailedItem
+    unjudged = [k for k in work.edits if k not in scores or (scores[k].error or "").startswith(UNJUDGED)]
 
     failed = list(suite.failed) + [
         FailedItem(i.id, "unreadable_image", work.unreadable[i.id], i.subset, i.dimension,
@@ -201,4 +200,8 @@ def run(args: argparse.Namespace) -> int:
           f"({len(failed)} items failed to read, {head.get('n_items_not_scored', 0)} not scored by the judge)",
           file=sys.stderr)
     print(f"report: {md_path}\n        {json_path}", file=sys.stderr)
+    if work.edits and len(unjudged) == len(work.edits):
+        print(f"editjudge bench: error: no edit could be judged ({results['score'].get('judge_failure_reasons')}); "
+              "check the images, the server, or that --predictions names this suite's files", file=sys.stderr)
+        return 1
     return 0
