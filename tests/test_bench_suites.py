@@ -202,3 +202,24 @@ def test_editscore_reader_reads_datasets_arrow_files(tmp_path: Path) -> None:
     (tmp_path / "bad" / "x.arrow").write_bytes(b"not arrow")
     with pytest.raises(SuiteError, match="not a readable arrow table"):
         read_editscore(tmp_path / "bad")
+
+
+def test_ours_reader_on_a_prepared_parquet_fails_bad_rows_alone(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def row(i, group, score, images=2, instruction="go"):
+        return {"images": [{"bytes": png(COLORS[i])} for _ in range(images)],
+                "reward_model": {"style": "rule", "ground_truth": "5"},
+                "extra_info": {"index": i, "instruction": instruction, "group": group, "score": score}}
+
+    rows = [row(0, "image:a", 0.9), row(1, "image:a", 0.4), row(2, "image:a", None), row(3, "image:b", 0.5, images=1),
+            row(4, "image:b", 0.2, instruction=" "), row(5, "image:c", 0.3), row(6, "image:c", 0.8)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
+    suite = read_ours(tmp_path / "test.parquet")
+    # a group with a row lacking extra_info.score is ordered by the 0-9 labels (all "5" here), never a mix
+    assert sorted((i.group, i.truth) for i in suite.items) == [("image:a", (5.0, 5.0, 5.0)), ("image:c", (0.3, 0.8))]
+    assert sorted((f.id, f.reason) for f in suite.failed) == [("3", "missing_image"), ("4", "malformed_item")]
+    (tmp_path / "other.parquet").write_bytes(b"PAR1 broken")
+    with pytest.raises(SuiteError, match="not a readable parquet table"):
+        read_ours(tmp_path / "other.parquet")

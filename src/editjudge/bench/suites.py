@@ -399,19 +399,7 @@ def read_ours(root: str | Path) -> Suite:
     rows: list[dict[str, Any]] = []
     failed: list[FailedItem] = []
     if path.is_file() and path.suffix == ".parquet":
-        from editjudge.evaluate.readers import read_test_parquet
-
-        try:
-            parquet_rows = read_test_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise SuiteError(f"{path}: {exc}") from None
-        for r in parquet_rows:
-            truth = r["gt_score"] if r["gt_score"] is not None else r["label"]
-            if truth is None:
-                failed.append(FailedItem(r["id"], "no_truth", "the row has neither extra_info.score nor a label", "all"))
-                continue
-            rows.append({"id": r["id"], "group": r["group"] or f"row:{r['id']}", "instruction": r["instruction"],
-                         "source": r["source"], "edited": r["edited"], "truth": float(truth)})
+        rows, failed = _prepared_rows(path)
     else:
         from editjudge.data.labels import content_hash, group_key
         from editjudge.data.sources import Rejected, read_sources
@@ -433,7 +421,7 @@ def read_ours(root: str | Path) -> Suite:
                     continue
             rows.append({"id": rec.id, "group": group_key(rec.group, hashes[rec.source_path]),
                          "instruction": rec.instruction, "source": rec.source_path, "edited": rec.edited_path,
-                         "truth": float(rec.score)})
+                         "truth": float(rec.score), "label": None})
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((str(r["group"]), r["instruction"]), []).append(r)
@@ -443,13 +431,55 @@ def read_ours(root: str | Path) -> Suite:
             failed.append(FailedItem(members[0]["id"], "single_candidate",
                                      f"group {group} has one scored edit; comparisons need ≥ 2", "all", None, 0))
             continue
+        # The raw score orders a group when every member has one (finer), else the 0-9 label does: never a mix.
+        key = "truth" if all(m["truth"] is not None for m in members) else "label"
         items.append(BenchItem(
             f"{group}|{instruction}", instruction, members[0]["source"], tuple(m["edited"] for m in members),
-            tuple(m["truth"] for m in members), f"{len(members)}-way" if len(members) <= 4 else "5+-way", group,
+            tuple(float(m[key]) for m in members), f"{len(members)}-way" if len(members) <= 4 else "5+-way", group,
+            extra={"truth": "score" if key == "truth" else "label"},
         ))
     if not items and not failed:
         raise SuiteError(f"{path}: no scored edits found")
     return Suite("ours", str(path), items, failed)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _prepared_rows(path: Path) -> tuple[list[dict[str, Any]], list[FailedItem]]:
+    """Rows of ``editjudge prepare``'s parquet (contract 3: ``images`` [source, edited] with bytes,
+    ``reward_model.ground_truth``, ``extra_info`` with instruction, group, score, index); a bad row fails alone."""
+    table = _read_table(path)
+    missing = {"images", "reward_model", "extra_info"} - set(table.column_names)
+    if missing:
+        raise SuiteError(f"{path}: not an editjudge prepared parquet (missing columns {sorted(missing)})")
+    rows: list[dict[str, Any]] = []
+    failed: list[FailedItem] = []
+    index = 0
+    for batch in table.select(["images", "reward_model", "extra_info"]).to_batches(max_chunksize=64):
+        for row in batch.to_pylist():
+            extra = row["extra_info"] if isinstance(row["extra_info"], dict) else {}
+            rid = str(extra.get("index", index))
+            index += 1
+            images = row["images"] or []
+            try:
+                if len(images) != 2 or not all(isinstance(i, dict) and i.get("bytes") for i in images):
+                    raise _Bad("missing_image", "the row must carry two images with bytes (source, edited)")
+                instruction = _text(extra, "instruction")
+                score, label = _finite(extra.get("score")), _finite((row["reward_model"] or {}).get("ground_truth"))
+                if score is None and label is None:
+                    raise _Bad("no_truth", "the row has neither a finite extra_info.score nor a ground-truth label")
+            except _Bad as bad:
+                failed.append(FailedItem(rid, bad.reason, bad.detail, "all"))
+                continue
+            rows.append({"id": rid, "group": extra.get("group") or f"row:{rid}", "instruction": instruction,
+                         "source": images[0]["bytes"], "edited": images[1]["bytes"], "truth": score, "label": label})
+    return rows, failed
 
 
 READERS = {"editscore": read_editscore, "tiger": read_tiger, "genai": read_genai, "imagenhub": read_imagenhub, "ours": read_ours}
