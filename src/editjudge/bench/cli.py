@@ -21,6 +21,13 @@ SUITE_HELP = {
     "ours": "our own data: a prepared .parquet, a .jsonl/.csv manifest or a seed folder; groups of >= 2 scored edits",
 }
 FAILED_SHOWN = 50
+GROUPS = {  # what the bootstrap resamples, per suite (failed items are groups of their own)
+    "editscore": "groups: one pair of images, its rows under every dimension together",
+    "tiger": "groups: one item (its 1, 3 or 6 comparisons together)",
+    "genai": "groups: the items of one source image",
+    "imagenhub": "groups: one prompt",
+    "ours": "groups: one source group",
+}
 UNJUDGED = ("input_error", "backend_error")  # an edit the judge never saw (unlike an answer that did not parse)
 
 
@@ -188,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                   "failed_examples": [{"id": f.id, "reason": f.reason, "detail": f.detail} for f in failed[:FAILED_SHOWN]]},
         "results": results,
         "bootstrap": {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "level": 0.95,
-                      "resample": "groups: items of one source image (TIGER, GenAI: one item; ImagenHub: one prompt)"},
+                      "resample": GROUPS[args.suite]},
         "published": PUBLISHED[args.suite],
     }
     from editjudge.evaluate.metrics import json_safe
