@@ -61,15 +61,16 @@ def markdown(report: dict[str, Any]) -> str:
             continue
         lines += [
             f"Headline `{res['headline']}` = {_fmt(res['value'])}{_interval(res['intervals'].get(res['headline']))}; "
-            f"{res['n_pairs']} comparisons, {res['n_pairs_unscored']} with an unscored candidate (wrong), "
-            f"{res['n_judge_ties']} judge ties; {res['n_items_not_scored']} items with a candidate the judge did not "
-            f"score ({res['judge_failure_reasons'] or 'none'}).",
+            f"{res['n_pairs']} comparisons: {res['n_pairs_unscored']} with an unscored candidate (counted wrong), "
+            f"{res['n_judge_ties']} judge tie(s); {res['n_items_not_scored']} read items with a candidate the judge "
+            f"did not score ({res['judge_failure_reasons'] or 'none'}).",
             "",
             "| number | value | 95% interval (group bootstrap) |",
             "|---|---|---|",
         ]
         for key, value in res["numbers"].items():
-            lines.append(f"| `{key}` | {_fmt(value)} | {_interval(res['intervals'].get(key)).strip() or '–'} |")
+            iv = res["intervals"].get(key) or {}
+            lines.append(f"| `{key}` | {_fmt(value)} | {_interval(iv).strip() or iv.get('reason', '–')} |")
         lines.append("")
     failed = report["items"]["failed_examples"]
     if failed:

@@ -282,9 +282,9 @@ def bootstrap_intervals(
     undefined = dict.fromkeys(point, 0)
     for _ in range(n_resamples):
         gw = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(float)
-        for k, v in statistic(gw).items():
-            if k not in draws:
-                continue
+        values = statistic(gw)
+        for k in draws:
+            v = values.get(k)  # a number missing from a replicate (no group of its subset drawn) is undefined there
             if v is None or not math.isfinite(v):
                 undefined[k] += 1
             else:
