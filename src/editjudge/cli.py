@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("editjudge.train.export", "export a verl checkpoint as a LoRA adapter or a merged model"),
     "eval": ("editjudge.evaluate.cli", "measure a judge: accuracy, correlation, pairwise and best-of-N metrics"),
     "score": ("editjudge.judge.cli_score", "score edits with a judge (one pair or a manifest)"),
+    "bench": ("editjudge.bench.cli", "score a judge on public edit-judge benchmarks with their exact metrics"),
     "best-of-n": ("editjudge.judge.cli_best_of_n", "rank N candidate edits of one source and keep the best"),
     "tiny-model": ("editjudge.tiny", "build the tiny random Qwen2.5-VL used by tests and the demo"),
 }

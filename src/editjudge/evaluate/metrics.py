@@ -12,7 +12,9 @@ Every metric is defined in ``docs/evaluate.md``. In short:
   ``mean_score``, else ``pred``):
   ``strict`` as EditScore reports it (pairs with a ground-truth preference; judge ties and unscored items count
   wrong) and ``with_ties`` as EditReward-Bench reports it (accuracy with ties + tie calibration, Deutsch et al.
-  2023, "Ties Matter", arXiv:2305.14324).
+  2023, "Ties Matter", arXiv:2305.14324); ``ranking`` is the same tie-calibrated accuracy over groups of ≥ 3
+  records only, with the share of those groups ranked right in every pair. All three come from
+  :mod:`editjudge.evaluate.pairwise`, which ``editjudge bench`` uses too.
 * **best-of-N** per group: the true value of the judge's pick against the oracle best and a uniformly random
   pick, as exact expectations over tie-breaks and random picks.
 * **bootstrap** percentile intervals, resampling *groups* (records without a group are their own group).
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from editjudge.answer import parse_response
+from editjudge.evaluate import pairwise
 from editjudge.evaluate.records import EvalRecord, as_records
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
 
@@ -241,57 +244,60 @@ def _correlation(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) ->
 
 
 def _pairwise_strict(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
-    """EditScore's pairwise accuracy: pairs with a truth preference; judge ties and unscored items count wrong."""
+    """EditScore's pairwise accuracy (:func:`editjudge.evaluate.pairwise.strict_accuracy`)."""
     if a.pairs_skipped:
         return _undefined(a.pairs_skipped, n_pairs=0)
-    pref = a.pair_h != 0
-    w = gw[a.pair_group][pref]
-    if w.sum() == 0:
+    value = pairwise.strict_accuracy(a.pair_h, a.pair_m, gw[a.pair_group])
+    if value is None:
         return _undefined("no pair inside a group has a ground-truth preference", n_pairs=0)
-    m, h = a.pair_m[pref], a.pair_h[pref]
-    correct = np.isfinite(m) & (np.sign(m) == h)
-    judge_tie = np.isfinite(m) & (m == 0)
+    pref = a.pair_h != 0
+    m = a.pair_m[pref]
     return {
-        "value": float((w * correct).sum() / w.sum()),
+        "value": value,
         "n_pairs": int(pref.sum()),
-        "n_judge_ties": int(judge_tie.sum()),
+        "n_judge_ties": int((np.isfinite(m) & (m == 0)).sum()),
         "n_unscored": int((~np.isfinite(m)).sum()),
     }
 
 
 def _pairwise_with_ties(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
-    """EditReward-Bench's accuracy with ties, tie-calibrated (Deutsch et al. 2023).
+    """EditReward-Bench's accuracy with ties, tie-calibrated (:func:`editjudge.evaluate.pairwise.tie_calibrated_accuracy`).
 
-    Over *all* pairs in groups (truth ties included): with a tie threshold ε the judge calls a pair a tie when
-    ``|Δscore| ≤ ε``; a pair is right when both agree on the direction, or both call it a tie. ε is chosen among 0
-    and the observed ``|Δscore|`` values to maximise accuracy (the smallest best ε is reported). Pairs with an
-    unscored item stay in the denominator and count wrong at every ε.
+    Over *all* pairs in groups (truth ties included); pairs with an unscored item count wrong at every ε.
     """
     if a.pairs_skipped:
         return _undefined(a.pairs_skipped, n_pairs=0)
-    w_all = gw[a.pair_group]
-    total = float(w_all.sum())
-    if total == 0:
+    w = gw[a.pair_group]
+    if float(w.sum()) == 0:
         return _undefined("no group has two or more labelled records", n_pairs=0)
     m, h = a.pair_m, a.pair_h
-    scored = np.isfinite(m)
-    base = {"n_pairs": int(len(m)), "n_truth_ties": int((h == 0).sum()), "n_unscored": int((~scored).sum())}
-    if not scored.any():  # every pair has an unscored item: all wrong, whatever ε
+    base = {"n_pairs": int(len(m)), "n_truth_ties": int((h == 0).sum()), "n_unscored": int((~np.isfinite(m)).sum())}
+    if not np.isfinite(m).any():  # every pair has an unscored item: all wrong, whatever ε
         return {"value": 0.0, "epsilon": None, "value_at_epsilon_0": 0.0} | base
-    absm = np.abs(m[scored])
-    order = np.argsort(absm, kind="stable")
-    absm, hs, ms, ws = absm[order], h[scored][order], m[scored][order], w_all[scored][order]
-    consistent = ws * ((hs != 0) & (np.sign(ms) == hs))
-    truth_tie = ws * (hs == 0)
-    # Threshold ε = absm[k]: every pair up to the last one with the same |Δ| is a judge tie.
-    ends = np.flatnonzero(np.r_[absm[1:] != absm[:-1], True])
-    acc = (consistent.sum() - np.cumsum(consistent)[ends] + np.cumsum(truth_tie)[ends]) / total
-    eps = absm[ends]
-    if eps[0] > 0:  # ε = 0 with no zero gap: the judge calls no tie at all
-        acc = np.r_[consistent.sum() / total, acc]
-        eps = np.r_[0.0, eps]
-    best = int(np.argmax(acc))
-    return {"value": float(acc[best]), "epsilon": float(eps[best]), "value_at_epsilon_0": float(acc[0])} | base
+    cal = pairwise.tie_calibrated_accuracy(h, m, w)
+    return {"value": cal.value, "epsilon": cal.epsilon,
+            "value_at_epsilon_0": pairwise.accuracy_with_ties_at(h, m, 0.0, w)} | base
+
+
+def _ranking(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
+    """Ranking accuracy over groups of >= 3 labelled records: the tie-calibrated accuracy of their pairs (as
+    ``with_ties``, as EditReward-Bench scores its 3- and 4-way items) and the share of those groups with every pair
+    right at that ε (:func:`editjudge.evaluate.pairwise.group_accuracy`)."""
+    if a.pairs_skipped:
+        return _undefined(a.pairs_skipped, n_groups=0)
+    per_group = np.bincount(a.pair_group, minlength=a.n_groups)  # n(n-1)/2 pairs: >= 3 means >= 3 records
+    big = per_group[a.pair_group] >= 3
+    if not big.any():
+        return _undefined("no group has three or more labelled records", n_groups=0)
+    cal = pairwise.tie_calibrated_accuracy(a.pair_h[big], a.pair_m[big], gw[a.pair_group][big])
+    return {
+        "value": cal.value,
+        "epsilon": cal.epsilon,
+        "all_pairs_right": pairwise.group_accuracy(a.pair_group[big], a.pair_h[big], a.pair_m[big], cal.epsilon,
+                                                   a.n_groups, gw),
+        "n_groups": int((per_group >= 3).sum()),
+        "n_pairs": int(big.sum()),
+    }
 
 
 def _best_of_n(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
@@ -398,6 +404,7 @@ def _headline(a: _Arrays, gw: np.ndarray) -> dict[str, float | None]:
         "correlation.pred_vs_label.pearson": corr["pearson"]["value"],
         "pairwise.strict": _pairwise_strict(a, gw)["value"],
         "pairwise.with_ties": _pairwise_with_ties(a, gw)["value"],
+        "pairwise.ranking": _ranking(a, gw)["value"],
         "best_of_n.regret": bon.get("regret"),
         "best_of_n.win_rate_vs_random": bon.get("win_rate_vs_random"),
     }
@@ -526,6 +533,7 @@ def compute_metrics(
             "ranking_score": info["ranking_score"],
             "strict": _pairwise_strict(a, ones),
             "with_ties": _pairwise_with_ties(a, ones),
+            "ranking": _ranking(a, ones),
         },
         "best_of_n": {"truth": info["best_of_n_value"], "ranking_score": info["ranking_score"]}
         | _best_of_n(a, ones),
