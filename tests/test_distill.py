@@ -54,7 +54,7 @@ ROWS = [("right", 7), ("mixed", 3), ("wrong", 5), ("flaky", 2), ("broken", 1), (
 MIXED = [RIGHT.format(3), RIGHT.format(6), "no tags", RIGHT.format(4), "<answer>3</answer>"]
 
 
-def _script(behaviour: str, n: int) -> list[str]:
+def _script(behaviour: str, n: int, body: dict) -> list[str]:
     if behaviour == "mixed":
         return (MIXED * n)[:n]
     answer = {"right": 7, "wrong": 8, "flaky": 2}.get(behaviour, 0)

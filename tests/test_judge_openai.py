@@ -48,8 +48,8 @@ class ChatServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        # Optional script: (behaviour, n) -> the n response texts; the reply then also reports token usage.
-        self.script: Callable[[str, int], list[str]] | None = None
+        # Optional script: (behaviour, n, request body) -> the n response texts; the reply also reports token usage.
+        self.script: Callable[[str, int, dict], list[str]] | None = None
 
     @property
     def url(self) -> str:
@@ -97,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
                                         "choices": [{"index": 0, "message": {"role": "assistant", "content": None},
                                                      "finish_reason": "stop"}]})
             if server.script is not None:
-                texts = server.script(behaviour, body.get("n", 1))
+                texts = server.script(behaviour, body.get("n", 1), body)
                 choices = [_choice(i, text, False) for i, text in enumerate(texts)]
                 completion = sum(len(text.split()) for text in texts)
                 usage = {"prompt_tokens": 100, "completion_tokens": completion, "total_tokens": 100 + completion}
