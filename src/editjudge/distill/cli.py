@@ -257,6 +257,10 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
             return 1
         raise
     _print_summary(report, out)
+    if stats.kept == 0 and stats.rows:
+        print("editjudge distill: warning: no response was accepted, sft.parquet has no rows; read responses.jsonl "
+              "(what the teacher said and why each was refused), then fix the teacher or raise --samples/--tolerance",
+              file=sys.stderr)
     return 0 if stats.rows_failed < stats.rows or not stats.rows else 1
 
 
