@@ -2,8 +2,14 @@
 
 * Label (the seed's formula): ``int(clip((score - median) / mad * 4.5 + 4.5, 0, 9))``, stored as "0".."9".
 * Median and MAD (median absolute deviation, unscaled) are estimated on the training split when not given.
-* Split: whole groups go to one side. A group is a record's explicit ``group`` or the content hash of its source
-  image file, so all candidates of one source land together (the seed split by position and leaked them).
+* Split: whole groups go to one side. A group is a record's explicit ``group`` (it always wins) or the *picture* of
+  its source image, so all candidates of one source land together (the seed split by position and leaked them),
+  even when each candidate carries its own re-encoded, slightly resized or EXIF-rotated copy of the source.
+  The picture rule (:func:`picture_hash`, :func:`group_keys`): a 256-bit pHash (``imagehash.phash``, hash size 16)
+  of the upright image's luminance; two sources are one picture when their hashes differ in at most
+  :data:`PHASH_MAX_DISTANCE` bits, and the relation is closed transitively (union-find). Featureless images (a
+  luminance spread under :data:`FLAT_STD`, whose pHash is noise) fall back to the bytes' content hash. The same
+  rule groups edits in ``eval`` and ``best-of-n`` (there together with the instruction: :func:`compare_key`).
   Groups are visited in the order of a seeded hash of their key and join train while that brings train closer to
   ``train_split`` of the samples — deterministic, and independent of file order.
 * Selection (the seed's semantics): ``balanced`` keeps the same number of samples for every label present (the
@@ -18,7 +24,19 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["LABEL_MIN", "LABEL_MAX", "label_of", "estimate_median_mad", "seeded_hash", "split_groups", "select", "histogram"]
+__all__ = [
+    "LABEL_MIN", "LABEL_MAX", "PHASH_SIZE", "PHASH_MAX_DISTANCE", "FLAT_STD", "label_of", "estimate_median_mad",
+    "content_hash", "picture_hash", "cluster_pictures", "group_keys", "group_key", "compare_key", "seeded_hash",
+    "split_groups", "select", "histogram",
+]
+
+PHASH_SIZE = 16  # imagehash.phash(hash_size=16): 256 bits
+# Max Hamming distance (of 256 bits) between two copies of one picture. Measured (docs/prepare.md): re-encoded
+# (JPEG q93-q95, q70), resized ±10 % and EXIF-rotated copies of photo-like pictures differ by <= 6 bits, different
+# pictures by >= 90; on the synthetic generator's flat drawings, different pictures differ by >= 14.
+PHASH_MAX_DISTANCE = 12
+FLAT_STD = 3.0  # grey levels: below this spread an image has no structure for a pHash to describe
+_HASH_SIDE = 64  # pixels: pHash works on a 64 x 64 (4 x hash size) grey image
 
 LABEL_MIN, LABEL_MAX = 0, 9
 _HALF = (LABEL_MAX - LABEL_MIN) / 2  # 4.5
@@ -55,9 +73,96 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def group_key(group: str | None, source_hash: str) -> str:
-    """The key the split keeps whole: ``group:<name>`` for an explicit group, else ``image:<content hash>``."""
-    return f"group:{group}" if group is not None else f"image:{source_hash}"
+def picture_hash(data: bytes, bomb_pixels: int | None = None) -> str:
+    """The picture of an image file's bytes: ``p<pHash hex>``, or ``c<content hash>`` for a featureless image.
+
+    Decodes upright (EXIF applied) at reduced scale; raises :class:`~editjudge.data.images.ImageRejected` for files
+    that do not decode (so a corrupt source is named, not hashed).
+    """
+    import imagehash
+
+    from editjudge.data import images as imgs
+
+    image = imgs.load_rgb(data, (_HASH_SIDE, _HASH_SIDE), bomb_pixels or imgs.DEFAULT_BOMB_PIXELS).convert("L")
+    if float(np.asarray(image, dtype=np.float32).std()) < FLAT_STD:
+        return "c" + content_hash(data)
+    return "p" + str(imagehash.phash(image, hash_size=PHASH_SIZE))
+
+
+def _packed(hashes: list[str]) -> np.ndarray:
+    """Hex hashes (after their one-letter kind) as rows of big-endian bytes."""
+    raw = b"".join(bytes.fromhex(h[1:]) for h in hashes)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(hashes), -1)
+
+
+def cluster_pictures(hashes: Iterable[str], max_distance: int = PHASH_MAX_DISTANCE) -> dict[str, str]:
+    """Each distinct picture hash -> its cluster's key (the smallest hash in the cluster): deterministic, whatever
+    the order. pHashes within ``max_distance`` bits join (transitively); content hashes only match themselves.
+
+    Candidate pairs come from the pigeonhole rule (two hashes within ``d`` bits agree exactly on at least one of
+    ``d + 1`` bands), so the work grows with the near pairs, not with the square of the sources.
+    """
+    unique = sorted(set(hashes))
+    parent = {h: h for h in unique}
+
+    def find(h: str) -> str:
+        while parent[h] != h:
+            parent[h] = parent[parent[h]]
+            h = parent[h]
+        return h
+
+    perceptual = [h for h in unique if h.startswith("p")]
+    if len(perceptual) < 2:
+        return {h: find(h) for h in unique}
+    packed = _packed(perceptual)
+    bits = np.unpackbits(packed, axis=1)
+    words = packed.view(">u8") if packed.shape[1] % 8 == 0 else packed
+    for band in np.array_split(np.arange(bits.shape[1]), max_distance + 1):
+        keys = np.packbits(bits[:, band], axis=1)
+        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        bounds = np.flatnonzero(np.diff(inverse.ravel()[order])) + 1
+        for members in np.split(order, bounds):
+            if len(members) < 2:
+                continue
+            block = words[members]
+            for start in range(0, len(members), 256):  # bounded memory for a crowded bucket
+                near = np.bitwise_count(block[start : start + 256, None, :] ^ block[None, :, :]).sum(axis=2)
+                for a, b in zip(*np.nonzero(near <= max_distance)):
+                    a += start
+                    if a < b:
+                        ra, rb = find(perceptual[members[a]]), find(perceptual[members[b]])
+                        if ra != rb:
+                            parent[max(ra, rb)] = min(ra, rb)
+    return {h: find(h) for h in unique}
+
+
+def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | None]) -> list[str]:
+    """The split / comparison group of each record: ``group:<name>`` where an explicit group is given (it wins),
+    else ``image:<picture cluster>`` over all the records' pictures, else ``none:<position>`` (no picture)."""
+    clusters = cluster_pictures(p for g, p in zip(explicit, pictures) if g is None and p is not None)
+    keys = []
+    for i, (group, picture) in enumerate(zip(explicit, pictures)):
+        if group is not None:
+            keys.append(group_key(group, ""))
+        elif picture is not None:
+            keys.append(f"image:{clusters[picture]}")
+        else:
+            keys.append(f"none:{i}")
+    return keys
+
+
+def group_key(group: str | None, picture: str) -> str:
+    """The key of one record on its own: ``group:<name>`` for an explicit group, else ``image:<picture>`` (use
+    :func:`group_keys` to merge near-identical pictures across records)."""
+    return f"group:{group}" if group is not None else f"image:{picture}"
+
+
+def compare_key(group: str, instruction: str | None) -> str:
+    """What ``eval`` and ``best-of-n`` rank together: an explicit group as is, else the picture + the instruction."""
+    if group.startswith("group:") or instruction is None:
+        return group
+    return f"{group}|{hashlib.blake2b(instruction.strip().encode('utf-8', 'surrogatepass'), digest_size=8).hexdigest()}"
 
 
 def seeded_hash(key: str, seed: int) -> str:
