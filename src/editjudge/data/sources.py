@@ -113,6 +113,8 @@ class Rejected:
     source_path: str | None = None
     edited_path: str | None = None
     instruction: str | None = None
+    score: float | None = None  # the row's truth where it could be read (a failed edit keeps its label in eval)
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "detail": self.detail, "paths": list(self.paths)}
@@ -378,10 +380,16 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
             continue
         paths = tuple(str(p) for p in (source, edited) if p is not None)
         instruction = _instruction_of(row.get("instruction"))
+        try:
+            known_score = parse_score(row.get("score"))
+        except ScoreError:
+            known_score = None
         known = {
             "source_path": None if source is None else str(source),
             "edited_path": None if edited is None else str(edited),
             "instruction": instruction or None,
+            "score": known_score,
+            "group": str(row["group"]) if row.get("group") not in (None, "") else None,
         }
         if source is None:
             yield Rejected(rid, "missing_source", f"{path}:{number}: no 'source' file given", paths, **known)
@@ -463,6 +471,7 @@ def read_sources(
                 item = Rejected(
                     item.id, "duplicate_id", f"id {item.id!r} appears more than once", _paths_of(item),
                     source_path=item.source_path, edited_path=item.edited_path, instruction=item.instruction,
+                    score=item.score, group=item.group,
                 )
             elif isinstance(item, EditRecord):
                 pair = (os.path.realpath(item.source_path), os.path.realpath(item.edited_path), item.instruction)
@@ -470,7 +479,7 @@ def read_sources(
                     item = Rejected(
                         item.id, "duplicate", f"the same edit (source, edited, instruction) as {pairs[pair]!r}",
                         _paths_of(item), source_path=item.source_path, edited_path=item.edited_path,
-                        instruction=item.instruction,
+                        instruction=item.instruction, score=item.score, group=item.group,
                     )
                 else:
                     pairs[pair] = item.id

@@ -70,7 +70,9 @@ def check_output(path: str | Path, *, force: bool = False, resume: bool = False,
         raise OutputExists(f"{flag} {target}: cannot be inspected ({exc.strerror})") from None
     if occupied:
         what = "folder already holds files" if target.is_dir() else "file already exists"
-        fix = "pass --force to replace them" + (", or --resume to continue the run" if can_resume else "")
+        fix = f"pass --force to replace {'them' if target.is_dir() else 'it'}" + (
+            ", or --resume to continue the run" if can_resume else ""
+        )
         raise OutputExists(f"{flag} {target}: the {what}; choose another {flag}, or {fix}")
     return target
 
