@@ -5,11 +5,11 @@
 * Split: whole groups go to one side. A group is a record's explicit ``group`` (it always wins) or the *picture* of
   its source image, so all candidates of one source land together (the seed split by position and leaked them),
   even when each candidate carries its own re-encoded, slightly resized or EXIF-rotated copy of the source.
-  The picture rule (:func:`picture_hash`, :func:`group_keys`): a 256-bit pHash (``imagehash.phash``, hash size 16)
-  of the upright image's luminance; two sources are one picture when their hashes differ in at most
-  :data:`PHASH_MAX_DISTANCE` bits, and the relation is closed transitively (union-find). Featureless images (a
-  luminance spread under :data:`FLAT_STD`, whose pHash is noise) fall back to the bytes' content hash. The same
-  rule groups edits in ``eval`` and ``best-of-n`` (there together with the instruction: :func:`compare_key`).
+  The picture rule (:func:`picture_hash`, :func:`group_keys`): the 64-bit pHash (``imagehash.phash``) of the
+  upright image's luminance plus an 8 x 8 colour thumbnail; two sources are one picture when their pHashes differ
+  in at most :data:`PHASH_MAX_DISTANCE` bits and their thumbnails by at most :data:`THUMB_MAX_DIFF` levels, and the
+  relation is closed transitively (union-find). The same rule groups edits in ``eval`` and ``best-of-n`` (there
+  together with the instruction: :func:`compare_key`).
   Groups are visited in the order of a seeded hash of their key and join train while that brings train closer to
   ``train_split`` of the samples — deterministic, and independent of file order.
 * Selection (the seed's semantics): ``balanced`` keeps the same number of samples for every label present (the
@@ -25,21 +25,24 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 __all__ = [
-    "LABEL_MIN", "LABEL_MAX", "PHASH_SIZE", "PHASH_MAX_DISTANCE", "FLAT_STD", "label_of", "estimate_median_mad",
+    "LABEL_MIN", "LABEL_MAX", "PHASH_SIZE", "PHASH_MAX_DISTANCE", "THUMB_MAX_DIFF", "label_of", "estimate_median_mad",
     "content_hash", "picture_hash", "cluster_pictures", "group_keys", "group_key", "compare_key", "seeded_hash",
     "split_groups", "select", "histogram",
 ]
 
-PHASH_SIZE = 16  # imagehash.phash(hash_size=16): 256 bits
-# Max Hamming distance (of 256 bits) between two copies of one picture. Measured (docs/prepare.md): re-encoded
-# (JPEG q93-q95, q70), resized ±10 % and EXIF-rotated copies of photo-like pictures differ by <= 6 bits, different
-# pictures by >= 90; on the synthetic generator's flat drawings, different pictures differ by >= 14.
-PHASH_MAX_DISTANCE = 12
-FLAT_STD = 3.0  # grey levels: below this spread an image has no structure for a pHash to describe
-_HASH_SIDE = 64  # pixels: pHash works on a 64 x 64 (4 x hash size) grey image
-
 LABEL_MIN, LABEL_MAX = 0, 9
 _HALF = (LABEL_MAX - LABEL_MIN) / 2  # 4.5
+
+PHASH_SIZE = 8  # imagehash.phash(hash_size=8): the usual 64-bit pHash of the lowest 8 x 8 DCT frequencies
+# Two sources are one picture when their pHashes differ in at most PHASH_MAX_DISTANCE of 64 bits AND their 8 x 8
+# colour thumbnails differ by at most THUMB_MAX_DIFF grey levels on average. Measured (docs/prepare.md,
+# benchmarks/measure_grouping.py): re-encoded (JPEG q95..q70), resized ±10 % and EXIF-rotated copies of photo-like
+# pictures differ by <= 2 bits and <= 1 level; the thumbnail check keeps apart the different pictures whose pHash is
+# unstable (flat drawings: the synthetic generator's sources).
+PHASH_MAX_DISTANCE = 10
+THUMB_MAX_DIFF = 6.0
+_HASH_SIDE = 64  # pixels: the upright image is decoded (at reduced scale) and resized to 64 x 64 once
+_THUMB_SIDE = 8
 
 
 def label_of(score: float, median: float, mad: float) -> int:
@@ -74,33 +77,41 @@ def content_hash(data: bytes) -> str:
 
 
 def picture_hash(data: bytes, bomb_pixels: int | None = None) -> str:
-    """The picture of an image file's bytes: ``p<pHash hex>``, or ``c<content hash>`` for a featureless image.
+    """The picture of an image file's bytes: ``p<16 hex: 64-bit pHash><384 hex: 8 x 8 RGB thumbnail>``.
 
     Decodes upright (EXIF applied) at reduced scale; raises :class:`~editjudge.data.images.ImageRejected` for files
     that do not decode (so a corrupt source is named, not hashed).
     """
     import imagehash
+    from PIL import Image
 
     from editjudge.data import images as imgs
 
-    image = imgs.load_rgb(data, (_HASH_SIDE, _HASH_SIDE), bomb_pixels or imgs.DEFAULT_BOMB_PIXELS).convert("L")
-    if float(np.asarray(image, dtype=np.float32).std()) < FLAT_STD:
-        return "c" + content_hash(data)
-    return "p" + str(imagehash.phash(image, hash_size=PHASH_SIZE))
+    image = imgs.load_rgb(data, (_HASH_SIDE, _HASH_SIDE), bomb_pixels or imgs.DEFAULT_BOMB_PIXELS)
+    phash = imagehash.phash(image.convert("L"), hash_size=PHASH_SIZE)
+    thumb = image.resize((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.BOX).tobytes()
+    return "p" + str(phash) + thumb.hex()
 
 
-def _packed(hashes: list[str]) -> np.ndarray:
-    """Hex hashes (after their one-letter kind) as rows of big-endian bytes."""
-    raw = b"".join(bytes.fromhex(h[1:]) for h in hashes)
-    return np.frombuffer(raw, dtype=np.uint8).reshape(len(hashes), -1)
+_PHASH_HEX = PHASH_SIZE * PHASH_SIZE // 4
 
 
-def cluster_pictures(hashes: Iterable[str], max_distance: int = PHASH_MAX_DISTANCE) -> dict[str, str]:
+def _split(hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(pHash words as uint64, thumbnails as int16 rows) of picture hashes."""
+    words = np.array([int(h[1 : 1 + _PHASH_HEX], 16) for h in hashes], dtype=np.uint64)
+    thumbs = np.frombuffer(b"".join(bytes.fromhex(h[1 + _PHASH_HEX :]) for h in hashes), dtype=np.uint8)
+    return words, thumbs.reshape(len(hashes), -1).astype(np.int16)
+
+
+def cluster_pictures(
+    hashes: Iterable[str], max_distance: int = PHASH_MAX_DISTANCE, max_thumb_diff: float = THUMB_MAX_DIFF
+) -> dict[str, str]:
     """Each distinct picture hash -> its cluster's key (the smallest hash in the cluster): deterministic, whatever
-    the order. pHashes within ``max_distance`` bits join (transitively); content hashes only match themselves.
+    the order. Two pictures join when their pHashes are within ``max_distance`` bits and their thumbnails within
+    ``max_thumb_diff``; joins are transitive (union-find).
 
-    Candidate pairs come from the pigeonhole rule (two hashes within ``d`` bits agree exactly on at least one of
-    ``d + 1`` bands), so the work grows with the near pairs, not with the square of the sources.
+    Candidate pairs come from the pigeonhole rule (two 64-bit hashes within ``d`` bits agree exactly on at least one
+    of ``d + 1`` bands), so the work grows with the near pairs, not with the square of the sources.
     """
     unique = sorted(set(hashes))
     parent = {h: h for h in unique}
@@ -111,30 +122,36 @@ def cluster_pictures(hashes: Iterable[str], max_distance: int = PHASH_MAX_DISTAN
             h = parent[h]
         return h
 
-    perceptual = [h for h in unique if h.startswith("p")]
-    if len(perceptual) < 2:
-        return {h: find(h) for h in unique}
-    packed = _packed(perceptual)
-    bits = np.unpackbits(packed, axis=1)
-    words = packed.view(">u8") if packed.shape[1] % 8 == 0 else packed
-    for band in np.array_split(np.arange(bits.shape[1]), max_distance + 1):
-        keys = np.packbits(bits[:, band], axis=1)
-        _, inverse = np.unique(keys, axis=0, return_inverse=True)
-        order = np.argsort(inverse.ravel(), kind="stable")
-        bounds = np.flatnonzero(np.diff(inverse.ravel()[order])) + 1
+    if len(unique) < 2:
+        return {h: h for h in unique}
+    words, thumbs = _split(unique)
+    nbits = PHASH_SIZE * PHASH_SIZE
+    for band in np.array_split(np.arange(nbits), max_distance + 1):
+        mask = np.uint64(sum(1 << int(b) for b in band))
+        keys = words & mask
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
         for members in np.split(order, bounds):
             if len(members) < 2:
                 continue
-            block = words[members]
             for start in range(0, len(members), 256):  # bounded memory for a crowded bucket
-                near = np.bitwise_count(block[start : start + 256, None, :] ^ block[None, :, :]).sum(axis=2)
-                for a, b in zip(*np.nonzero(near <= max_distance)):
-                    a += start
-                    if a < b:
-                        ra, rb = find(perceptual[members[a]]), find(perceptual[members[b]])
-                        if ra != rb:
-                            parent[max(ra, rb)] = min(ra, rb)
+                rows = members[start : start + 256]
+                bits = np.bitwise_count(words[rows, None] ^ words[None, members])
+                a, b = np.nonzero(bits <= max_distance)
+                ia, ja = rows[a], members[b]
+                keep = ia < ja
+                ia, ja = ia[keep], ja[keep]
+                close = np.abs(thumbs[ia] - thumbs[ja]).mean(axis=1) <= max_thumb_diff
+                for i, j in zip(ia[close].tolist(), ja[close].tolist()):
+                    ri, rj = find(unique[i]), find(unique[j])
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
     return {h: find(h) for h in unique}
+
+
+def _short(picture: str) -> str:
+    """A short, stable name for a picture cluster (the full hash is 401 characters)."""
+    return picture[: 1 + _PHASH_HEX] + "-" + hashlib.blake2b(picture.encode(), digest_size=8).hexdigest()
 
 
 def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | None]) -> list[str]:
@@ -146,7 +163,7 @@ def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | None]) -
         if group is not None:
             keys.append(group_key(group, ""))
         elif picture is not None:
-            keys.append(f"image:{clusters[picture]}")
+            keys.append(f"image:{_short(clusters[picture])}")
         else:
             keys.append(f"none:{i}")
     return keys
