@@ -411,12 +411,14 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             f"no samples found in {', '.join(config.inputs)}: expected <stem>_input.*, <stem>_output.*, "
             "<stem>_meta.json and <stem>_score.json files, or a .jsonl/.csv manifest"
         )
-    rejects = JsonlSink(out / "rejects.jsonl")
+    rejects: JsonlSink | None = None
     sinks: dict[str, ParquetSink] = {}
-    mapper = _Mapper(config)
+    mapper: _Mapper | None = None
     ok = False
     stats = Stats()
-    try:
+    try:  # everything that creates a temporary file or a process is inside: an interrupt anywhere cleans up
+        rejects = JsonlSink(out / "rejects.jsonl")
+        mapper = _Mapper(config)
         for item in items:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
@@ -511,11 +513,13 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         ok = True
         return PrepareResult(out, paths["train"], paths["test"], rejects_path, report_path, report)
     finally:
-        mapper.close(ok)
+        if mapper is not None:
+            mapper.close(ok)
         if not ok:
             for sink in sinks.values():
                 sink.discard()
-            rejects.discard()
+            if rejects is not None:
+                rejects.discard()
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:
