@@ -441,7 +441,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         del inspected
         keys = lbl.group_keys([r.group for r, _ in good], [p.picture for _, p in good])
         valid = [(record, plan, group) for (record, plan), group in zip(good, keys)]
-        sources = len({p.source_hash for _, p in good if _.group is None})
+        sources = len({plan.source_hash for record, plan in good if record.group is None})
         del good
 
         # 2. split by group, median/MAD on train, labels, selection
