@@ -153,4 +153,7 @@ def test_best_of_n_one_source_with_candidate_files(answering_model_dir: Path, ed
     (ranking,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert ranking["candidates"][-1]["candidate"].endswith("bad.png")  # failures rank last
     assert ranking["candidates"][-1]["error"].startswith("input_error")
-    assert ranking["best"] in candidates and ranking["best"] in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert ranking["best"] in candidates and f"best: {ranking['best']}" in printed
+    # a single source prints the whole ranking as a table: rank, score, expected score, candidate, error
+    assert "rank  score  expected" in printed and all(c in printed for c in [*candidates, str(tmp_path / "bad.png")])
