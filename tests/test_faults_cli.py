@@ -264,3 +264,20 @@ def test_score_eval_and_best_of_n_on_hostile_rows(answering_model_dir: Path, edi
     assert main(["eval", "--data", str(tmp_path / "t.parquet"), *model, "--bootstrap", "0",
                  "--out", str(tmp_path / "rep2")]) == 1
     assert "could not judge a single row" in capsys.readouterr().err
+
+
+def test_rejected_edits_keep_their_score_for_the_judge(tmp_path: Path) -> None:
+    """`score` turns a rejected row into a prediction with an input_error: its truth must come along (eval counts it)."""
+    from editjudge.data.sources import Rejected, read_sources
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a_input.jpg").write_bytes(b"x")
+    (folder / "a_meta.json").write_text('{"instruction": "make it red"}')
+    (folder / "a_score.json").write_text('{"score": 0.75}')  # no a_output.*: rejected as missing_edited
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"source": "nope.jpg", "edited": "nope.jpg", "instruction": "x", "score": 0.5, "group": "g"}\n')
+    (folder_item,) = read_sources(folder, require_score=False)
+    (manifest_item,) = read_sources(manifest, require_score=False)
+    assert isinstance(folder_item, Rejected) and folder_item.reason == "missing_edited" and folder_item.score == 0.75
+    assert isinstance(manifest_item, Rejected) and (manifest_item.score, manifest_item.group) == (0.5, "g")

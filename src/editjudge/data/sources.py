@@ -231,13 +231,24 @@ def _read_folder(root: Path, require_score: bool, max_bytes: int) -> Iterator[Ed
         yield _folder_item(key, groups[key], require_score, max_bytes)
 
 
+def _peek_score(paths: list[Path], max_bytes: int) -> float | None:
+    """The score of a sample's score sidecar when it can be read, else None (never raises)."""
+    if len(paths) != 1:
+        return None
+    try:
+        return parse_score(_read_json_object(paths[0], max_bytes).get("score"))
+    except (ValueError, ScoreError):
+        return None
+
+
 def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, max_bytes: int) -> EditRecord | Rejected:
     paths = tuple(str(p) for role in ("input", "output", "meta", "score") for p in files.get(role, []))
     if _CONTROL_RE.search(key):
         return Rejected(key, "bad_file_name", f"the file names of stem {key!r} hold a control character; rename them", paths)
-    known: dict[str, str | None] = {
+    known: dict[str, Any] = {
         "source_path": str(files["input"][0]) if len(files.get("input", ())) == 1 else None,
         "edited_path": str(files["output"][0]) if len(files.get("output", ())) == 1 else None,
+        "score": _peek_score(files.get("score", []), max_bytes),  # a rejected edit keeps its truth for `score`/eval
     }
     for role, files_of_role in files.items():
         if len(files_of_role) > 1:
