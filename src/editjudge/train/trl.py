@@ -545,6 +545,8 @@ def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="supervised steps on the answer format before GRPO (cold start; 0: none)")
     group.add_argument("--warm-start-lr", type=float, default=1e-4, help="learning rate of the warm start")
     group.add_argument("--seed", type=int, default=42, help="seed of sampling, data order and LoRA init")
+    group.add_argument("--force", action="store_true",
+                       help="train into an --output-dir that already holds files (replaces the adapter and metrics)")
 
 
 def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
@@ -582,6 +584,10 @@ def run(args: argparse.Namespace, preset) -> int:
             print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
                   "nothing trained")
             return 0
+        from editjudge.data.writer import check_output  # the one output rule (OutputExists is a ValueError)
+
+        check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
+                     resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
