@@ -18,12 +18,14 @@ import os
 from typing import Any
 
 from editjudge.train.preflight_config import (  # noqa: F401  (re-exported: the pre-flight's public names)
-    VLLM_LORA_RANKS_FALLBACK, batch_problems, check_environment, check_legacy_keys, check_loggers, check_resume,
-    check_reward, check_steps, check_verl_config, compose, legacy_replacement, lora_rank, verl_config_dir,
-    vllm_lora_ranks,
+    POSITIVE_KEYS, VLLM_LORA_RANKS_FALLBACK, base_config, batch_problems, check_environment, check_legacy_keys,
+    check_loggers, check_resume, check_reward, check_steps, check_values, check_verl_config, compose, config_keys,
+    legacy_replacement, lora_rank, nearest_keys, value_problems, verl_config_dir, vllm_lora_ranks, wandb_logged_in,
+    wandb_offline_if_no_login,
 )
 from editjudge.train.preflight_data import (  # noqa: F401
-    FAST_CHECK_ROWS, FastLength, _as_list, check_data_file, prompt_length,
+    FAST_CHECK_ROWS, FastLength, _as_list, check_data_file, check_train_val_overlap, label_problems,
+    prompt_length,
 )
 from editjudge.train.preflight_model import check_model, resolve_model_dir  # noqa: F401
 from editjudge.train.preflight_report import PreflightError, Report  # noqa: F401
@@ -49,6 +51,7 @@ def run_checks(cfg: Any, *, launching: bool, max_rows: int | None = None) -> Rep
     processor = check_model(cfg, report, needs_vision=True)
     rows = {split: sum(check_data_file(os.path.expanduser(p), cfg, processor, report, max_rows=max_rows) for p in paths)
             for split, paths in files.items()}
+    check_train_val_overlap(files["train"], files["val"], report)
     check_steps(cfg, rows["train"], report)
     if launching:
         check_environment(cfg, report)

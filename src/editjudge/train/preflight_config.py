@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import inspect
 import io
 import math
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, get_args
@@ -62,11 +64,143 @@ def compose(overrides: list[str], config_name: str = "ppo_trainer") -> Any:
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split())
+        match = re.search(r"Could not override '([^']+)'", message)
+        near = nearest_keys(match.group(1), config_name) if match else []
+        if match and near:
+            value = next((o.split("=", 1)[1] for o in overrides
+                          if "=" in o and o.split("=", 1)[0].lstrip("+") == match.group(1)), "...")
+            raise PreflightError(
+                f"verl's config has no key {match.group(1)!r} (a typo?)",
+                f"write `{near[0]}={value}`" + (f" (or one of {near[1:]})" if len(near) > 1 else "")
+                + "; '+key=value' is only for a key verl's YAML does not declare at all",
+            ) from exc
         raise PreflightError(
             f"verl's config rejects the overrides: {message}",
             "check the key's spelling against `python -m verl.trainer.main_ppo --cfg job`; write '+key=value' "
             "only for keys verl's YAML does not declare; quote values with spaces or ':' ('...')",
         ) from exc
+
+
+@functools.lru_cache(maxsize=2)
+def base_config(config_name: str = "ppo_trainer") -> Any:
+    """verl's config with no overrides (its declared keys and their default values)."""
+    return compose([], config_name)
+
+
+def config_keys(config_name: str = "ppo_trainer") -> list[str]:
+    """Every dotted key verl's config declares (nodes and leaves)."""
+    from omegaconf import OmegaConf
+
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            keys.append(dotted)
+            if isinstance(value, dict):
+                walk(value, dotted + ".")
+
+    walk(OmegaConf.to_container(base_config(config_name), resolve=False), "")
+    return keys
+
+
+def nearest_keys(key: str, config_name: str = "ppo_trainer", candidates: Iterable[str] | None = None) -> list[str]:
+    """Declared keys closest to a misspelt ``key``: the same parent first, then anywhere (difflib's ratio)."""
+    import difflib
+
+    pool = list(candidates) if candidates is not None else config_keys(config_name)
+    parent, _, leaf = key.rpartition(".")
+    prefix = parent + "." if parent else ""
+    siblings = [k[len(prefix):] for k in pool if k.startswith(prefix) and "." not in k[len(prefix):]]
+    near = [prefix + k for k in difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)]
+    return near or difflib.get_close_matches(key, pool, n=3, cutoff=0.85)
+
+
+# Keys that count things: 0 or less would divide by zero or run nothing.
+POSITIVE_KEYS = (
+    "data.train_batch_size", "data.max_prompt_length", "data.max_response_length",
+    "actor_rollout_ref.actor.ppo_mini_batch_size", "actor_rollout_ref.rollout.n", "trainer.n_gpus_per_node",
+    "trainer.nnodes", "trainer.total_epochs", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size",
+)
+
+
+def value_problems(cfg: Any, config_name: str = "ppo_trainer") -> list[tuple[str, str]]:
+    """Values verl would only choke on later: text where verl's default is a number or a bool, counts below 1.
+
+    Checked before anything computes with them (batch scaling divides by these numbers).
+    """
+    from omegaconf import OmegaConf
+
+    found: list[tuple[str, str]] = []
+    base = OmegaConf.to_container(base_config(config_name), resolve=False)
+    mine = OmegaConf.to_container(cfg, resolve=False)
+
+    def walk(default: Any, value: Any, prefix: str) -> None:
+        if isinstance(default, dict) and isinstance(value, dict):
+            for key, sub in value.items():
+                if key in default:
+                    walk(default[key], sub, f"{prefix}{key}.")
+            return
+        key = prefix[:-1]
+        if not isinstance(value, str) or "${" in value or isinstance(default, str) or default is None:
+            return
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false"):
+                found.append((f"{key}={value!r} is not true/false", f"pass `-- {key}={str(default).lower()}` "
+                              "(or the value you meant: true / false)"))
+            return
+        if isinstance(default, int | float):
+            try:
+                float(value)
+            except ValueError:
+                kind = "an integer" if isinstance(default, int) else "a number"
+                found.append((f"{key}={value!r} is not {kind} (verl would fail on it mid-start, or train with it "
+                              "as text)", f"pass `-- {key}=<{kind}>`, e.g. `-- {key}={default}` (verl's default)"))
+
+    walk(base, mine, "")
+    for key in POSITIVE_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue  # reported above
+        if number < 1:
+            found.append((f"{key}={value} must be at least 1 (it counts sequences, GPUs, epochs or tokens)",
+                          f"pass `-- {key}=<a positive integer>`, or drop the override to keep the preset's value"))
+    return found
+
+
+def check_values(cfg: Any) -> None:
+    """Raise :class:`PreflightError` listing every :func:`value_problems` (before batch scaling divides by them)."""
+    found = value_problems(cfg)
+    if found:
+        raise PreflightError(found[0][0], found[0][1], found[1:])
+
+
+def wandb_logged_in() -> bool:
+    """A W&B login this process can use: ``WANDB_API_KEY`` or an api.wandb.ai entry in ``~/.netrc``."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    try:
+        return "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def wandb_offline_if_no_login(loggers: Iterable[str]) -> str | None:
+    """With W&B among ``loggers``, no login and no ``WANDB_MODE``: set ``WANDB_MODE=offline``; return the note."""
+    if "wandb" not in list(loggers) or os.environ.get("WANDB_MODE") or wandb_logged_in():
+        return None
+    os.environ["WANDB_MODE"] = "offline"
+    return ("W&B has no login here (no WANDB_API_KEY, no api.wandb.ai in ~/.netrc): set WANDB_MODE=offline; "
+            "the run is logged locally, `wandb sync <dir>/wandb/offline-run-*` uploads it later "
+            "(`wandb login` first, or export WANDB_MODE=online to insist)")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -146,32 +280,29 @@ def check_verl_config(cfg: Any, report: Report) -> None:
     """verl's own ``validate_config``, the LoRA rank against vLLM, runtime batch splits, interpolations."""
     from omegaconf import OmegaConf, open_dict
 
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
     rank = lora_rank(cfg)
     rollout = cfg.actor_rollout_ref.rollout.name
-    checked = cfg
-    if rank > 0 and rollout == "vllm" and importlib.util.find_spec("vllm") is None:
-        # validate_config imports vllm to round the rank; check the rank below instead and validate the rest.
-        checked = copy.deepcopy(cfg)
-        with open_dict(checked):
-            checked.actor_rollout_ref.model.lora_rank = 0
-            if checked.actor_rollout_ref.model.get("lora") is not None:
-                checked.actor_rollout_ref.model.lora.rank = 0
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            validate_config(
-                checked, use_reference_policy=need_reference_policy(checked), use_critic=need_critic(checked)
-            )
+    error = _validate_error(cfg)
+    found: list[tuple[str, str]] = []
+    if error is None:
         report.passed.append("verl's validate_config passed")
-    except Exception as exc:  # verl raises AssertionError / ValueError with the offending keys in the text
-        report.fail(
-            f"verl's validate_config: {' '.join(str(exc).split())}",
+    else:  # verl raises AssertionError / ValueError with the offending keys in the text
+        found.append((
+            f"verl's validate_config: {error}",
             "change the keys it names after `--` (e.g. `-- data.train_batch_size=128`), or drop your batch "
             "overrides so editjudge scales them for the GPU count",
-        )
-    for problem, fix in batch_problems(cfg):
+        ))
+    found += batch_problems(cfg)
+    if found:
+        # One joint fix for every batch problem, itself checked: fixing one key at a time leads from one
+        # failure into the next (a larger mini batch then exceeds the global batch, ...).
+        joint = consistent_batches(cfg)
+        if joint and passes_with(cfg, joint):
+            fix = (f"pass `-- {' '.join(f'{k}={v}' for k, v in joint.items())}` (checked: verl's validate_config "
+                   "and the batch splits pass with these), or drop your batch overrides so editjudge scales them")
+            found = [(problem, fix if "batch" in problem or "tensor_model_parallel" in problem else old_fix)
+                     for problem, old_fix in found]
+    for problem, fix in found:
         report.fail(problem, fix)
 
     if rank > 0 and rollout == "vllm":
@@ -197,6 +328,41 @@ def check_verl_config(cfg: Any, report: Report) -> None:
             f"the config does not resolve: {' '.join(str(exc).split())}",
             "fix the ${...} interpolation it names (an override may have removed the key it points to)",
         )
+
+
+def _validate_error(cfg: Any) -> str | None:
+    """verl's ``validate_config`` as ``main_ppo`` calls it: ``None`` when it passes, else its message on one line.
+
+    With a vLLM rollout and LoRA, verl's check imports vllm to round the rank; without vllm (a laptop) a copy with
+    rank 0 is validated and :func:`check_verl_config` checks the rank itself.
+    """
+    from omegaconf import open_dict
+
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    if lora_rank(cfg) > 0 and cfg.actor_rollout_ref.rollout.name == "vllm" and importlib.util.find_spec("vllm") is None:
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.actor_rollout_ref.model.lora_rank = 0
+            if cfg.actor_rollout_ref.model.get("lora") is not None:
+                cfg.actor_rollout_ref.model.lora.rank = 0
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    except Exception as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+def passes_with(cfg: Any, changes: dict[str, int]) -> bool:
+    """Whether ``cfg`` with ``changes`` passes ``validate_config`` and :func:`batch_problems`."""
+    from omegaconf import OmegaConf
+
+    trial = copy.deepcopy(cfg)
+    for key, value in changes.items():
+        OmegaConf.update(trial, key, value)
+    return _validate_error(trial) is None and not batch_problems(trial)
 
 
 def check_reward(cfg: Any, report: Report) -> None:
@@ -257,7 +423,7 @@ def check_loggers(cfg: Any, report: Report) -> None:
         if module and importlib.util.find_spec(module) is None:
             report.fail(f"trainer.logger has {name!r} but {module} is not installed", f"pip install {module}")
     if "wandb" in loggers and os.environ.get("WANDB_MODE") not in ("offline", "disabled"):
-        if not os.environ.get("WANDB_API_KEY") and not (Path.home() / ".netrc").is_file():
+        if not wandb_logged_in():
             report.warnings.append(
                 "W&B is a logger but there is no login: export WANDB_MODE=offline (sync later with `wandb sync`) "
                 "or run `wandb login`"
@@ -291,12 +457,15 @@ def check_steps(cfg: Any, train_rows: int, report: Report) -> None:
         world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
         step = world // math.gcd(int(cfg.actor_rollout_ref.rollout.n), world)  # keeps batch × n divisible by GPUs
         fitting = train_rows // step * step
+        joint = consistent_batches(cfg, batch=fitting, limit=train_rows) if fitting else {}
+        if joint and not passes_with(cfg, joint):
+            joint = {}
         report.fail(
             f"the training files hold {train_rows} rows, fewer than data.train_batch_size={batch}: verl drops the "
             "incomplete batch, so no training step would run",
             "prepare more data"
-            + (f", or pass `-- data.train_batch_size={fitting} actor_rollout_ref.actor.ppo_mini_batch_size={fitting}`"
-               if fitting else f" (at least {step} rows for {world} GPUs)"),
+            + (f", or pass `-- {' '.join(f'{k}={v}' for k, v in joint.items())}` (checked: verl's validate_config and "
+               "the batch splits pass with these)" if joint else f" (at least {step} rows for {world} GPUs)"),
         )
         return
     steps = train_rows // batch
@@ -368,3 +537,52 @@ def batch_problems(cfg: Any) -> list[tuple[str, str]]:
             f"set actor_rollout_ref.rollout.tensor_model_parallel_size={math.gcd(tp, int(cfg.trainer.n_gpus_per_node))}",
         ))
     return found
+
+
+_BATCH_KEYS = ("data.train_batch_size", "actor_rollout_ref.actor.ppo_mini_batch_size")
+_MICRO_KEYS = ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+               "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+               "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu")
+
+
+def consistent_batches(cfg: Any, *, batch: int | None = None, limit: int | None = None) -> dict[str, int]:
+    """Every batch setting made valid together for the GPU count, as close to the current values as possible.
+
+    The global batch (``batch`` if given) caps the mini batch; the mini batch rounds up to whole data-parallel
+    shares, the global batch up to whole mini batches (down to at most ``limit`` rows when given), the micro
+    batches down to divisors of the per-GPU mini batch, the rollout tensor-parallel size to a divisor of the GPUs
+    per node. Returns the keys whose value changes, with their new values.
+    """
+    from omegaconf import OmegaConf
+
+    arr = cfg.actor_rollout_ref
+    gpus_per_node, world = int(cfg.trainer.n_gpus_per_node), int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    n = int(arr.rollout.n)
+    dp = max(1, world // int(arr.actor.get("ulysses_sequence_parallel_size") or 1))
+    out: dict[str, int] = {}
+    tp = int(arr.rollout.get("tensor_model_parallel_size") or 1)
+    if gpus_per_node % tp:
+        out["actor_rollout_ref.rollout.tensor_model_parallel_size"] = math.gcd(tp, gpus_per_node)
+    if not arr.actor.get("use_dynamic_bsz", False):
+        wanted = max(1, int(batch if batch is not None else cfg.data.train_batch_size))
+        mini_step, batch_step = dp // math.gcd(n, dp), world // math.gcd(n, world)
+        cap = min(int(arr.actor.ppo_mini_batch_size), wanted)
+        # (a) keep the mini batch (rounded up to whole data-parallel shares), round the batch up to whole minis
+        mini = _round_up(max(1, cap), mini_step)
+        batch = _round_up(max(wanted, mini), math.lcm(mini, batch_step))
+        if batch > 1.25 * wanted or (limit is not None and batch > limit):
+            # (b) keep the batch near what was asked; the largest mini batch of whole shares dividing it
+            step = math.lcm(mini_step, batch_step)
+            batch = _round_up(wanted, step)
+            if limit is not None and batch > limit:
+                batch = max(step, limit // step * step)
+            mini = max(mini_step, min(cap, batch) // mini_step * mini_step)
+            while batch % mini:
+                mini -= mini_step
+        out["data.train_batch_size"], out["actor_rollout_ref.actor.ppo_mini_batch_size"] = batch, mini
+        per_gpu = mini * n // dp
+        for key in _MICRO_KEYS:
+            value = OmegaConf.select(cfg, key)
+            if value:
+                out[key] = _largest_divisor_at_most(per_gpu, int(value))
+    return {k: v for k, v in out.items() if OmegaConf.select(cfg, k) != v}

@@ -187,6 +187,14 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
     if rows == 0:
         report.fail(f"{path} has no rows", "check the input of `editjudge prepare` (no scored edits were found)")
         return 0
+    bad_labels = label_problems(parquet)
+    if bad_labels:
+        report.fail(
+            f"{path}: {len(bad_labels)} row(s) whose reward_model.ground_truth the reward refuses "
+            f"({'; '.join(bad_labels[:3])}) — verl's reward workers would raise mid-run",
+            "labels must be the scores 0..9 (the string '7' that `editjudge prepare` writes); re-create the file "
+            "with `editjudge prepare`",
+        )
     limit = int(cfg.data.max_prompt_length)
     step = max(1, rows // max_rows) if max_rows else 1
     fast = FastLength.build(processor, cfg.data) if processor is not None else None
@@ -271,11 +279,83 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
             f"pass `-- data.max_prompt_length={_round_up_pow2(worst)}`, or re-run `editjudge prepare ... "
             f"--max-prompt-length {limit} --processor <model>` so the images are sized to fit",
         )
-    if not (mismatched or unreadable or overlong):
+    if not (mismatched or unreadable or overlong or bad_labels):
         measured = f"longest prompt {longest}/{limit} tokens ({how})" if processor is not None else "lengths not measured"
         sampled = f", lengths on 1 row in {step}" if step > 1 else ""
         report.passed.append(f"{name}: {rows} rows, 2-image prompts match their images, {measured}{sampled}")
     return rows
+
+
+def label_problems(parquet: Any) -> list[str]:
+    """Rows whose ``reward_model.ground_truth`` the reward's :func:`~editjudge.reward.parse_label` refuses."""
+    import pyarrow.compute as pc
+
+    from editjudge.reward import parse_label
+
+    found: list[str] = []
+    index = 0
+    for batch in parquet.iter_batches(batch_size=4096, columns=["reward_model"]):
+        truths = pc.struct_field(batch.column(0), "ground_truth").to_pylist()
+        for truth in truths:
+            try:
+                parse_label(truth)
+            except ValueError:
+                found.append(f"row {index}: {truth!r}")
+            index += 1
+    return found
+
+
+def _groups(paths: list[str]) -> dict[str, set[str]] | None:
+    """Source group (``extra_info.group``, written by prepare) per file; ``None`` when a file records none."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    groups: dict[str, set[str]] = {}
+    for path in paths:
+        try:
+            schema = pq.read_schema(path)
+            extra = schema.field("extra_info").type if "extra_info" in schema.names else None
+            if extra is None or not hasattr(extra, "get_field_index") or extra.get_field_index("group") < 0:
+                return None
+            column = pq.read_table(path, columns=["extra_info"]).column("extra_info")
+            groups[path] = {g for g in pc.struct_field(column, "group").to_pylist() if g is not None}
+        except Exception:  # unreadable files get their own problem from check_data_file
+            return None
+    return groups
+
+
+def check_train_val_overlap(train: list[str], val: list[str], report: Report) -> None:
+    """Warn when validation repeats training: the same file, or source groups on both sides (a leaky split).
+
+    The groups are the ``extra_info.group`` that ``editjudge prepare`` writes (one per source picture, or the
+    manifest's ``group``); its split keeps every group on one side.
+    """
+    train = [os.path.expanduser(p) for p in train if os.path.isfile(os.path.expanduser(p))]
+    val = [os.path.expanduser(p) for p in val if os.path.isfile(os.path.expanduser(p))]
+    if not train or not val:
+        return
+    same = sorted({v for v in val for t in train if os.path.samefile(v, t)})
+    if same:
+        report.warnings.append(
+            f"the validation file {same[0]} is also a training file: validation would score the judge on what it "
+            "trained on; pass --val-files <prepared>/test.parquet (editjudge prepare writes both)"
+        )
+        return
+    groups = _groups(train + val)
+    if groups is None:
+        report.warnings.append("train/validation overlap not checked: the files record no extra_info.group")
+        return
+    seen = set().union(*(groups[p] for p in train))
+    val_groups = set().union(*(groups[p] for p in val))
+    shared = sorted(val_groups & seen)
+    if shared:
+        report.warnings.append(
+            f"{len(shared)} of {len(val_groups)} validation source group(s) also appear in training "
+            f"(e.g. {', '.join(shared[:3])}): validation would overstate the judge on sources it saw; re-run "
+            "`editjudge prepare` on all the data so its split keeps each source on one side"
+        )
+    else:
+        report.passed.append(f"train and validation share no source group ({len(seen)} / {len(val_groups)} groups)")
 
 
 def _round_up_pow2(value: int) -> int:

@@ -6,14 +6,18 @@ from dataclasses import dataclass, field
 
 
 class PreflightError(Exception):
-    """The overrides do not even compose with verl's config."""
+    """The overrides do not compose with verl's config, or hold values no later check could read."""
 
-    def __init__(self, problem: str, fix: str) -> None:
+    def __init__(self, problem: str, fix: str, more: list[tuple[str, str]] | None = None) -> None:
         super().__init__(problem)
         self.problem, self.fix = problem, fix
+        self.problems = [(problem, fix), *(more or [])]
 
     def render(self) -> str:
-        return f"pre-flight FAILED\n  ✗ {self.problem}\n    fix: {self.fix}"
+        lines = ["pre-flight FAILED"]
+        for problem, fix in self.problems:
+            lines += [f"  ✗ {problem}", f"    fix: {fix}"]
+        return "\n".join(lines)
 
 
 @dataclass

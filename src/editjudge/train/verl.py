@@ -184,13 +184,20 @@ def plan(preset: Preset, args: argparse.Namespace) -> Plan:
     """Build overrides, compose with verl's config, rescale batches for the GPU count, compose again."""
     ov = build_overrides(preset, args)
     cfg = preflight.compose(ov.as_list())
+    preflight.check_values(cfg)  # before scaling divides by them
     notes = []
+    loggers = cfg.trainer.get("logger") or []
+    offline = preflight.wandb_offline_if_no_login([loggers] if isinstance(loggers, str) else list(loggers))
+    if offline:
+        notes.append(offline)
+        ov.set(f"{RUNTIME_ENV_VARS}.WANDB_MODE", "offline")  # the Ray workers run W&B, not this process
     changes = scale_batches(cfg, ov.explicit)
     if changes:
         world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
         for key, value in changes.items():
             notes.append(f"scaled for {world} GPU(s): {key} {_current(cfg, key)} -> {value}")
             ov.set(key, value)
+    if changes or offline:
         cfg = preflight.compose(ov.as_list())
     return Plan(overrides=ov.as_list(), config=cfg, notes=notes)
 
