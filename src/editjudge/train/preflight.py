@@ -27,7 +27,7 @@ from editjudge.train.preflight_data import (  # noqa: F401
     FAST_CHECK_ROWS, FastLength, _as_list, check_data_file, check_train_val_overlap, label_problems,
     prompt_length,
 )
-from editjudge.train.preflight_model import check_model, resolve_model_dir  # noqa: F401
+from editjudge.train.preflight_model import check_model, check_model_folder, resolve_model_dir  # noqa: F401
 from editjudge.train.preflight_report import PreflightError, Report  # noqa: F401
 
 

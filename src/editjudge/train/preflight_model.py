@@ -25,9 +25,9 @@ def resolve_model_dir(model: str) -> Path | None:
         return None
 
 
-def check_model(cfg: Any, report: Report, *, needs_vision: bool) -> Any:
-    """Config and processor are there and load with verl's loader; returns the processor (or ``None``)."""
-    model = str(cfg.actor_rollout_ref.model.path)
+def check_model_folder(model: str, report: Report, *, needs_vision: bool) -> Path | None:
+    """The model is a local folder (or a cached hub snapshot: never downloads) with its config, a vision tower when
+    needed, an image processor and a tokenizer; returns the folder, or ``None`` after a problem (with its fix)."""
     folder = resolve_model_dir(model)
     if folder is None:
         report.fail(
@@ -40,7 +40,12 @@ def check_model(cfg: Any, report: Report, *, needs_vision: bool) -> Any:
     if not config_path.is_file():
         report.fail(f"model folder {folder} has no config.json", "pass --model the folder of a Hugging Face model")
         return None
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        report.fail(f"model folder {folder}: config.json is not readable JSON ({exc})",
+                    "re-download or re-save the model (save_pretrained)")
+        return None
     if needs_vision and "vision_config" not in config:
         report.fail(
             f"model {folder} has no vision tower (config.json lacks vision_config) but the data has images",
@@ -59,6 +64,14 @@ def check_model(cfg: Any, report: Report, *, needs_vision: bool) -> Any:
             f"model folder {folder} lacks its {' and '.join(missing)}",
             "copy the processor files from the base model (AutoProcessor.from_pretrained(base).save_pretrained(dir))",
         )
+        return None
+    return folder
+
+
+def check_model(cfg: Any, report: Report, *, needs_vision: bool) -> Any:
+    """Config and processor are there and load with verl's loader; returns the processor (or ``None``)."""
+    folder = check_model_folder(str(cfg.actor_rollout_ref.model.path), report, needs_vision=needs_vision)
+    if folder is None:
         return None
     import warnings
 
