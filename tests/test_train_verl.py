@@ -102,6 +102,11 @@ def test_preset_holds_the_seed_settings() -> None:
     assert get("trainer.rollout_data_dir") == "./rollout_generations"
     assert get("trainer.validation_data_dir") == "./validation_generations"
     assert get("reward.custom_reward_function.path") == "pkg://editjudge.reward"
+    # the five settings of the seed's launch script that change behaviour (all compose on verl 0.9.1)
+    assert (get("actor_rollout_ref.rollout.temperature"), get("actor_rollout_ref.rollout.top_p")) == (0.7, 0.9)
+    assert get("actor_rollout_ref.model.use_liger") is True
+    assert get("actor_rollout_ref.actor.fsdp_config.model_dtype") == "bfloat16"
+    assert get("actor_rollout_ref.rollout.free_cache_engine") is False
     assert not any(k.lstrip("+").startswith(("custom_reward_function", "reward_model.")) for k in PRESET.overrides)
 
 

@@ -483,6 +483,9 @@ def check_environment(cfg: Any, report: Report) -> None:
     if cfg.trainer.get("use_v1", False):
         needs["transfer_queue"] = "pip install 'verl[verl-core]==0.9.1' (or pass `-- trainer.use_v1=false`)"
     needs["qwen_vl_utils"] = "pip install qwen-vl-utils (verl's image path needs it)"
+    if cfg.actor_rollout_ref.model.get("use_liger", False):
+        needs["liger_kernel"] = ("pip install liger-kernel on every GPU node (actor_rollout_ref.model.use_liger=true), "
+                                 "or pass `-- actor_rollout_ref.model.use_liger=false`")
     for module, fix in needs.items():
         if importlib.util.find_spec(module) is None:
             report.fail(f"{module} is not importable here, and the launch needs it", fix)
