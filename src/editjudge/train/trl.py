@@ -583,7 +583,8 @@ def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
     """The "TRL engine" argument group of ``editjudge train``."""
     group = parser.add_argument_group("TRL engine", "only used with --engine trl (single process, CPU or one GPU)")
     group.add_argument("--max-steps", type=int, default=None,
-                       help="stop after this many GRPO steps (default: the preset's trl.max_steps, else run the epochs)")
+                       help="stop after this many GRPO steps (default: the preset's trl.max_steps, else run the "
+                       "epochs)")
     group.add_argument("--per-device-batch-size", type=int, default=None,
                        help="completions per step, a multiple of rollout.n (default: rollout.n, i.e. one prompt)")
     group.add_argument("--max-completion-length", type=int, default=None,
@@ -665,7 +666,7 @@ def run(args: argparse.Namespace, preset) -> int:
 
 __all__ = [
     "PRESET_KEYS", "Examples", "TrainResult", "TrlSettings", "add_trl_arguments", "build_dataset", "grpo_config",
-    "load_model", "lora_config", "read_examples", "run", "save_adapter", "settings_from_args", "settings_from_overrides",
-    "train",
+    "load_model", "lora_config", "read_examples", "run", "save_adapter", "settings_from_args",
+    "settings_from_overrides", "train",
     "warm_start", "warm_start_target",
 ]
