@@ -7,7 +7,10 @@ generations per prompt, learning rate, epochs, response length). Optionally a sh
 the answer format first (cold start, as RL-trained judges do), on the same LoRA adapter.
 
 Per logged step it writes ``metrics.jsonl`` in the output directory: mean/std reward, format rate, accuracy rate and
-TRL's own per-reward-function means. The adapter and the processor are saved to ``<output_dir>/adapter``.
+TRL's own per-reward-function means. The adapter and the processor are saved to ``<output_dir>/adapter`` at the
+end, at every checkpoint and on Ctrl-C. Keys are checked by name in :mod:`editjudge.train.trl_settings`; the checks
+before start, CPU threads, loggers and the validation subset are in :mod:`editjudge.train.trl_runtime`; the
+no-signal warning and the adapter at checkpoints in :mod:`editjudge.train.trl_callbacks`.
 """
 
 from __future__ import annotations
