@@ -170,6 +170,8 @@ def test_extra_overrides_win_and_keep_plus_form(data_dir: Path, tiny_model_dir: 
     assert [i for i in items if i.startswith("trainer.total_epochs")] == ["trainer.total_epochs=3"]
     assert "+actor_rollout_ref.rollout.limit_images=4" in items  # still added with '+': verl's YAML lacks it
     assert overrides.explicit == {"trainer.total_epochs", "actor_rollout_ref.rollout.limit_images"}
+    with pytest.raises(ValueError, match="TRL engine setting"):
+        engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--", "trl.beta=0.04"))
 
 
 def test_resume_and_output_dir_use_verls_keys(data_dir: Path, tiny_model_dir: Path, tmp_path: Path,

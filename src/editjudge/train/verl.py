@@ -86,6 +86,8 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
         ov.set("trainer.resume_from_path", os.path.abspath(os.path.expanduser(args.resume)))
     for item in args.overrides or []:
         prefix, key, value = split_override(item)
+        if key.startswith("trl."):
+            raise ValueError(f"{item!r} is a TRL engine setting: pass it with --engine trl (verl has no trl.* keys)")
         ov.set(key, value, prefix=prefix or None, raw=True)
         ov.explicit.add(key)
     return ov
