@@ -39,9 +39,6 @@ ENGINE_SET = {
     "run_name": "trainer.experiment_name (or trl.run_name)", "remove_unused_columns": "the engine (always False)",
     "dataloader_num_workers": "the engine (0: images decode in the main process)",
 }
-# Verl keys the preset may hold that mean nothing to a single-process run: quietly skipped in a preset.
-_VERL_ROOTS = ("algorithm.", "data.", "actor_rollout_ref.", "critic.", "reward.", "trainer.", "ray_kwargs.",
-               "global_profiler.", "transfer_queue.", "custom_reward_function.", "reward_model.")
 
 
 def settings_fields() -> dict[str, Any]:
@@ -169,8 +166,7 @@ def resolve(preset_overrides: Mapping[str, Any], preset_trl: Mapping[str, Any], 
             verl_keys[bare] = value
         elif bare.startswith(TRL_PREFIX):
             trl_keys[bare[len(TRL_PREFIX):]] = ("preset overrides", value)
-        elif not bare.startswith(_VERL_ROOTS):
-            raise unknown_key_error(bare, "preset overrides")
+        # any other key of a preset is verl's (the preset is shared; verl's pre-flight checks those)
     for name, value in preset_trl.items():
         trl_keys[str(name).removeprefix(TRL_PREFIX)] = ("the preset's trl: mapping", value)
     for key, value in cli.items():
