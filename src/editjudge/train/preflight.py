@@ -6,7 +6,8 @@ keys, the reward function, the model's config and processor, the parquet schema,
 counts, prompt lengths measured with verl's own multimodal path, and the LoRA rank vLLM accepts.
 Every problem carries its fix.
 
-The checks live in three seams — :mod:`~editjudge.train.preflight_config` (keys, values, batches, reward, loggers),
+The checks live in four seams — :mod:`~editjudge.train.preflight_config` (keys, values, reward, loggers),
+:mod:`~editjudge.train.preflight_batches` (batch splits and their joint fix),
 :mod:`~editjudge.train.preflight_data` (parquet files) and :mod:`~editjudge.train.preflight_model` (the model
 folder) — and this module runs them in order. It imports nothing from the launch code (:mod:`editjudge.train.verl`);
 the launch code depends on it.

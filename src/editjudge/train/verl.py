@@ -19,7 +19,7 @@ from typing import Any
 
 from editjudge.train import preflight
 from editjudge.train.overrides import OverrideSet, format_value, split_override  # noqa: F401 (re-exported)
-from editjudge.train.preflight_config import _largest_divisor_at_most, _round_up, batch_problems  # noqa: F401
+from editjudge.train.preflight_batches import _largest_divisor_at_most, _round_up, batch_problems  # noqa: F401
 from editjudge.train.presets import Preset
 
 VERL_MODULE = "verl.trainer.main_ppo"
