@@ -110,7 +110,8 @@ def parquet_bytes(folder: Path) -> int:
 
 
 def write_manifest(data_dir: Path, n: int, path: Path) -> Path:
-    """A JSONL manifest of ``n`` rows cycling over the generated samples (distinct ids)."""
+    """A JSONL manifest of ``n`` rows cycling over the generated samples (distinct ids; each repeat's instruction
+    says which pass it is, so that prepare does not reject the repeats as ``duplicate`` edits)."""
     from editjudge.data.sources import EditRecord, read_sources
 
     records = [r for r in read_sources(data_dir) if isinstance(r, EditRecord)]
@@ -118,7 +119,8 @@ def write_manifest(data_dir: Path, n: int, path: Path) -> Path:
         for i in range(n):
             r = records[i % len(records)]
             handle.write(json.dumps({"id": f"r{i}", "source": r.source_path, "edited": r.edited_path,
-                                     "instruction": r.instruction, "score": r.score}) + "\n")
+                                     "instruction": r.instruction + (f" (pass {i // len(records)})" if i >= len(records) else ""),
+                                     "score": r.score}) + "\n")
     return path
 
 
@@ -162,7 +164,7 @@ def main() -> int:
     manifest = write_manifest(data, n_ours, work / f"ours_{n_ours}.jsonl")
     ours_cmd = lambda src, out, workers, *extra: [sys.executable, "-m", "editjudge.cli", "prepare", str(src), "-o",
                                                   str(out), "--workers", str(workers), "-q", "--score-median", "0.9",
-                                                  "--score-mad", "0.1", *extra]
+                                                  "--score-mad", "0.1", "--force", *extra]
     configs = {
         f"default_w{args.workers}": (args.workers, ()),
         "default_w1": (1, ()),

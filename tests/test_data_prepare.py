@@ -110,8 +110,9 @@ def test_same_inputs_and_seed_give_identical_bytes_whatever_the_workers(synth, r
     again = _run(synth, tmp_path / "w2", workers=2)
     for name in ("train.parquet", "test.parquet", "rejects.jsonl"):
         assert (result.out_dir / name).read_bytes() == (again.out_dir / name).read_bytes(), name
-    other_seed = _run(synth, tmp_path / "s7", seed=7)
-    assert other_seed.train_path.read_bytes() != result.train_path.read_bytes()
+    # another seed moves other groups to test (with 11 groups, one seed may happen to pick the same one)
+    others = [_run(synth, tmp_path / f"s{seed}", seed=seed).train_path.read_bytes() for seed in (7, 8)]
+    assert any(other != result.train_path.read_bytes() for other in others)
 
 
 def test_balanced_selection_and_given_median_mad(synth, tmp_path):
@@ -149,7 +150,7 @@ def test_a_killed_run_leaves_the_previous_output_untouched(tmp_path):
     out.mkdir()
     (out / "train.parquet").write_bytes(b"previous run")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "editjudge.cli", "prepare", str(data.out_dir), "-o", str(out), "--workers", "1", "-q"],
+        [sys.executable, "-m", "editjudge.cli", "prepare", str(data.out_dir), "-o", str(out), "--workers", "1", "-q", "--force"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 60

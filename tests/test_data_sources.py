@@ -79,7 +79,7 @@ def test_jsonl_manifest_resolves_relative_paths_and_reports_bad_lines(tmp_path):
     (tmp_path / "img" / "e.jpg").write_bytes(b"e")
     lines = [
         {"source": "img/s.jpg", "edited": "img/e.jpg", "instruction": "add a hat", "score": 0.7, "group": "g"},
-        {"id": "custom", "source": "img/s.jpg", "edited": "img/e.jpg", "instruction": "add a hat", "score": "0.8"},
+        {"id": "custom", "source": "img/s.jpg", "edited": "img/e.jpg", "instruction": "add a red hat", "score": "0.8"},
         {"source": "img/missing.jpg", "edited": "img/e.jpg", "instruction": "x", "score": 1},
         {"source": "img/s.jpg", "edited": "img/e.jpg", "instruction": "x", "score": "NaN"},
     ]

@@ -34,7 +34,7 @@ def strict_json(metrics: dict) -> dict:
 def test_accuracy_and_mae_hand_computed_with_an_unparsable_answer() -> None:
     records = [rec(0, 5, 5), rec(1, 5, 6), rec(2, 2, 4), rec(3, 9, 5), rec(4, 3, None, error="no_answer")]
     m = compute_metrics(records, bootstrap=0)
-    assert m["accuracy"] == {"n": 5, "exact": 1 / 5, "within_1": 2 / 5, "within_2": 3 / 5}
+    assert m["accuracy"] == {"n": 5, "exact": 1 / 5, "within_1": 2 / 5, "within_2": 3 / 5, "n_failed": 0}
     # MAE over the 4 scored records: (0 + 1 + 2 + 4) / 4; the unparsable one is counted, not averaged.
     assert m["mae"] == {"value": 7 / 4, "n": 4, "n_excluded": 1}
     assert m["format"]["n_parsed"] == 4 and m["format"]["parse_rate"] == 4 / 5

@@ -118,7 +118,7 @@ def test_predictions_round_trip_and_defaults(tmp_path) -> None:
     path.write_text(json.dumps(line) + "\n\n")
     (rec,) = read_predictions(path)
     assert rec.id == "preds.jsonl:1" and rec.pred == 4 and rec.label is None
-    assert rec.group == "source:s.png"  # no group and an unreadable source: grouped by its path
+    assert rec.group.startswith("source:s.png|")  # no group, unreadable source: its path (+ the instruction)
     # readable sources are grouped by content, like `editjudge prepare`: copies of one image share a group
     (tmp_path / "a_input.png").write_bytes(_png("red"))
     (tmp_path / "b_input.png").write_bytes(_png("red"))
@@ -126,9 +126,11 @@ def test_predictions_round_trip_and_defaults(tmp_path) -> None:
     path.write_text("".join(json.dumps({**line, "source": f"{s}_input.png"}) + "\n" for s in "abc"))
     a, b, c = read_predictions(path)
     assert a.group == b.group != c.group and a.group.startswith("image:")
-    from editjudge.data.labels import content_hash, group_key
+    from editjudge.data.labels import compare_key, group_keys, picture_hash
 
-    assert a.group == group_key(None, content_hash(_png("red")))  # exactly the key prepare's split keeps whole
+    # exactly the key prepare's split keeps whole (the picture), with the instruction for comparisons
+    (key,) = group_keys([None], [picture_hash(_png("red"))])
+    assert a.group == compare_key(key, "x")
 
 
 def test_predictions_errors_are_clear(tmp_path) -> None:
@@ -184,7 +186,9 @@ def test_reads_a_prepared_test_parquet(tmp_path) -> None:
     assert [r["id"] for r in rows] == ["0", "1"]
     assert [r["label"] for r in rows] == ["7", "2"] and [r["gt_score"] for r in rows] == [0.95, 0.6]
     assert rows[1]["instruction"] == "make it blue" and rows[1]["source"] == _png("red")
-    assert rows[1]["edited"] == _png("green") and rows[0]["group"] == "s1"
+    from editjudge.data.labels import compare_key
+
+    assert rows[1]["edited"] == _png("green") and rows[0]["group"] == compare_key("s1", "make it red")
     assert len(read_test_parquet(path, limit=1)) == 1
     with pytest.raises(FileNotFoundError, match="editjudge prepare"):
         read_test_parquet(tmp_path / "none.parquet")

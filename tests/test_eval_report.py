@@ -180,21 +180,21 @@ def test_cli_verl_dumps_give_training_curves(tmp_path) -> None:
     assert saved["judges"]["val"]["n"] == 4 and saved["judges"]["val"]["accuracy"]["exact"] == 1.0  # last step
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "plots/training.png" in _images_in(text) and (out / "plots" / "training.png").is_file()
-    assert main(["eval", "--verl-dumps", str(dump), "--step", "10", "--bootstrap", "0", "--out", str(out)]) == 0
+    assert main(["eval", "--verl-dumps", str(dump), "--step", "10", "--bootstrap", "0", "--out", str(out), "--force"]) == 0
     assert json.loads((out / "metrics.json").read_text())["judges"]["val"]["accuracy"]["exact"] == 0.75
-    assert main(["eval", "--verl-dumps", str(dump), "--step", "7", "--out", str(out)]) == 1
+    assert main(["eval", "--verl-dumps", str(dump), "--step", "7", "--out", str(out), "--force"]) == 2
 
 
 def test_cli_errors_are_clear(tmp_path, capsys) -> None:
-    assert main(["eval", "--out", str(tmp_path)]) == 1
+    assert main(["eval", "--out", str(tmp_path)]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["eval", "--predictions", str(empty), "--out", str(tmp_path / "o")]) == 1
+    assert main(["eval", "--predictions", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "no records to evaluate" in capsys.readouterr().err
-    assert main(["eval", "--data", "x.parquet", "--out", str(tmp_path)]) == 1
+    assert main(["eval", "--data", "x.parquet", "--out", str(tmp_path)]) == 2
     assert "--data needs --model" in capsys.readouterr().err
-    assert main(["eval", "--predictions", str(empty), "--name", "a", "b"]) == 1
+    assert main(["eval", "--predictions", str(empty), "--name", "a", "b"]) == 2
     assert "one per input" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -271,5 +271,5 @@ def test_cli_plots_the_trl_engines_metrics_log(tmp_path, capsys) -> None:
     assert "| grpo | 3 | 0.700 | 0.800 | 0.350 | 0.010 |" in text and "| sft | 1 | – | – | – | 1.000 |" in text
     assert json.loads((out / "metrics.json").read_text())["training_log"] == rows
     log.write_text('{"loss": 1}\n')
-    assert main(["eval", "--predictions", str(preds), "--training-log", str(log), "--out", str(out)]) == 1
+    assert main(["eval", "--predictions", str(preds), "--training-log", str(log), "--out", str(out), "--force"]) == 2
     assert "needs an integer 'step'" in capsys.readouterr().err

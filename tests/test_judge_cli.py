@@ -100,11 +100,11 @@ def test_score_takes_labels_and_settings_from_the_prepare_report(
     assert main(argv) == 0
     (pred,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert pred["label"] == 6 and pred["pred"] in (6, 7)  # int((0.9 - 0.8) / 0.2 * 4.5 + 4.5) = 6, not the seed's 4
-    assert main([*argv, "--score-median", "0.9", "--score-mad", "0.1"]) == 0  # explicit flags win
+    assert main([*argv, "--score-median", "0.9", "--score-mad", "0.1", "--force"]) == 0  # explicit flags win
     assert json.loads(out.read_text())["label"] == 4
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    assert main([*argv[:-1], str(bad)]) == 2
+    assert main([*argv[:-1], str(bad), "--force"]) == 2
     assert "not a prepare_report.json" in capsys.readouterr().err
 
 
@@ -127,7 +127,7 @@ def test_best_of_n_ranks_each_source_of_a_seed_folder(answering_model_dir: Path,
     assert main(["best-of-n", *_model_args(answering_model_dir), "--folder", str(edits), "--out", str(out)]) == 0
     rankings = json.loads(out.read_text())
     assert len(rankings) == 2  # two sources, their three candidates grouped by the source image's content
-    printed = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr().out.split("\n\n")
     for ranking, line in zip(rankings, printed):
         candidates = ranking["candidates"]
         assert len(candidates) == 3 and {Path(c["candidate"]).parent for c in candidates} == {Path(ranking["source"]).parent}
@@ -135,7 +135,11 @@ def test_best_of_n_ranks_each_source_of_a_seed_folder(answering_model_dir: Path,
         keys = [rank_key(JudgeResult(mean_score=c["mean_score"], expected_score=c["expected_score"]), c["index"])
                 for c in candidates]
         assert keys == sorted(keys) and [c["rank"] for c in candidates] == [1, 2, 3]
-        assert ranking["best"] == candidates[0]["candidate"] and line.endswith("of 3)") and ranking["best"] in line
+        assert ranking["best"] == candidates[0]["candidate"] and f"best: {ranking['best']} (score" in line
+        table = line.splitlines()[1:5]  # header + one line per candidate, best first
+        assert table[0].split()[:3] == ["rank", "score", "expected"]
+        assert [row.split()[0] for row in table[1:]] == ["1", "2", "3"]
+        assert all(c["candidate"] in row for c, row in zip(candidates, table[1:]))
 
 
 def test_best_of_n_one_source_with_candidate_files(answering_model_dir: Path, edits: Path, tmp_path: Path, capsys) -> None:
@@ -149,4 +153,7 @@ def test_best_of_n_one_source_with_candidate_files(answering_model_dir: Path, ed
     (ranking,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert ranking["candidates"][-1]["candidate"].endswith("bad.png")  # failures rank last
     assert ranking["candidates"][-1]["error"].startswith("input_error")
-    assert ranking["best"] in candidates and ranking["best"] in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert ranking["best"] in candidates and f"best: {ranking['best']}" in printed
+    # a single source prints the whole ranking as a table: rank, score, expected score, candidate, error
+    assert "rank  score  expected" in printed and all(c in printed for c in [*candidates, str(tmp_path / "bad.png")])

@@ -102,6 +102,11 @@ def test_preset_holds_the_seed_settings() -> None:
     assert get("trainer.rollout_data_dir") == "./rollout_generations"
     assert get("trainer.validation_data_dir") == "./validation_generations"
     assert get("reward.custom_reward_function.path") == "pkg://editjudge.reward"
+    # the five settings of the seed's launch script that change behaviour (all compose on verl 0.9.1)
+    assert (get("actor_rollout_ref.rollout.temperature"), get("actor_rollout_ref.rollout.top_p")) == (0.7, 0.9)
+    assert get("actor_rollout_ref.model.use_liger") is True
+    assert get("actor_rollout_ref.actor.fsdp_config.model_dtype") == "bfloat16"
+    assert get("actor_rollout_ref.rollout.free_cache_engine") is False
     assert not any(k.lstrip("+").startswith(("custom_reward_function", "reward_model.")) for k in PRESET.overrides)
 
 
@@ -165,6 +170,8 @@ def test_extra_overrides_win_and_keep_plus_form(data_dir: Path, tiny_model_dir: 
     assert [i for i in items if i.startswith("trainer.total_epochs")] == ["trainer.total_epochs=3"]
     assert "+actor_rollout_ref.rollout.limit_images=4" in items  # still added with '+': verl's YAML lacks it
     assert overrides.explicit == {"trainer.total_epochs", "actor_rollout_ref.rollout.limit_images"}
+    with pytest.raises(ValueError, match="TRL engine setting"):
+        engine.build_overrides(PRESET, _args(data_dir, tiny_model_dir, "--", "trl.beta=0.04"))
 
 
 def test_resume_and_output_dir_use_verls_keys(data_dir: Path, tiny_model_dir: Path, tmp_path: Path,
@@ -367,7 +374,87 @@ def test_preflight_reward_and_resume_problems(default_plan: engine.Plan, tmp_pat
 def test_bad_overrides_fail_to_compose_with_a_fix(default_plan: engine.Plan) -> None:
     with pytest.raises(preflight.PreflightError) as info:
         _compose_with(default_plan, "trainer.total_epoch=3")
-    assert "total_epoch" in info.value.problem and "'+key=value'" in info.value.fix
+    # a typo gets the key it meant, not verl's advice to add it with '+'
+    assert "'trainer.total_epoch'" in info.value.problem and "write `trainer.total_epochs=3`" in info.value.fix
+    with pytest.raises(preflight.PreflightError) as info:
+        _compose_with(default_plan, "actor_rollout_ref.actor.optim.lrr=1e-5")
+    assert info.value.fix.startswith("write `actor_rollout_ref.actor.optim.lr=1e-5`")
+    with pytest.raises(preflight.PreflightError) as info:  # nothing near: the generic advice
+        _compose_with(default_plan, "trainer.zzzzzz=1")
+    assert "'+key=value'" in info.value.fix
+
+
+def test_values_verl_would_choke_on_name_their_key(data_dir: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(preflight.PreflightError) as info:  # was a ZeroDivisionError in the batch scaling
+        engine.plan(PRESET, _args(data_dir, tiny_model_dir, "--", "data.train_batch_size=0"))
+    assert "data.train_batch_size=0 must be at least 1" in info.value.problem
+    with pytest.raises(preflight.PreflightError) as info:  # both passed the dry run
+        engine.plan(PRESET, _args(data_dir, tiny_model_dir, "--", "trainer.total_epochs=abc",
+                                  "actor_rollout_ref.actor.optim.lr=abc"))
+    rendered = info.value.render()
+    assert "trainer.total_epochs='abc' is not an integer" in rendered
+    assert "actor_rollout_ref.actor.optim.lr='abc' is not a number" in rendered
+    assert "-- actor_rollout_ref.actor.optim.lr=" in rendered
+
+
+def test_labels_the_reward_refuses_fail_the_preflight(default_plan: engine.Plan, tmp_path: Path) -> None:
+    rows = _rows(4, "train")
+    rows[1]["reward_model"]["ground_truth"] = "12"
+    rows[3]["reward_model"]["ground_truth"] = "good"
+    path = str(_write(tmp_path / "labels.parquet", rows))
+    problem, fix = _only(_run(preflight.check_data_file, path, default_plan.config, None).problems, "ground_truth")
+    assert "2 row(s)" in problem and "row 1: '12'" in problem and "row 3: 'good'" in problem
+    assert "0..9" in fix
+
+
+@pytest.mark.parametrize("extra", [
+    ("actor_rollout_ref.actor.ppo_mini_batch_size=100",),
+    ("data.train_batch_size=128", "actor_rollout_ref.actor.ppo_mini_batch_size=64"),
+    ("data.train_batch_size=64", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"),
+])
+def test_each_batch_fix_on_3_gpus_itself_passes(data_dir: Path, tiny_model_dir: Path, extra: tuple[str, ...]) -> None:
+    the_plan = engine.plan(PRESET, _args(data_dir, tiny_model_dir, "--gpus", "3", "--", *extra))
+    report = _run(preflight.check_verl_config, the_plan.config)
+    steps = _run(preflight.check_steps, the_plan.config, 200)  # fewer rows than the batch: that fix passes too
+    fixes = {fix for _, fix in report.problems + steps.problems}
+    assert report.problems and len(fixes) <= 2, "one joint fix, not one per key leading into the next"
+    for fix in fixes:
+        suggested = fix.split("`-- ", 1)[1].split("`", 1)[0].split()
+        cfg = _compose_with(the_plan, *suggested)  # the user's overrides plus the suggestion
+        assert _run(preflight.check_verl_config, cfg).ok, fix
+        if fix in {f for _, f in steps.problems}:
+            assert _run(preflight.check_steps, cfg, 200).ok, fix
+
+
+def test_train_and_validation_overlap_is_warned(tmp_path: Path) -> None:
+    def grouped(groups: list[str], split: str) -> list[dict]:
+        rows = _rows(len(groups), split)
+        for row, group in zip(rows, groups):
+            row["extra_info"]["group"] = group
+        return rows
+
+    train = str(_write(tmp_path / "train.parquet", grouped(["a", "a", "b", "c"], "train")))
+    leaky = str(_write(tmp_path / "leaky.parquet", grouped(["c", "d"], "test")))
+    clean = str(_write(tmp_path / "clean.parquet", grouped(["d", "e"], "test")))
+    report = _run(preflight.check_train_val_overlap, [train], [leaky])
+    assert any("1 of 2 validation source group(s) also appear in training (e.g. c)" in w for w in report.warnings)
+    report = _run(preflight.check_train_val_overlap, [train], [train])
+    assert any("is also a training file" in w for w in report.warnings)
+    report = _run(preflight.check_train_val_overlap, [train], [clean])
+    assert not report.warnings and "share no source group" in report.passed[0]
+
+
+def test_wandb_without_login_runs_offline_and_says_so(data_dir: Path, tiny_model_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    the_plan = engine.plan(PRESET, _args(data_dir, tiny_model_dir))
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert any("WANDB_MODE=offline" in note and "wandb sync" in note for note in the_plan.notes)
+    assert "+ray_kwargs.ray_init.runtime_env.env_vars.WANDB_MODE=offline" in the_plan.overrides
+    monkeypatch.setenv("WANDB_MODE", "online")  # the user's choice stands
+    assert not any("WANDB_MODE" in note for note in engine.plan(PRESET, _args(data_dir, tiny_model_dir)).notes)
 
 
 # ---------------------------------------------------------------------------------------------- the command

@@ -63,7 +63,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``editjudge`` console script."""
+    """Entry point of the ``editjudge`` console script (Ctrl-C: a one-line message and exit 130, any verb)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("editjudge: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)

@@ -10,6 +10,7 @@ edit instruction and exactly two ``<image>`` placeholders — the source image f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,32 @@ SCORE_MIN, SCORE_MAX = 0, 9
 IMAGES_PER_PROMPT = 2
 DATA_SOURCE = "tts_edit_score"
 ABILITY = "image_editing_evaluation"
+# Text an instruction must not hold: verl's image/video placeholders (RLHFDataset splits the prompt on them, so a third
+# one asks for an image the row does not have) and Qwen's special tokens (``<|image_pad|>``, ``<|vision_start|>``,
+# ``<|im_start|>``, …: the tokenizer reads them as control tokens, which breaks the processor's image expansion).
+SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,40}\|>|<image>|<video>")
+
+
+def special_tokens_in(text: str) -> list[str]:
+    """The placeholders / special tokens found in ``text``, in order (empty when the text is safe in a prompt)."""
+    return SPECIAL_TOKEN_RE.findall(text)
+
+
+def check_instruction(instruction: str) -> str:
+    """``instruction`` when it can go into a prompt; ``ValueError`` naming the tokens otherwise.
+
+    The one rule for every place that builds a prompt (prepare rejects such a sample as ``special_token``, the
+    judge answers it with an ``input_error``): rejecting keeps the text the annotators wrote, where escaping would
+    silently change what the model reads.
+    """
+    found = special_tokens_in(instruction)
+    if found:
+        shown = ", ".join(dict.fromkeys(found))
+        raise ValueError(
+            f"the instruction holds {shown}: placeholders and the model's special tokens cannot appear in a prompt's "
+            "text (remove them or write them differently, e.g. 'image tag')"
+        )
+    return instruction
 
 
 @dataclass(frozen=True)
@@ -46,7 +73,7 @@ class PromptTemplate:
     def user_text(self, instruction: str) -> str:
         """The user message for one edit instruction (placeholders kept as ``<image>``)."""
         # str.replace rather than str.format: instructions and user templates may contain braces.
-        return self.user.replace("{instruction}", instruction.strip())
+        return self.user.replace("{instruction}", check_instruction(instruction.strip()))
 
 
 EN = PromptTemplate(
@@ -101,7 +128,11 @@ def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate
         )
     import yaml  # JSON is YAML too
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"prompt template file {path}: not readable YAML/JSON ({reason})") from None
     if not isinstance(data, dict) or not isinstance(data.get("system"), str) or not isinstance(data.get("user"), str):
         raise ValueError(f"prompt template file {path}: expected a mapping with string keys 'system' and 'user'")
     return PromptTemplate(name=str(data.get("name", path.stem)), system=data["system"], user=data["user"])

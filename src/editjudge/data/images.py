@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,15 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+_ADDRESS_RE = re.compile(r"<(?:[^<>]*? at 0x[0-9a-fA-F]+|_io\.\w+[^<>]*)>")
+
+
+def stable_message(exc: BaseException | str) -> str:
+    """An error message without object addresses (``<_io.BytesIO object at 0x7f…>``), so that reject details and
+    prediction errors are the same bytes on every run."""
+    return _ADDRESS_RE.sub("the data", str(exc))
 
 
 class ImageRejected(ValueError):
@@ -256,9 +266,9 @@ def _open(data: bytes | str | os.PathLike[str], bomb_pixels: int) -> Image.Image
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("decompression_bomb", str(exc)) from None
+        raise ImageRejected("decompression_bomb", stable_message(exc)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("not_an_image", f"cannot identify the image: {exc}") from None
+        raise ImageRejected("not_an_image", f"cannot identify the image: {stable_message(exc)}") from None
     width, height = image.size
     if width * height > bomb_pixels:
         raise ImageRejected(
@@ -310,9 +320,9 @@ def _decode(image: Image.Image) -> None:
     try:
         image.load()
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("decompression_bomb", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected("truncated_image", f"cannot decode the image: {exc}") from None
+        raise ImageRejected("decompression_bomb", stable_message(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageRejected("truncated_image", f"cannot decode the image: {stable_message(exc)}") from None
 
 
 def verify_decodes(data: bytes, bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> None:
@@ -321,6 +331,7 @@ def verify_decodes(data: bytes, bomb_pixels: int = DEFAULT_BOMB_PIXELS) -> None:
     if image.format == "JPEG":
         image.draft(image.mode, (1, 1))
     _decode(image)
+    image.close()
 
 
 def _turbo_eighths(stored_wh: tuple[int, int], size: tuple[int, int]) -> int:
@@ -360,6 +371,10 @@ def load_rgb(
     Raises :class:`ImageRejected` (``not_an_image``, ``truncated_image``, ``decompression_bomb``).
     """
     image = _open(data, bomb_pixels)
+    if image.format != "JPEG":
+        # Decode before reading EXIF: for a PNG, getexif() loads the pixels itself and _orientation swallows a
+        # corrupt stream, after which load() would keep the garbage instead of rejecting the file.
+        _decode(image)
     orientation = _orientation(image)
     if target_hw is not None and image.format == "JPEG":
         h, w = target_hw
@@ -371,7 +386,7 @@ def load_rgb(
         else:
             image.draft("RGB", stored)
             _decode(image)
-    else:
+    elif image.format == "JPEG":
         _decode(image)
     if orientation in _UPRIGHT:
         image = image.transpose(_UPRIGHT[orientation])

@@ -2,8 +2,14 @@
 
 * Label (the seed's formula): ``int(clip((score - median) / mad * 4.5 + 4.5, 0, 9))``, stored as "0".."9".
 * Median and MAD (median absolute deviation, unscaled) are estimated on the training split when not given.
-* Split: whole groups go to one side. A group is a record's explicit ``group`` or the content hash of its source
-  image file, so all candidates of one source land together (the seed split by position and leaked them).
+* Split: whole groups go to one side. A group is a record's explicit ``group`` (it always wins) or the *picture* of
+  its source image, so all candidates of one source land together (the seed split by position and leaked them),
+  even when each candidate carries its own re-encoded, slightly resized or EXIF-rotated copy of the source.
+  The picture rule (:func:`picture_hash`, :func:`group_keys`): the 64-bit pHash (``imagehash.phash``) of the
+  upright image's luminance plus an 8 x 8 colour thumbnail; two sources are one picture when their pHashes differ
+  in at most :data:`PHASH_MAX_DISTANCE` bits and their thumbnails by at most :data:`THUMB_MAX_DIFF` levels, and the
+  relation is closed transitively (union-find). The same rule groups edits in ``eval`` and ``best-of-n`` (there
+  together with the instruction: :func:`compare_key`).
   Groups are visited in the order of a seeded hash of their key and join train while that brings train closer to
   ``train_split`` of the samples — deterministic, and independent of file order.
 * Selection (the seed's semantics): ``balanced`` keeps the same number of samples for every label present (the
@@ -18,10 +24,25 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["LABEL_MIN", "LABEL_MAX", "label_of", "estimate_median_mad", "seeded_hash", "split_groups", "select", "histogram"]
+__all__ = [
+    "LABEL_MIN", "LABEL_MAX", "PHASH_SIZE", "PHASH_MAX_DISTANCE", "THUMB_MAX_DIFF", "label_of", "estimate_median_mad",
+    "content_hash", "picture_hash", "cluster_pictures", "group_keys", "group_key", "compare_key", "seeded_hash",
+    "split_groups", "select", "histogram",
+]
 
 LABEL_MIN, LABEL_MAX = 0, 9
 _HALF = (LABEL_MAX - LABEL_MIN) / 2  # 4.5
+
+PHASH_SIZE = 8  # imagehash.phash(hash_size=8): the usual 64-bit pHash of the lowest 8 x 8 DCT frequencies
+# Two sources are one picture when their pHashes differ in at most PHASH_MAX_DISTANCE of 64 bits AND their 8 x 8
+# colour thumbnails differ by at most THUMB_MAX_DIFF grey levels on average. Measured (docs/prepare.md,
+# benchmarks/measure_grouping.py): re-encoded (JPEG q95..q70), resized ±10 % and EXIF-rotated copies of photo-like
+# pictures differ by <= 2 bits and <= 1 level; the thumbnail check keeps apart the different pictures whose pHash is
+# unstable (flat drawings: the synthetic generator's sources).
+PHASH_MAX_DISTANCE = 10
+THUMB_MAX_DIFF = 6.0
+_HASH_SIDE = 64  # pixels: the upright image is decoded (at reduced scale) and resized to 64 x 64 once
+_THUMB_SIDE = 8
 
 
 def label_of(score: float, median: float, mad: float) -> int:
@@ -55,9 +76,110 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def group_key(group: str | None, source_hash: str) -> str:
-    """The key the split keeps whole: ``group:<name>`` for an explicit group, else ``image:<content hash>``."""
-    return f"group:{group}" if group is not None else f"image:{source_hash}"
+def picture_hash(data: bytes, bomb_pixels: int | None = None) -> str:
+    """The picture of an image file's bytes: ``p<16 hex: 64-bit pHash><384 hex: 8 x 8 RGB thumbnail>``.
+
+    Decodes upright (EXIF applied) at reduced scale; raises :class:`~editjudge.data.images.ImageRejected` for files
+    that do not decode (so a corrupt source is named, not hashed).
+    """
+    import imagehash
+    from PIL import Image
+
+    from editjudge.data import images as imgs
+
+    image = imgs.load_rgb(data, (_HASH_SIDE, _HASH_SIDE), bomb_pixels or imgs.DEFAULT_BOMB_PIXELS)
+    phash = imagehash.phash(image.convert("L"), hash_size=PHASH_SIZE)
+    thumb = image.resize((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.BOX).tobytes()
+    return "p" + str(phash) + thumb.hex()
+
+
+_PHASH_HEX = PHASH_SIZE * PHASH_SIZE // 4
+
+
+def _split(hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(pHash words as uint64, thumbnails as int16 rows) of picture hashes."""
+    words = np.array([int(h[1 : 1 + _PHASH_HEX], 16) for h in hashes], dtype=np.uint64)
+    thumbs = np.frombuffer(b"".join(bytes.fromhex(h[1 + _PHASH_HEX :]) for h in hashes), dtype=np.uint8)
+    return words, thumbs.reshape(len(hashes), -1).astype(np.int16)
+
+
+def cluster_pictures(
+    hashes: Iterable[str], max_distance: int = PHASH_MAX_DISTANCE, max_thumb_diff: float = THUMB_MAX_DIFF
+) -> dict[str, str]:
+    """Each distinct picture hash -> its cluster's key (the smallest hash in the cluster): deterministic, whatever
+    the order. Two pictures join when their pHashes are within ``max_distance`` bits and their thumbnails within
+    ``max_thumb_diff``; joins are transitive (union-find).
+
+    Candidate pairs come from the pigeonhole rule (two 64-bit hashes within ``d`` bits agree exactly on at least one
+    of ``d + 1`` bands), so the work grows with the near pairs, not with the square of the sources.
+    """
+    unique = sorted(set(hashes))
+    parent = {h: h for h in unique}
+
+    def find(h: str) -> str:
+        while parent[h] != h:
+            parent[h] = parent[parent[h]]
+            h = parent[h]
+        return h
+
+    if len(unique) < 2:
+        return {h: h for h in unique}
+    words, thumbs = _split(unique)
+    nbits = PHASH_SIZE * PHASH_SIZE
+    for band in np.array_split(np.arange(nbits), max_distance + 1):
+        mask = np.uint64(sum(1 << int(b) for b in band))
+        keys = words & mask
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
+        for members in np.split(order, bounds):
+            if len(members) < 2:
+                continue
+            for start in range(0, len(members), 256):  # bounded memory for a crowded bucket
+                rows = members[start : start + 256]
+                bits = np.bitwise_count(words[rows, None] ^ words[None, members])
+                a, b = np.nonzero(bits <= max_distance)
+                ia, ja = rows[a], members[b]
+                keep = ia < ja
+                ia, ja = ia[keep], ja[keep]
+                close = np.abs(thumbs[ia] - thumbs[ja]).mean(axis=1) <= max_thumb_diff
+                for i, j in zip(ia[close].tolist(), ja[close].tolist()):
+                    ri, rj = find(unique[i]), find(unique[j])
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+    return {h: find(h) for h in unique}
+
+
+def _short(picture: str) -> str:
+    """A short, stable name for a picture cluster (the full hash is 401 characters)."""
+    return picture[: 1 + _PHASH_HEX] + "-" + hashlib.blake2b(picture.encode(), digest_size=8).hexdigest()
+
+
+def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | None]) -> list[str]:
+    """The split / comparison group of each record: ``group:<name>`` where an explicit group is given (it wins),
+    else ``image:<picture cluster>`` over all the records' pictures, else ``none:<position>`` (no picture)."""
+    clusters = cluster_pictures(p for g, p in zip(explicit, pictures) if g is None and p is not None)
+    keys = []
+    for i, (group, picture) in enumerate(zip(explicit, pictures)):
+        if group is not None:
+            keys.append(group_key(group, ""))
+        elif picture is not None:
+            keys.append(f"image:{_short(clusters[picture])}")
+        else:
+            keys.append(f"none:{i}")
+    return keys
+
+
+def group_key(group: str | None, picture: str) -> str:
+    """The key of one record on its own: ``group:<name>`` for an explicit group, else ``image:<picture>`` (use
+    :func:`group_keys` to merge near-identical pictures across records)."""
+    return f"group:{group}" if group is not None else f"image:{picture}"
+
+
+def compare_key(group: str, instruction: str | None) -> str:
+    """What ``eval`` and ``best-of-n`` rank together: an explicit group as is, else the picture + the instruction."""
+    if group.startswith("group:") or instruction is None:
+        return group
+    return f"{group}|{hashlib.blake2b(instruction.strip().encode('utf-8', 'surrogatepass'), digest_size=8).hexdigest()}"
 
 
 def seeded_hash(key: str, seed: int) -> str:

@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 from editjudge import prompts
 from editjudge.data import images as imgs
 from editjudge.data import labels as lbl
+from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, open_file, read_file
 from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
-from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
+from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
 
@@ -60,6 +61,7 @@ class PrepareConfig:
     max_image_tokens: int | None = None
     jpeg_quality: int = imgs.DEFAULT_JPEG_QUALITY
     max_image_pixels: int = imgs.DEFAULT_BOMB_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     progress: bool = True
 
@@ -88,6 +90,7 @@ class _Context:
     max_image_tokens: int | None
     jpeg_quality: int
     max_image_pixels: int
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 _CTX: _Context | None = None
@@ -115,14 +118,22 @@ def _make_context(config: PrepareConfig) -> _Context:
         max_image_tokens=config.max_image_tokens,
         jpeg_quality=config.jpeg_quality,
         max_image_pixels=config.max_image_pixels,
+        max_file_bytes=config.max_file_bytes,
     )
 
 
-def _init_worker(config: PrepareConfig) -> None:
+def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
     global _CTX
+    if worker:
+        # Ctrl-C is the main process's business: a worker killed by SIGINT half-way through a queue read would
+        # leave the pool's shared lock held and the pool's shutdown hanging. The main process terminates them.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _CTX = _make_context(config)
     _text_tokens.cache_clear()
     _source_header.cache_clear()
+    _PICTURES.clear()
 
 
 @lru_cache(maxsize=4096)
@@ -136,7 +147,8 @@ def _text_tokens(instruction: str) -> int:
 
 @dataclass(frozen=True)
 class _Inspected:
-    source_hash: str
+    source_hash: str  # content hash of the source file's bytes (its sized copy is shared by equal bytes)
+    picture: str  # the source's picture (labels.picture_hash): what the split groups by
     text_tokens: int
     source_hw: tuple[int, int]
     edited_hw: tuple[int, int]
@@ -145,18 +157,34 @@ class _Inspected:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    """A regular input file within --max-file-bytes (never blocks on a FIFO, never reads /dev/zero)."""
+    assert _CTX is not None
+    return read_file(path, _CTX.max_file_bytes)
 
 
 @lru_cache(maxsize=64)
-def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, imgs.ImageInfo]:
-    """Content hash and header of a source file. Cached by (path, size, mtime): the candidates of one source come
-    one after another, so the file is read and hashed once for all of them, not once per candidate.
+def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, str, imgs.ImageInfo]:
+    """Content hash, picture hash and header of a source file. Cached by (path, size, mtime): the candidates of one
+    source come one after another, so the file is read and hashed once for all of them, not once per candidate;
+    copies with equal bytes share one decode for the picture hash.
     Raises ``OSError`` / :class:`~editjudge.data.images.ImageRejected` (never cached)."""
     assert _CTX is not None
     data = _read(path)
-    return lbl.content_hash(data), imgs.probe(data, _CTX.max_image_pixels)
+    digest = lbl.content_hash(data)
+    info = imgs.probe(data, _CTX.max_image_pixels)
+    return digest, _picture(digest, data), info
+
+
+_PICTURES: dict[str, str] = {}
+
+
+def _picture(digest: str, data: bytes) -> str:
+    if digest not in _PICTURES:
+        if len(_PICTURES) >= 4096:
+            _PICTURES.clear()
+        assert _CTX is not None
+        _PICTURES[digest] = lbl.picture_hash(data, _CTX.max_image_pixels)
+    return _PICTURES[digest]
 
 
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
@@ -165,13 +193,20 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     paths = (record.source_path, record.edited_path)
     try:
         stat = os.stat(record.source_path)
-        source_hash, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
+        source_hash, picture, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
+    except FileRejected as exc:
+        return Rejected(record.id, exc.reason, f"source {exc.detail}", paths)
     except OSError as exc:
-        return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths)
+        return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {imgs.stable_message(exc)}", paths)
     except imgs.ImageRejected as exc:
         return Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths)
     try:
-        edt = imgs.probe(record.edited_path, _CTX.max_image_pixels)
+        with open_file(record.edited_path, _CTX.max_file_bytes) as handle:  # the header only
+            edt = imgs.probe(handle, _CTX.max_image_pixels)
+    except FileRejected as exc:
+        return Rejected(record.id, exc.reason, f"edited {exc.detail}", paths)
+    except OSError as exc:
+        return Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {imgs.stable_message(exc)}", paths)
     except imgs.ImageRejected as exc:
         return Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths)
     text = _text_tokens(record.instruction)
@@ -182,7 +217,7 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     except imgs.ImageRejected as exc:
         detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
         return Rejected(record.id, exc.reason, detail, paths)
-    return _Inspected(source_hash, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
+    return _Inspected(source_hash, picture, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
@@ -220,6 +255,9 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
         except imgs.ImageRejected as exc:
             out.append(Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths))
             continue
+        except FileRejected as exc:
+            out.append(Rejected(record.id, exc.reason, f"source {exc.detail}", paths))
+            continue
         except OSError as exc:
             out.append(Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths))
             continue
@@ -230,6 +268,9 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
             )
         except imgs.ImageRejected as exc:
             out.append(Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths))
+            continue
+        except FileRejected as exc:
+            out.append(Rejected(record.id, exc.reason, f"edited {exc.detail}", paths))
             continue
         except OSError as exc:
             out.append(Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {exc}", paths))
@@ -298,6 +339,9 @@ class _Mapper:
     def __init__(self, config: PrepareConfig) -> None:
         self.workers = max(1, int(config.workers))
         self.pool = None
+        # The main process needs the context too (workers=1, and the report's limits); building it first means a
+        # bad --processor or template fails here, once, before any worker starts.
+        _init_worker(config, worker=False)
         if self.workers > 1:
             from multiprocessing import get_context
 
@@ -305,7 +349,6 @@ class _Mapper:
             # imported torch (the demo, a notebook), start workers from a clean forkserver instead.
             context = get_context("forkserver" if "torch" in sys.modules else None)
             self.pool = context.Pool(self.workers, initializer=_init_worker, initargs=(config,))
-        _init_worker(config)  # the main process needs the context too (workers=1, and the report's limits)
 
     def map(self, fn: Any, tasks: Iterable[Any], in_flight: int) -> Iterator[Any]:
         if self.pool is None:
@@ -353,11 +396,14 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         raise ValueError(f"--score-mad must be positive, got {config.score_mad}")
     if config.sample_size is not None and config.sample_size < 1:
         raise ValueError(f"--sample-size must be positive, got {config.sample_size}")
+    if config.max_file_bytes < 1:
+        raise ValueError(f"--max-file-bytes must be positive, got {config.max_file_bytes}")
     prompts.load_template(config.template)  # fail fast on a bad template
+    _make_context(config)  # ... and on a bad --processor, before reading anything or starting workers
     out = Path(config.out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
-    items = list(read_sources(list(config.inputs)))
+    items = list(read_sources(list(config.inputs), max_file_bytes=config.max_file_bytes))
     records = [item for item in items if isinstance(item, EditRecord)]
     found = len(items)
     if not found:
@@ -365,12 +411,14 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             f"no samples found in {', '.join(config.inputs)}: expected <stem>_input.*, <stem>_output.*, "
             "<stem>_meta.json and <stem>_score.json files, or a .jsonl/.csv manifest"
         )
-    rejects = JsonlSink(out / "rejects.jsonl")
+    rejects: JsonlSink | None = None
     sinks: dict[str, ParquetSink] = {}
-    mapper = _Mapper(config)
+    mapper: _Mapper | None = None
     ok = False
     stats = Stats()
-    try:
+    try:  # everything that creates a temporary file or a process is inside: an interrupt anywhere cleans up
+        rejects = JsonlSink(out / "rejects.jsonl")
+        mapper = _Mapper(config)
         for item in items:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
@@ -383,15 +431,18 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             for chunk in mapper.map(_inspect_chunk, _chunks(records, 16), in_flight=4 * mapper.workers):
                 inspected += chunk
                 bar.update(len(chunk))
-        valid: list[tuple[EditRecord, _Inspected, str]] = []
+        good: list[tuple[EditRecord, _Inspected]] = []
         for record, result in zip(records, inspected):
             if isinstance(result, Rejected):
                 rejects.add(result.to_dict())
                 stats.reject(result.reason)
             else:
-                group = lbl.group_key(record.group, result.source_hash)
-                valid.append((record, result, group))
+                good.append((record, result))
         del inspected
+        keys = lbl.group_keys([r.group for r, _ in good], [p.picture for _, p in good])
+        valid = [(record, plan, group) for (record, plan), group in zip(good, keys)]
+        sources = len({plan.source_hash for record, plan in good if record.group is None})
+        del good
 
         # 2. split by group, median/MAD on train, labels, selection
         sizes = Counter(group for _, _, group in valid)
@@ -453,7 +504,8 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             estimated=estimated,
             limits=asdict(limits),
             counter=counter_name,
-            groups={"total": len(sizes), "train": len(train_groups)},
+            groups={"total": len(sizes), "train": len(train_groups), "source_files": sources,
+                    "picture_groups": sum(1 for g in sizes if g.startswith("image:"))},
             outputs={k: str(v) for k, v in paths.items()} | {"rejects": str(rejects_path)},
             seconds=time.perf_counter() - started,
         )
@@ -461,11 +513,13 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         ok = True
         return PrepareResult(out, paths["train"], paths["test"], rejects_path, report_path, report)
     finally:
-        mapper.close(ok)
+        if mapper is not None:
+            mapper.close(ok)
         if not ok:
             for sink in sinks.values():
                 sink.discard()
-            rejects.discard()
+            if rejects is not None:
+                rejects.discard()
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:
@@ -523,9 +577,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-image-tokens", type=int, default=None, help="cap on tokens per image (default: fill the budget)")
     group.add_argument("--jpeg-quality", type=int, default=imgs.DEFAULT_JPEG_QUALITY, help="quality of re-encoded JPEGs")
     group.add_argument("--max-image-pixels", type=int, default=imgs.DEFAULT_BOMB_PIXELS, help="reject larger images as decompression bombs")
+    group.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES,
+                       help="reject larger input files (and anything that is not a regular file) without reading them")
     group = parser.add_argument_group("run")
     group.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group.add_argument("--force", action="store_true", help="write into an --out folder that already holds files")
 
 
 def config_from_args(args: argparse.Namespace) -> PrepareConfig:
@@ -546,6 +603,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         max_image_tokens=args.max_image_tokens,
         jpeg_quality=args.jpeg_quality,
         max_image_pixels=args.max_image_pixels,
+        max_file_bytes=args.max_file_bytes,
         workers=args.workers,
         progress=not args.quiet and sys.stderr.isatty(),
     )
@@ -553,9 +611,13 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_output(Path(args.out).expanduser(), force=args.force, flag="--out")
         result = prepare(config_from_args(args))
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, OutputExists) as exc:
         print(f"editjudge prepare: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("editjudge prepare: interrupted; the previous outputs (if any) are left as they were", file=sys.stderr)
+        return 130
     print(format_summary(result.report))
     return 0 if result.report["counts"]["kept"] else 1

@@ -88,6 +88,7 @@ def build_report(
     kept = sum(stats.kept.values())
     rejected = sum(stats.rejected.values())
     images = len(stats.image_tokens)
+    train, test = stats.kept.get("train", 0), stats.kept.get("test", 0)
     return {
         "editjudge_version": __version__,
         "settings": config,
@@ -124,9 +125,37 @@ def build_report(
             "prompt": _summary(stats.prompt_tokens),
             "text": _summary(stats.text_tokens),
         },
+        "warnings": split_warnings(groups, train, test, float(config.get("train_split", 0.9))),
         "outputs": outputs,
         "timing": {"seconds": round(seconds, 3), "samples_per_second": round(found / seconds, 2) if seconds else None},
     }
+
+
+SPLIT_TOLERANCE = 0.10  # a realised train share further than this from --train-split is reported
+COLLAPSE_RATIO = 2.0  # source files per picture group above which grouping "collapsed" them (with few groups)
+FEW_GROUPS = 10
+
+
+def split_warnings(groups: dict[str, int], train: int, test: int, train_split: float) -> list[str]:
+    """What a reader of the split should know: grouping that collapsed many sources into few groups, and a
+    realised train share more than :data:`SPLIT_TOLERANCE` away from ``--train-split``."""
+    out: list[str] = []
+    files, pictures, total = groups.get("source_files", 0), groups.get("picture_groups", 0), groups.get("total", 0)
+    if pictures and files >= COLLAPSE_RATIO * pictures and total < FEW_GROUPS:
+        out.append(
+            f"grouping collapsed {files} distinct source files into {pictures} picture group(s) ({total} groups in "
+            "all): copies of one picture (re-encoded, resized, rotated) stay on one side of the split; give the "
+            "manifest a 'group' column if they are different pictures"
+        )
+    if train + test:
+        realised = train / (train + test)
+        if abs(realised - train_split) > SPLIT_TOLERANCE:
+            out.append(
+                f"the realised split is {train}/{test} (train {realised:.0%}), more than "
+                f"{SPLIT_TOLERANCE:.0%} away from --train-split {train_split:g}: whole groups move together and "
+                f"there are only {total} group(s); add data (more source pictures) or change --train-split"
+            )
+    return out
 
 
 def format_summary(report: dict[str, Any]) -> str:
@@ -151,6 +180,7 @@ def format_summary(report: dict[str, Any]) -> str:
         )
     if counts["kept"] and not counts["test"] and report["settings"].get("train_split", 1.0) < 1.0:
         lines.append("note: the test split is empty — too few groups (sources) to split; add data or lower --train-split")
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     if report["rejects_by_reason"]:
         lines.append("rejected by reason:")
         lines += [f"  {reason:22s} {n}" for reason, n in report["rejects_by_reason"].items()]

@@ -25,6 +25,7 @@ an invalid score (NaN, inf, text) is still rejected.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -33,6 +34,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from editjudge import prompts
+from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, file_problem, read_file, safe_path
 
 __all__ = [
     "EditRecord",
@@ -45,7 +49,8 @@ __all__ = [
 ]
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
-_ROLE_RE = re.compile(r"^(?P<stem>.+)_(?P<role>input|output|meta|score)(?P<ext>\.[^./\\]+)$", re.IGNORECASE)
+_ROLE_RE = re.compile(r"\A(?P<stem>.+)_(?P<role>input|output|meta|score)(?P<ext>\.[^./\\]+)\Z", re.IGNORECASE | re.DOTALL)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Stable reject codes -> what they mean (prepare's report and rejects.jsonl use these codes).
 REASONS: dict[str, str] = {
@@ -61,7 +66,13 @@ REASONS: dict[str, str] = {
     "non_numeric_score": "the score is not a number",
     "non_finite_score": "the score is NaN or infinite",
     "duplicate_id": "another sample already has this id",
-    "malformed_manifest_row": "a manifest line is not valid JSON / lacks required columns",
+    "duplicate": "the same (source, edited, instruction) was already listed",
+    "malformed_manifest_row": "a manifest line is not valid JSON / UTF-8, is nested too deep, or lacks required columns",
+    "special_token": "the instruction holds a model special token or an <image>/<video> placeholder",
+    "bad_file_name": "a file name holds a control character (e.g. a newline)",
+    "bad_path": "a path that cannot be a file name (unknown ~user, NUL byte, too long)",
+    "not_a_regular_file": "a FIFO, device, socket or folder where a file was expected",
+    "file_too_large": "the file is larger than --max-file-bytes",
     # Image-level reasons (editjudge.data.images).
     "unreadable_file": "the file exists but cannot be read (permissions, I/O error)",
     "not_an_image": "the file cannot be identified as an image",
@@ -102,6 +113,8 @@ class Rejected:
     source_path: str | None = None
     edited_path: str | None = None
     instruction: str | None = None
+    score: float | None = None  # the row's truth where it could be read (a failed edit keeps its label in eval)
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "detail": self.detail, "paths": list(self.paths)}
@@ -122,7 +135,10 @@ def parse_score(value: Any) -> float | None:
     if isinstance(value, bool):
         raise ScoreError("non_numeric_score", f"score must be a number, got {value!r}")
     if isinstance(value, (int, float)):
-        score = float(value)
+        try:
+            score = float(value)
+        except OverflowError:
+            raise ScoreError("non_finite_score", f"score is out of range: an integer of {len(str(abs(value)))} digits") from None
     elif isinstance(value, str):
         try:
             score = float(value.strip())
@@ -135,11 +151,23 @@ def parse_score(value: Any) -> float | None:
     return score
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def _loads(text: str) -> Any:
+    """``json.loads`` with every way it can fail as ``ValueError`` (too deep: RecursionError; huge ints)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc})") from None
+    except ValueError as exc:  # e.g. an integer over Python's digit limit
+        raise ValueError(f"invalid JSON ({exc})") from None
+
+
+def _read_json_object(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict[str, Any]:
     """A JSON object from ``path``; ValueError with a readable message otherwise (NaN/Infinity are parsed)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = _loads(read_file(path, max_bytes).decode("utf-8"))
+    except (FileRejected, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
@@ -148,6 +176,29 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 def _instruction_of(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+def _instruction_problem(instruction: str) -> str | None:
+    """Why an instruction cannot go into a prompt (see :func:`editjudge.prompts.check_instruction`), or None."""
+    try:
+        prompts.check_instruction(instruction)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _file_problem(paths: Sequence[tuple[str, Path]], max_bytes: int) -> tuple[str, str] | None:
+    """(reason, detail) for the first of ``(role, path)`` that is not a usable regular file, or None."""
+    for role, path in paths:
+        if _CONTROL_RE.search(path.name):
+            return "bad_file_name", f"{role} file name {path.name!r} holds a control character; rename it"
+        problem = file_problem(path, max_bytes)
+        if problem is not None:
+            reason = problem.reason
+            if reason == "missing_file":
+                reason = "missing_source" if role == "source" else "missing_edited"
+            return reason, f"{role}: {problem.detail}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- folders
@@ -162,7 +213,7 @@ def _walk_sorted(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _read_folder(root: Path, require_score: bool) -> Iterator[EditRecord | Rejected]:
+def _read_folder(root: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
     groups: dict[str, dict[str, list[Path]]] = {}
     for path in _walk_sorted(root):
         match = _ROLE_RE.match(path.name)
@@ -177,14 +228,27 @@ def _read_folder(root: Path, require_score: bool) -> Iterator[EditRecord | Rejec
         key = match["stem"] if rel == "." else f"{rel}/{match['stem']}"
         groups.setdefault(key, {}).setdefault(role, []).append(path)
     for key in sorted(groups):
-        yield _folder_item(key, groups[key], require_score)
+        yield _folder_item(key, groups[key], require_score, max_bytes)
 
 
-def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool) -> EditRecord | Rejected:
+def _peek_score(paths: list[Path], max_bytes: int) -> float | None:
+    """The score of a sample's score sidecar when it can be read, else None (never raises)."""
+    if len(paths) != 1:
+        return None
+    try:
+        return parse_score(_read_json_object(paths[0], max_bytes).get("score"))
+    except (ValueError, ScoreError):
+        return None
+
+
+def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, max_bytes: int) -> EditRecord | Rejected:
     paths = tuple(str(p) for role in ("input", "output", "meta", "score") for p in files.get(role, []))
-    known: dict[str, str | None] = {
+    if _CONTROL_RE.search(key):
+        return Rejected(key, "bad_file_name", f"the file names of stem {key!r} hold a control character; rename them", paths)
+    known: dict[str, Any] = {
         "source_path": str(files["input"][0]) if len(files.get("input", ())) == 1 else None,
         "edited_path": str(files["output"][0]) if len(files.get("output", ())) == 1 else None,
+        "score": _peek_score(files.get("score", []), max_bytes),  # a rejected edit keeps its truth for `score`/eval
     }
     for role, files_of_role in files.items():
         if len(files_of_role) > 1:
@@ -196,8 +260,12 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool) ->
         return Rejected(key, "missing_edited", f"no {key}_output.* image next to the other files", paths, **known)
     if "meta" not in files:
         return Rejected(key, "missing_meta", f"no {key}_meta.json with the instruction", paths, **known)
+    named = [(role, files[r][0]) for r, role in (("input", "source"), ("output", "edited"), ("meta", "meta"), ("score", "score")) if r in files]
+    problem = _file_problem(named, max_bytes)
+    if problem is not None:
+        return Rejected(key, problem[0], problem[1], paths, **known)
     try:
-        meta = _read_json_object(files["meta"][0])
+        meta = _read_json_object(files["meta"][0], max_bytes)
     except ValueError as exc:
         return Rejected(key, "malformed_meta", str(exc), paths, **known)
     instruction = _instruction_of(meta.get("instruction"))
@@ -206,10 +274,13 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool) ->
         return Rejected(
             key, "empty_instruction", f"{files['meta'][0]}: 'instruction' is missing or blank", paths, **known,
         )
+    special = _instruction_problem(instruction)
+    if special:
+        return Rejected(key, "special_token", f"{files['meta'][0]}: {special}", paths, **known)
     score: float | None = None
     if "score" in files:
         try:
-            data = _read_json_object(files["score"][0])
+            data = _read_json_object(files["score"][0], max_bytes)
         except ValueError as exc:
             return Rejected(key, "malformed_score_file", str(exc), paths, **known)
         try:
@@ -235,66 +306,120 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool) ->
 # -------------------------------------------------------------------------------------------------- manifests
 
 
-def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per line of ``data``; text None for a line that is not valid UTF-8."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
+
+
+def _manifest_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row dict) or (line number, error message) for each data line of a manifest."""
+    try:
+        data = read_file(path, max_bytes)
+    except FileRejected as exc:
+        raise ValueError(f"manifest {exc.detail}") from None
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"source", "edited"} - set(reader.fieldnames or [])
-            if missing:
-                raise ValueError(f"{path}: CSV header lacks column(s) {sorted(missing)}; found {reader.fieldnames}")
-            for row in reader:
-                yield reader.line_num, dict(row)
-        return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        text = data.decode("utf-8-sig", errors="surrogateescape")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise ValueError(f"{path}: not a CSV file ({exc})") from None
+        missing = {"source", "edited"} - set(fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: CSV header lacks column(s) {sorted(missing)}; found {fieldnames}")
+        while True:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"line {number}: invalid JSON ({exc})"
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, f"line {reader.line_num}: {exc}"
                 continue
-            yield (number, row) if isinstance(row, dict) else (number, f"line {number}: expected a JSON object")
+            values = [v for v in row.values() if isinstance(v, str)] + [k for k in row if isinstance(k, str)]
+            if any(_has_surrogates(v) for v in values):
+                yield reader.line_num, f"line {reader.line_num}: not valid UTF-8"
+                continue
+            yield reader.line_num, dict(row)
+        return
+    for number, line in _decoded_lines(data):
+        if line is None:
+            yield number, f"line {number}: not valid UTF-8"
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = _loads(line)
+        except ValueError as exc:
+            yield number, f"line {number}: {exc}"
+            continue
+        yield (number, row) if isinstance(row, dict) else (number, f"line {number}: expected a JSON object")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _resolve(base: Path, value: Any) -> Path | None:
+    """The path a manifest cell names (``FileRejected`` for one that cannot be a path), or None when blank."""
     if not isinstance(value, str) or not value.strip():
         return None
-    path = Path(value.strip()).expanduser()
-    return path if path.is_absolute() else base / path
+    return safe_path(value.strip(), base)
 
 
-def _read_manifest(path: Path, require_score: bool) -> Iterator[EditRecord | Rejected]:
+def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
     base = path.parent
-    for number, row in _manifest_rows(path):
+    for number, row in _manifest_rows(path, max_bytes):
         default_id = f"{path.name}:{number}"
         if isinstance(row, str):
             yield Rejected(default_id, "malformed_manifest_row", f"{path}: {row}", (str(path),))
             continue
         rid = str(row["id"]) if row.get("id") not in (None, "") else default_id
-        source, edited = _resolve(base, row.get("source")), _resolve(base, row.get("edited"))
+        try:
+            source, edited = _resolve(base, row.get("source")), _resolve(base, row.get("edited"))
+        except FileRejected as exc:
+            yield Rejected(rid, exc.reason, f"{path}:{number}: {exc.detail}", (str(path),))
+            continue
         paths = tuple(str(p) for p in (source, edited) if p is not None)
         instruction = _instruction_of(row.get("instruction"))
+        try:
+            known_score = parse_score(row.get("score"))
+        except ScoreError:
+            known_score = None
         known = {
             "source_path": None if source is None else str(source),
             "edited_path": None if edited is None else str(edited),
             "instruction": instruction or None,
+            "score": known_score,
+            "group": str(row["group"]) if row.get("group") not in (None, "") else None,
         }
-        if source is None or not source.is_file():
-            yield Rejected(
-                rid, "missing_source", f"{path}:{number}: source file {row.get('source')!r} not found", paths, **known,
-            )
+        if source is None:
+            yield Rejected(rid, "missing_source", f"{path}:{number}: no 'source' file given", paths, **known)
             continue
-        if edited is None or not edited.is_file():
-            yield Rejected(
-                rid, "missing_edited", f"{path}:{number}: edited file {row.get('edited')!r} not found", paths, **known,
-            )
+        if edited is None:
+            yield Rejected(rid, "missing_edited", f"{path}:{number}: no 'edited' file given", paths, **known)
+            continue
+        problem = _file_problem([("source", source), ("edited", edited)], max_bytes)
+        if problem is not None:
+            yield Rejected(rid, problem[0], f"{path}:{number}: {problem[1]}", paths, **known)
             continue
         if not instruction:
             yield Rejected(
                 rid, "empty_instruction", f"{path}:{number}: 'instruction' is missing or blank", paths, **known,
             )
+            continue
+        special = _instruction_problem(instruction)
+        if special:
+            yield Rejected(rid, "special_token", f"{path}:{number}: {special}", paths, **known)
             continue
         try:
             score = parse_score(row.get("score"))
@@ -319,11 +444,11 @@ def _read_manifest(path: Path, require_score: bool) -> Iterator[EditRecord | Rej
 # ------------------------------------------------------------------------------------------------------- API
 
 
-def _read_one(path: Path, require_score: bool) -> Iterator[EditRecord | Rejected]:
+def _read_one(path: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
     if path.is_dir():
-        yield from _read_folder(path, require_score)
+        yield from _read_folder(path, require_score, max_bytes)
     elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-        yield from _read_manifest(path, require_score)
+        yield from _read_manifest(path, require_score, max_bytes)
     elif path.is_file():
         raise ValueError(f"{path}: not a folder nor a manifest; manifests end in {', '.join(MANIFEST_SUFFIXES)}")
     else:
@@ -331,28 +456,44 @@ def _read_one(path: Path, require_score: bool) -> Iterator[EditRecord | Rejected
 
 
 def read_sources(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, require_score: bool = True
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    require_score: bool = True,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Iterator[EditRecord | Rejected]:
     """Yield one :class:`EditRecord` or :class:`Rejected` per sample found under ``paths`` (folders or manifests).
 
     Order is deterministic (sorted paths, manifest order). With several inputs, ids are prefixed with the input's
     position (``0/…``, ``1/…``) so that they stay unique. Raises ``FileNotFoundError`` / ``ValueError`` only for an
     unusable input path (a missing folder, a CSV without the required header); bad samples are yielded as
-    :class:`Rejected`.
+    :class:`Rejected`. An edit listed again (same source and edited files, same instruction) is rejected as
+    ``duplicate``; files that are not regular or exceed ``max_file_bytes`` are rejected, never opened.
     """
     inputs = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not inputs:
         raise ValueError("no input folder or manifest given")
     seen: set[str] = set()
+    pairs: dict[tuple[str, str, str], str] = {}
     for position, path in enumerate(inputs):
-        for item in _read_one(path.expanduser(), require_score):
+        for item in _read_one(path.expanduser(), require_score, max_file_bytes):
             if len(inputs) > 1:
                 item = _prefixed(item, f"{position}/")
             if item.id in seen:
                 item = Rejected(
                     item.id, "duplicate_id", f"id {item.id!r} appears more than once", _paths_of(item),
                     source_path=item.source_path, edited_path=item.edited_path, instruction=item.instruction,
+                    score=item.score, group=item.group,
                 )
+            elif isinstance(item, EditRecord):
+                pair = (os.path.realpath(item.source_path), os.path.realpath(item.edited_path), item.instruction)
+                if pair in pairs:
+                    item = Rejected(
+                        item.id, "duplicate", f"the same edit (source, edited, instruction) as {pairs[pair]!r}",
+                        _paths_of(item), source_path=item.source_path, edited_path=item.edited_path,
+                        instruction=item.instruction, score=item.score, group=item.group,
+                    )
+                else:
+                    pairs[pair] = item.id
             seen.add(item.id)
             yield item
 

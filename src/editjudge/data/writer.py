@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SCHEMA", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["OutputExists", "check_output", "SCHEMA", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_bytes", "atomic_write_text"]
 
 SCHEMA = pa.schema(
     [
@@ -48,6 +48,34 @@ SCHEMA = pa.schema(
         ),
     ]
 )
+
+class OutputExists(ValueError):
+    """An output folder/file that already holds data and may not be replaced without ``--force``/``--resume``."""
+
+
+def check_output(path: str | Path, *, force: bool = False, resume: bool = False, flag: str = "--out",
+                 can_resume: bool = False) -> Path:
+    """The one rule for verbs that write outputs: an existing non-empty folder, or an existing non-empty file, is
+    refused (:class:`OutputExists`, the CLI exits 2) unless ``force`` (or ``resume`` where the verb resumes).
+    Returns ``path``. Nothing is created or deleted here."""
+    target = Path(path)
+    if force or resume:
+        return target
+    try:
+        if target.is_dir():
+            occupied = any(True for _ in target.iterdir())
+        else:
+            occupied = target.exists() and (not target.is_file() or target.stat().st_size > 0)
+    except OSError as exc:
+        raise OutputExists(f"{flag} {target}: cannot be inspected ({exc.strerror})") from None
+    if occupied:
+        what = "folder already holds files" if target.is_dir() else "file already exists"
+        fix = f"pass --force to replace {'them' if target.is_dir() else 'it'}" + (
+            ", or --resume to continue the run" if can_resume else ""
+        )
+        raise OutputExists(f"{flag} {target}: the {what}; choose another {flag}, or {fix}")
+    return target
+
 
 # Fixed writer settings: part of the byte-identical-output promise.
 _WRITER_OPTIONS: dict[str, Any] = {

@@ -65,11 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--pair-truth", default="label", choices=["label", "gt_score"],
                      help="order pairs by the 0-9 label (default) or the raw score")
     out.add_argument("--step", type=int, default=None, help="verl step to evaluate (default: the last one)")
+    out.add_argument("--force", action="store_true", help="write into an --out folder that already holds files")
 
 
 def _error(message: str) -> int:
+    """A usage or input mistake: exit 2, like every verb."""
     print(f"editjudge eval: error: {message}", file=sys.stderr)
-    return 1
+    return 2
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -81,11 +83,11 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _judge_records(args: argparse.Namespace) -> list[Any]:
+def _judge_records(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[Any]:
     from editjudge.evaluate.readers import judge_parquet
     from editjudge.judge.cli_common import judge_from_args
 
-    return judge_parquet(args.data, judge_from_args(args), limit=args.limit, progress=True)
+    return judge_parquet(args.data, judge_from_args(args), limit=args.limit, progress=True, rows=rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
         return _error("--model needs --data PARQUET: the prepared test set to judge")
     if args.bootstrap < 0:
         return _error("--bootstrap must be >= 0")
+    if args.limit is not None and args.limit < 1:
+        return _error("--limit must be at least 1")
+    from editjudge.data.writer import OutputExists, check_output
+
+    try:
+        check_output(args.out, force=args.force, flag="--out")
+    except OutputExists as exc:
+        return _error(str(exc))
 
     sources: list[tuple[str, str, Any]] = [("predictions", Path(p).stem, p) for p in args.predictions]
     sources += [("verl", Path(d).name or "verl", d) for d in args.verl_dumps]
@@ -115,7 +125,18 @@ def run(args: argparse.Namespace) -> int:
 
     records: dict[str, list[Any]] = {}
     logs: dict[str, list[dict[str, Any]]] = {}
+    failures: dict[str, int] = {}
     try:
+        # Every input is read and checked before a model is loaded (5-8 s wasted on a typo otherwise).
+        rows = None
+        if args.data:
+            from editjudge.evaluate.readers import read_test_parquet
+
+            rows = read_test_parquet(args.data, args.limit)
+            if not rows:
+                return _error(f"{args.data}: no rows to judge")
+        if args.training_log:
+            logs[Path(args.training_log).stem] = read_training_log(args.training_log)
         for (kind, _, where), name in zip(sources, names):
             if kind == "predictions":
                 records[name] = read_predictions(where)
@@ -128,11 +149,13 @@ def run(args: argparse.Namespace) -> int:
                     return _error(f"{where}: no dump for step {args.step}; steps present: {steps}")
                 records[name] = [r for r in dumped if r.step == step]
             else:
-                records[name] = _judge_records(args)
+                try:
+                    records[name] = _judge_records(args, rows or [])
+                except (OSError, ValueError, ImportError) as exc:
+                    return _error(f"cannot set up the judge: {exc}")
             if not records[name]:
                 return _error(f"{where}: no records to evaluate")
-        if args.training_log:
-            logs[Path(args.training_log).stem] = read_training_log(args.training_log)
+            failures[name] = sum(1 for r in records[name] if _is_failure(r))
     except (OSError, ValueError) as exc:
         return _error(str(exc))
 
@@ -164,10 +187,21 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         m = metrics[name]
         print(f"{name}: n={m['n']} parse={_pct(m['format']['parse_rate'])} exact={_pct(m['accuracy']['exact'])} "
-              f"±1={_pct(m['accuracy']['within_1'])} pairwise strict={_pct(m['pairwise']['strict']['value'])}")
+              f"±1={_pct(m['accuracy']['within_1'])} pairwise strict={_pct(m['pairwise']['strict']['value'])} "
+              f"failed={failures.get(name, 0)} (counted as wrong)")
     for page in pages:
         print(f"report: {page}")
+    judged = [name for name, (kind, _, _) in zip(names, sources) if kind == "judge"]
+    if any(failures.get(name) == len(records[name]) for name in judged):
+        print("editjudge eval: error: the judge could not judge a single row (see 'error' in the report)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _is_failure(record: Any) -> bool:
+    from editjudge.judge.result import FAILURE_KINDS
+
+    return bool(record.error) and str(record.error).startswith(FAILURE_KINDS)
 
 
 def _pct(value: float | None) -> str:

@@ -540,6 +540,12 @@ def compute_metrics(
         "per_label": _per_label(a),
         "confusion": _confusion(a),
     }
+    # Items the judge could not judge at all (bad input, server error) keep their label and count as wrong answers
+    # in accuracy; how many they were is reported beside it.
+    failure_kinds = ("input_error", "backend_error")
+    metrics["accuracy"]["n_failed"] = sum(
+        1 for r in recs if r.label is not None and r.error is not None and r.error.startswith(failure_kinds)
+    )
     if np.isfinite(a.expected).any():
         metrics["mae_expected"] = _mae(a, rw, a.expected)
     rewards = [r.reward for r in recs if r.reward is not None]

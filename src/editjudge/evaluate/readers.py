@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.answer import parse_response
-from editjudge.data.labels import content_hash, group_key
+from editjudge.data import labels as lbl
 from editjudge.evaluate.records import EvalRecord
 
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -41,22 +41,59 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
+_JUDGE_KEYS = ("pred", "raw", "error")  # a predictions line has at least one of them (score writes all three)
+
+
+def _what_is(path: Path, obj: dict[str, Any] | None = None) -> str:
+    """What a file given to --predictions looks like instead, and the flag that reads it."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = b""
+    if head == b"PAR1":
+        return "it is a parquet file: judge a prepared test.parquet with `--data PARQUET --model M`"
+    if path.suffix.lower() == ".csv":
+        return "it is a CSV file: eval reads the JSONL form, write it with `editjudge score … --out preds.jsonl`"
+    if obj is not None and {"input", "output", "gts"} <= set(obj):
+        return "it is a verl generation dump: read it with `--verl-dumps DIR`"
+    if obj is not None and {"source", "edited"} <= set(obj):
+        return ("it looks like a manifest (source, edited, instruction): score it first with "
+                "`editjudge score --manifest FILE --model M --out preds.jsonl`, then pass --predictions preds.jsonl")
+    return ("--predictions expects the JSONL that `editjudge score --out preds.jsonl` writes: one object per line "
+            f"with {', '.join(_JUDGE_KEYS)} (and id, label, gt_score, group, source, instruction)")
+
+
 def read_predictions(path: str | Path) -> list[EvalRecord]:
     """Records from a predictions JSONL (contract 8); ids default to ``<file name>:<line>``.
 
-    A line without a ``group`` but with a ``source`` image is grouped by that image, as ``editjudge prepare`` groups:
-    ``image:<blake2b-128 of the file's bytes>`` when the file can be read (relative paths are tried against the
-    working directory, then the predictions file's folder), else ``source:<path>``. Edits of one source image are
-    what pairwise and best-of-N metrics compare (the seed's layout stores a copy of the source per edit).
+    The schema is checked: every line needs one of ``pred``/``raw``/``error``; a parquet file, a CSV, a verl dump or
+    a manifest is named as such with the flag that reads it. A line without a ``group`` but with a ``source`` image
+    is grouped like ``editjudge prepare`` groups (:func:`editjudge.data.labels.group_keys`: the source's picture,
+    relative paths tried against the working directory, then the predictions file's folder; ``source:<path>`` when
+    the file cannot be read) and, for comparisons, with its instruction (:func:`~editjudge.data.labels.compare_key`):
+    pairwise and best-of-N metrics compare edits of one picture under one instruction.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path} (write one with `editjudge score … --out`)")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    try:
+        for lineno, obj in _jsonl(path):
+            if not any(k in obj for k in _JUDGE_KEYS):
+                raise ValueError(f"{path}:{lineno}: not a predictions line (no {'/'.join(_JUDGE_KEYS)}); {_what_is(path, obj)}")
+            rows.append((lineno, obj))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file; {_what_is(path)}") from None
+    except ValueError as exc:
+        if "not valid JSON" in str(exc) and not rows:
+            raise ValueError(f"{exc}; {_what_is(path)}") from None
+        raise
+    groups = _groups(rows, path.parent)
     records: list[EvalRecord] = []
-    hashes: dict[str, str] = {}
-    for lineno, obj in _jsonl(path):
-        if obj.get("group") is None and isinstance(obj.get("source"), str) and obj["source"]:
-            obj = {**obj, "group": _source_group(obj["source"], path.parent, hashes)}
+    for (lineno, obj), group in zip(rows, groups):
+        if group is not None:
+            obj = {**obj, "group": group}
         try:
             records.append(EvalRecord.from_mapping(obj, default_id=f"{path.name}:{lineno}"))
         except ValueError as exc:
@@ -68,18 +105,49 @@ def read_predictions(path: str | Path) -> list[EvalRecord]:
     return records
 
 
-def _source_group(source: str, base: Path, cache: dict[str, str]) -> str:
-    """``image:<hash>`` of a source image file (the group ``editjudge prepare`` gives it), else ``source:<path>``."""
-    if source not in cache:
-        cache[source] = f"source:{source}"
-        for candidate in (Path(source), base / source):
-            try:
-                data = candidate.read_bytes()
-            except OSError:
-                continue
-            cache[source] = group_key(None, content_hash(data))
-            break
-    return cache[source]
+def _groups(rows: list[tuple[int, dict[str, Any]]], base: Path) -> list[str | None]:
+    """The comparison group of each line: an explicit ``group`` as is; else picture + instruction of ``source``."""
+    pictures: dict[str, str | None] = {}
+    explicit: list[str | None] = []
+    picture_of: list[str | None] = []
+    for _, obj in rows:
+        group = obj.get("group")
+        source = obj.get("source")
+        explicit.append(None if group is None else str(group))
+        if group is None and isinstance(source, str) and source:
+            if source not in pictures:
+                pictures[source] = _picture(source, base)
+            picture_of.append(pictures[source])
+        else:
+            picture_of.append(None)
+    keys = lbl.group_keys(explicit, picture_of)
+    out: list[str | None] = []
+    for (_, obj), group, picture, key in zip(rows, explicit, picture_of, keys):
+        source = obj.get("source")
+        if group is not None:
+            out.append(group)  # the record's own group, unchanged
+        elif picture is not None:
+            instruction = obj.get("instruction")
+            out.append(lbl.compare_key(key, instruction if isinstance(instruction, str) else None))
+        elif isinstance(source, str) and source:
+            instruction = obj.get("instruction")
+            out.append(lbl.compare_key(f"source:{source}", instruction if isinstance(instruction, str) else None))
+        else:
+            out.append(None)
+    return out
+
+
+def _picture(source: str, base: Path) -> str | None:
+    """The picture hash of a source image file (``labels.picture_hash``), or None when it cannot be read."""
+    from editjudge.data import images as imgs
+    from editjudge.data.files import FileRejected, read_file
+
+    for candidate in (Path(source), base / source):
+        try:
+            return lbl.picture_hash(read_file(candidate))
+        except (FileRejected, imgs.ImageRejected, OSError, ValueError):
+            continue
+    return None
 
 
 def _prompt_group(text: str) -> str:
@@ -183,10 +251,12 @@ def read_test_parquet(path: str | Path, limit: int | None = None) -> list[dict[s
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError(f"{path}: row {i} has no extra_info.instruction")
         truth = (row["reward_model"] or {}).get("ground_truth", extra.get("label"))
+        group = extra.get("group")
         out.append(
             {
                 "id": str(extra.get("index", i)),
-                "group": extra.get("group"),
+                # what eval compares: prepare's group (the picture, or the manifest's group) + the instruction
+                "group": lbl.compare_key(str(group), instruction) if group is not None else None,
                 "label": truth,
                 "gt_score": extra.get("score"),
                 "instruction": instruction,
@@ -197,9 +267,13 @@ def read_test_parquet(path: str | Path, limit: int | None = None) -> list[dict[s
     return out
 
 
-def judge_parquet(path: str | Path, judge: Any, *, limit: int | None = None, progress: bool = True) -> list[EvalRecord]:
-    """Run ``judge`` (an :class:`editjudge.judge.Judge`) over a prepared parquet; one record per row."""
-    rows = read_test_parquet(path, limit)
+def judge_parquet(
+    path: str | Path, judge: Any, *, limit: int | None = None, progress: bool = True,
+    rows: list[dict[str, Any]] | None = None,
+) -> list[EvalRecord]:
+    """Run ``judge`` (an :class:`editjudge.judge.Judge`) over a prepared parquet (or its ``rows``, already read
+    with :func:`read_test_parquet`); one record per row, a row the judge could not judge keeps its label."""
+    rows = read_test_parquet(path, limit) if rows is None else rows
     items = [{"source": r["source"], "edited": r["edited"], "instruction": r["instruction"]} for r in rows]
     results = judge.score_many(items, progress=progress)
     return [

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--instruction", help="the edit instruction")
     what.add_argument("--folder", help="a folder in the seed layout (or a .jsonl/.csv manifest) to rank group by group")
     what.add_argument("--out", help="write the rankings to this .json or .jsonl file")
+    what.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_judge_arguments(parser)
 
 
@@ -37,6 +38,20 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--folder {args.folder}: no such folder or manifest"
     if args.out and Path(args.out).suffix.lower() not in (".json", ".jsonl"):
         return f"--out {args.out}: use a .json or .jsonl file name"
+    if args.out:
+        from editjudge.data.writer import OutputExists, check_output
+
+        try:
+            check_output(args.out, force=args.force, flag="--out")
+        except OutputExists as exc:
+            return str(exc)
+    if not args.folder:
+        from editjudge.data.files import file_problem
+
+        for flag, value in [("--source", args.source)] + [("--candidates", c) for c in args.candidates]:
+            problem = file_problem(value)
+            if problem is not None:
+                return f"{flag} {problem.detail}"
     return None
 
 
@@ -57,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"editjudge best-of-n: error: no usable edits under {args.folder}", file=sys.stderr)
             return 1
     else:
-        groups = [(args.source, args.instruction, list(args.candidates), [None] * len(args.candidates))]
+        groups = [(args.source, args.instruction, list(args.candidates), [None] * len(args.candidates), [None] * len(args.candidates))]
     try:
         judge = judge_from_args(args)
     except (ValueError, OSError, ImportError) as exc:
@@ -67,50 +82,110 @@ def run(args: argparse.Namespace) -> int:
 
     rankings = []
     judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
-    for source, instruction, candidates, ids in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
+    for source, instruction, candidates, ids, scores in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
         ranking = judge.best_of_n(source, candidates, instruction).to_dict()
-        id_of = dict(zip(candidates, ids))
         for candidate in ranking["candidates"]:
-            candidate["id"] = id_of.get(candidate["candidate"])
+            candidate["id"] = ids[candidate["index"]]
+            candidate["gt_score"] = scores[candidate["index"]]
+        ranking["oracle"] = _oracle(ranking)
         rankings.append(ranking)
-        _print_winner(ranking)
+        _print_ranking(ranking)
     if args.out:
         _write(args.out, rankings)
         print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
     return 0 if any(r["best"] is not None for r in rankings) else 1
 
 
-def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str]]], list[Any]]:
-    """Records grouped by (group or source-image content, instruction), in first-seen order."""
-    from editjudge.data.labels import content_hash, group_key
-    from editjudge.data.sources import EditRecord, read_sources
+def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str], list[float | None]]], list[Any]]:
+    """Records grouped as ``eval`` groups them (:func:`editjudge.data.labels.group_keys` + ``compare_key``: the
+    manifest's group, else the source picture and the instruction), in first-seen order."""
+    from editjudge.data import images as imgs
+    from editjudge.data import labels as lbl
+    from editjudge.data.files import FileRejected, read_file
+    from editjudge.data.sources import EditRecord, Rejected, read_sources
 
-    groups: dict[tuple[str, str], tuple[str, str, list[str], list[str]]] = {}
+    records: list[EditRecord] = []
     rejected = []
-    digests: dict[str, str] = {}
+    pictures: dict[str, str | None] = {}
     for item in read_sources(folder, require_score=False):
         if not isinstance(item, EditRecord):
             rejected.append(item)
             continue
-        if item.source_path not in digests:
-            digests[item.source_path] = content_hash(Path(item.source_path).read_bytes())
-        key = group_key(item.group, digests[item.source_path])
-        entry = groups.setdefault((key, item.instruction), (item.source_path, item.instruction, [], []))
-        entry[2].append(item.edited_path)
-        entry[3].append(item.id)
+        if item.group is None and item.source_path not in pictures:
+            try:
+                pictures[item.source_path] = lbl.picture_hash(read_file(item.source_path))
+            except (FileRejected, imgs.ImageRejected) as exc:
+                pictures[item.source_path] = None
+                rejected.append(Rejected(item.id, getattr(exc, "reason", "unreadable_file"), f"source {exc}"))
+        if item.group is None and pictures[item.source_path] is None:
+            continue
+        records.append(item)
+    keys = lbl.group_keys([r.group for r in records], [pictures.get(r.source_path) for r in records])
+    groups: dict[str, tuple[str, str, list[str], list[str], list[float | None]]] = {}
+    for record, key in zip(records, keys):
+        entry = groups.setdefault(lbl.compare_key(key, record.instruction), (record.source_path, record.instruction, [], [], []))
+        entry[2].append(record.edited_path)
+        entry[3].append(record.id)
+        entry[4].append(record.score)
     return list(groups.values()), rejected
 
 
-def _print_winner(ranking: dict[str, Any]) -> None:
+def _oracle(ranking: dict[str, Any]) -> dict[str, Any] | None:
+    """With known scores for every candidate: the oracle's pick (highest score) and whether the judge's pick was it."""
+    scores = [c.get("gt_score") for c in ranking["candidates"]]
+    if not scores or any(s is None for s in scores) or ranking["best"] is None:
+        return None
+    top = max(scores)
+    best = ranking["candidates"][0]
+    return {
+        "candidate": next(c["candidate"] for c in ranking["candidates"] if c["gt_score"] == top),
+        "gt_score": top,
+        "picked_gt_score": best["gt_score"],
+        "picked_oracle": best["gt_score"] == top,
+        "regret": top - best["gt_score"],
+    }
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def ranking_table(ranking: dict[str, Any]) -> str:
+    """The ranking as a text table: rank, score, expected score, known score (when given), candidate, error."""
+    known = any(c.get("gt_score") is not None for c in ranking["candidates"])
+    header = ["rank", "score", "expected"] + (["known"] if known else []) + ["candidate", "error"]
+    rows = []
+    for c in ranking["candidates"]:
+        row = [str(c["rank"]), _fmt(c["score"], "d"), _fmt(c["expected_score"], ".3f")]
+        if known:
+            row.append(_fmt(c.get("gt_score"), ".4g"))
+        rows.append(row + [str(c["candidate"]), c["error"] or ""])
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
+    fmt = lambda r: "  ".join(v.rjust(w) if i < 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) + "  " + r[-1]  # noqa: E731
+    return "\n".join([fmt(header).rstrip()] + [fmt(r).rstrip() for r in rows])
+
+
+def _print_ranking(ranking: dict[str, Any]) -> None:
     from tqdm.auto import tqdm
 
     best = ranking["best"]
     top = ranking["candidates"][0]
+    lines = [f"{ranking['source']} [{ranking['instruction']}]"]
+    lines.append(ranking_table(ranking))
     if best is None:
-        tqdm.write(f"{ranking['source']}: no candidate could be judged ({top['error']})")
-        return
-    expected = f", expected {top['expected_score']:.3f}" if top["expected_score"] is not None else ""
-    tqdm.write(f"{ranking['source']} [{ranking['instruction']}] -> {best} (score {top['score']}{expected}, of {len(ranking['candidates'])})")
+        lines.append(f"no candidate could be judged ({top['error']})")
+    else:
+        lines.append(f"best: {best} (score {top['score']}, of {len(ranking['candidates'])})")
+    oracle = ranking.get("oracle")
+    if oracle is not None:
+        if oracle["picked_oracle"]:
+            lines.append(f"the pick is the oracle's (known score {oracle['gt_score']:.4g})")
+        else:
+            lines.append(
+                f"the oracle would pick {oracle['candidate']} (known score {oracle['gt_score']:.4g}); "
+                f"the pick's known score is {oracle['picked_gt_score']:.4g} (regret {oracle['regret']:.4g})"
+            )
+    tqdm.write("\n".join(lines) + "\n")
 
 
 def _write(path: str, rankings: Sequence[dict[str, Any]]) -> None:

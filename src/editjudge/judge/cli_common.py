@@ -108,7 +108,12 @@ def image_sizing(args: argparse.Namespace) -> Any:
 def judge_from_args(args: argparse.Namespace) -> Any:
     """A :class:`~editjudge.judge.Judge` configured from the command line."""
     from editjudge.judge import Judge
+    from editjudge.model_path import check_model_paths
 
+    if args.backend != "openai":  # there --model is the served model's name
+        check_model_paths(model=args.model, adapter=args.adapter)  # at once, no hub retries
+    if args.processor and not os.path.isdir(os.path.expanduser(args.processor)):
+        raise FileNotFoundError(f"--processor {args.processor}: no such folder (give prepare's --processor folder)")
     sizing = image_sizing(args)
     options: dict[str, Any] = {}
     if args.backend == "openai":

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from editjudge.data.files import file_problem
+from editjudge.data.writer import check_output
 from editjudge.judge.cli_common import add_judge_arguments, judge_from_args, prepare_report
 from editjudge.judge.output import PredictionSink, check_output_path, prediction
 
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--instruction", help="the edit instruction of one edit")
     what.add_argument("--manifest", help="a .jsonl/.csv manifest or a folder in the seed layout")
     what.add_argument("--out", help="predictions file (.jsonl or .csv); required with --manifest")
+    what.add_argument("--force", action="store_true", help="replace an existing --out file")
     labels = parser.add_argument_group("ground truth (when the manifest has scores)")
     labels.add_argument(
         "--score-median", type=float, default=None,
@@ -49,17 +52,41 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.out:
         try:
             check_output_path(args.out)
+            check_output(args.out, force=args.force, flag="--out")
         except ValueError as exc:
             return str(exc)
     if args.manifest and not Path(args.manifest).exists():
         return f"--manifest {args.manifest}: no such file or folder"
+    for flag, value in (("--source", args.source), ("--edited", args.edited)):
+        problem = file_problem(value) if value else None
+        if problem is not None:
+            return f"{flag} {problem.detail}"
     if args.samples < 1:
         return "--samples must be at least 1"
+    if args.batch_size < 1:
+        return "--batch-size must be at least 1"
     return None
+
+
+def read_manifest(args: argparse.Namespace) -> tuple[list[Any], str | None]:
+    """The manifest's items (records and rejects), read before any model loads; (items, None) or ([], problem)."""
+    from editjudge.data.sources import read_sources
+
+    try:
+        return list(read_sources(args.manifest, require_score=False)), None
+    except (OSError, ValueError) as exc:
+        return [], str(exc)
 
 
 def run(args: argparse.Namespace) -> int:
     problem = _check(args)
+    if not problem and args.manifest:
+        args._items, problem = read_manifest(args)  # inputs first: a bad manifest must not cost a model load
+    if not problem:
+        try:
+            _label_settings(args)
+        except (ValueError, TypeError) as exc:
+            problem = str(exc)
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
@@ -77,6 +104,8 @@ def _label_settings(args: argparse.Namespace) -> tuple[float, float]:
     labels = prepare_report(args).get("labels") or {}
     median = args.score_median if args.score_median is not None else labels.get("median", DEFAULT_MEDIAN)
     mad = args.score_mad if args.score_mad is not None else labels.get("mad", DEFAULT_MAD)
+    if not float(mad) > 0:
+        raise ValueError(f"--score-mad must be positive, got {mad}")
     return float(median), float(mad)
 
 
@@ -94,13 +123,12 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
 
 def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
     from editjudge.data.labels import label_of
-    from editjudge.data.sources import EditRecord, Rejected, read_sources
+    from editjudge.data.sources import EditRecord, Rejected
     from editjudge.judge import EditItem, JudgeResult
 
-    try:
-        items = list(read_sources(args.manifest, require_score=False))
-    except (OSError, ValueError) as exc:
-        print(f"editjudge score: error: {exc}", file=sys.stderr)
+    items, problem = (args._items, None) if hasattr(args, "_items") else read_manifest(args)
+    if problem:
+        print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
     records = [item for item in items if isinstance(item, EditRecord)]
     median, mad = _label_settings(args)
@@ -110,10 +138,13 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
         for item in items:
             record: dict[str, Any]
             if isinstance(item, Rejected):
+                # The edit could not be judged, but its truth is known where the row gave it: keep the label so that
+                # `eval` counts the failure as a wrong answer instead of leaving it out.
                 result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}")
+                label = label_of(item.score, median, mad) if item.score is not None else None
                 record = prediction(
                     id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
-                    group=None, result=result,
+                    group=item.group, result=result, gt_score=item.score, label=label,
                 )
             else:
                 result = next(results)

@@ -11,6 +11,7 @@ from typing import Any
 from editjudge import prompts
 from editjudge.judge.backends import Backend, ItemOutput, SamplingOptions, load_backend
 from editjudge.judge.ranking import Ranking, build_ranking
+from editjudge.data import images as imgs
 from editjudge.judge.request import ImageInput, ImageSizing, JudgeRequest, build_request
 from editjudge.judge.result import JudgeResult, combine, failed
 
@@ -136,7 +137,7 @@ class Judge:
                 positions.append(i)
             except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the batch
                 reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
-                message = str(exc) or type(exc).__name__
+                message = imgs.stable_message(exc) or type(exc).__name__
                 results[i] = failed("input_error", f"{reason}: {message}" if reason else message)
         outputs: list[ItemOutput] = self.backend.generate(requests, self.sampling) if requests else []
         for i, output in zip(positions, outputs):

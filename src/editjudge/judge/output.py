@@ -16,6 +16,19 @@ PREDICTION_FIELDS = (
     "gt_score", "label", "mean_score", "scores",
 )
 OUTPUT_SUFFIXES = (".jsonl", ".csv")
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting with these as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: None -> "", lists as JSON, and text that would start a formula
+    (``=HYPERLINK(…)``, ``+``, ``-``, ``@``, tab, CR) prefixed with ``'`` (OWASP's advice; numbers are left alone)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = json.dumps(value)
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
 
 
 def prediction(
@@ -69,7 +82,7 @@ class PredictionSink(AtomicTextFile):
 
     def add(self, record: dict[str, Any]) -> None:
         if self._csv is not None:
-            row = {k: ("" if v is None else json.dumps(v) if isinstance(v, list) else v) for k, v in record.items()}
+            row = {k: csv_cell(v) for k, v in record.items()}
             self._csv.writerow(row)
         else:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -104,11 +104,14 @@ def image_bytes(image: ImageInput, role: str = "image") -> bytes:
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, (str, os.PathLike)):
-        try:
-            with open(image, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise FileNotFoundError(f"{role} image {os.fspath(image)}: {exc.strerror or exc}") from None
+        from editjudge.data.files import FileRejected, read_file
+
+        try:  # regular files only, within the size cap: a FIFO must not hang the run, /dev/zero not eat the memory
+            return read_file(image)
+        except FileRejected as exc:
+            if exc.reason == "missing_file":
+                raise FileNotFoundError(f"{role} image {exc.detail}") from None
+            raise imgs.ImageRejected(exc.reason, f"{role} image {exc.detail}") from None
     from PIL import Image
 
     if isinstance(image, Image.Image):

@@ -21,6 +21,12 @@ examples:
       -- trainer.total_epochs=3 actor_rollout_ref.actor.optim.lr=2e-6
   editjudge train ... --resume                      # continue from the newest checkpoint in the output dir
   editjudge train ... --resume ckpt/global_step_40  # continue from that checkpoint
+  editjudge train --engine trl --model /models/tiny --train-files data/train.parquet --max-steps 50 \\
+      -- trl.beta=0.04 'trainer.logger=[console,tensorboard]'   # TRL: shared verl keys and trl.<name> keys
+
+verl keys after `--` are checked against verl's own config (a typo gets the nearest key). The TRL engine reads the
+verl keys both engines share plus `trl.<name>` (a TrlSettings field or any TRL GRPOConfig field) and refuses any
+other key, listing the ones it reads; see docs/training.md.
 """
 
 
@@ -76,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
-        help="extra verl Hydra overrides, after `--`; they win over the preset and the flags",
+        help="extra overrides after `--`: verl Hydra keys (verl engine; they win over the preset and the flags), "
+        "or the shared verl keys and trl.<name> keys (TRL engine)",
     )
     from editjudge.train.trl import add_trl_arguments  # light: the engine imports TRL only when it runs
 

@@ -1,7 +1,9 @@
 """Training presets: named sets of verl Hydra overrides kept as YAML data files.
 
-A preset file holds ``name``, ``description``, ``model`` (default model path or hub id) and ``overrides``: a flat
-mapping of verl 0.9.1 dotted config keys to values (a leading ``+`` adds a key verl's YAML does not declare).
+A preset file holds ``name``, ``description``, ``model`` (default model path or hub id), ``overrides``: a flat
+mapping of verl 0.9.1 dotted config keys to values (a leading ``+`` adds a key verl's YAML does not declare), and
+optionally ``trl``: settings only the TRL engine reads (``TrlSettings`` fields or TRL ``GRPOConfig`` fields, checked
+by name when that engine runs; see :mod:`editjudge.train.trl_settings`).
 Built-in presets live next to this module in ``presets/<name>.yaml``; users pass their own file by path.
 Imports no torch and no verl.
 """
@@ -25,6 +27,7 @@ class Preset:
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    trl: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` with or without a leading ``+``/``++``; ``default`` when the preset leaves it."""
@@ -68,6 +71,12 @@ def load_preset(name_or_path: str | Path = DEFAULT_PRESET) -> Preset:
             f"preset {path}: overrides must be flat dotted keys; write e.g. '{nested[0]}.<sub_key>: value' "
             f"instead of a nested mapping under {nested[0]!r}"
         )
+    trl = data.get("trl") or {}
+    if not isinstance(trl, dict) or not all(isinstance(k, str) for k in trl):
+        raise ValueError(f"preset {path}: 'trl' must map TRL engine setting names to values (e.g. 'max_steps: 200')")
+    nested = [k for k, v in trl.items() if isinstance(v, dict) and k != "reward_kwargs"]
+    if nested:
+        raise ValueError(f"preset {path}: 'trl' holds flat names; {nested[0]!r} maps to a nested mapping")
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError(f"preset {path}: 'model' must be a model path or hub id (string)")
@@ -77,4 +86,5 @@ def load_preset(name_or_path: str | Path = DEFAULT_PRESET) -> Preset:
         model=model,
         overrides=dict(overrides),
         path=path,
+        trl=dict(trl),
     )

@@ -7,7 +7,10 @@ generations per prompt, learning rate, epochs, response length). Optionally a sh
 the answer format first (cold start, as RL-trained judges do), on the same LoRA adapter.
 
 Per logged step it writes ``metrics.jsonl`` in the output directory: mean/std reward, format rate, accuracy rate and
-TRL's own per-reward-function means. The adapter and the processor are saved to ``<output_dir>/adapter``.
+TRL's own per-reward-function means. The adapter and the processor are saved to ``<output_dir>/adapter`` at the
+end, at every checkpoint and on Ctrl-C. Keys are checked by name in :mod:`editjudge.train.trl_settings`; the checks
+before start, CPU threads, loggers and the validation subset are in :mod:`editjudge.train.trl_runtime`; the
+no-signal warning and the adapter at checkpoints in :mod:`editjudge.train.trl_callbacks`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ PRESET_KEYS: dict[str, str] = {
     "data.max_response_length": "max_completion_length",
     "trainer.save_freq": "save_steps",
     "trainer.test_freq": "eval_steps",
+    "actor_rollout_ref.rollout.top_p": "top_p",
+    "trainer.logger": "loggers",
+    "trainer.project_name": "project_name",
+    "trainer.experiment_name": "run_name",
 }
 REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
 METRICS_FILE = "metrics.jsonl"
@@ -75,6 +82,7 @@ class TrlSettings:
     gradient_accumulation_steps: int = 1
     max_steps: int = -1
     temperature: float = 1.0
+    top_p: float = 1.0
     beta: float = 0.0
     seed: int = 42
     logging_steps: int = 1
@@ -84,6 +92,13 @@ class TrlSettings:
     warm_start_lr: float = 1e-4
     gradient_checkpointing: bool | None = None  # None: on with a GPU (memory), off on CPU (speed)
     reward_kwargs: dict[str, Any] = field(default_factory=dict)
+    loggers: list[str] = field(default_factory=lambda: ["console"])  # trainer.logger -> TRL's report_to
+    project_name: str = "editjudge"  # W&B project (WANDB_PROJECT wins)
+    run_name: str | None = None  # W&B / TensorBoard run name
+    cpu_threads: int | None = None  # None: OMP_NUM_THREADS if set, else 1 for a model under 100 M parameters
+    eval_max_rows: int = 64  # validation prompts per pass (evenly spaced over --val-files); 0: all
+    zero_std_warn_steps: int = 3  # warn after this many logged steps with most groups' rewards all equal
+    grpo: dict[str, Any] = field(default_factory=dict)  # other TRL GRPOConfig fields (trl.<name> keys), as given
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -115,8 +130,10 @@ def _coerce(name: str, value: Any) -> Any:
         return None if value is None else int(value)
     if name in ("save_steps", "eval_steps"):
         return max(int(value), 0)
-    if name in ("learning_rate", "epochs", "temperature"):
+    if name in ("learning_rate", "epochs", "temperature", "top_p"):
         return float(value)
+    if name == "loggers":
+        return [str(v) for v in ([value] if isinstance(value, str) else list(value or []))]
     return value
 
 
@@ -279,6 +296,7 @@ def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = 
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         temperature=settings.temperature,
+        top_p=settings.top_p,
         beta=settings.beta,
         reward_weights=trl_reward_weights(**settings.reward_kwargs),
         seed=settings.seed,
@@ -290,11 +308,20 @@ def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = 
         eval_strategy="steps" if validate and settings.eval_steps > 0 else "no",
         eval_steps=max(settings.eval_steps, 1),
         per_device_eval_batch_size=settings.batch_size,
-        report_to="none",
+        report_to=report_to(settings.loggers),
+        run_name=settings.run_name,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         **_device_kwargs(settings),
+        **settings.grpo,
     )
+
+
+def report_to(loggers: Sequence[str]) -> list[str] | str:
+    """verl's ``trainer.logger`` names as TRL's ``report_to`` (console is TRL's own progress output)."""
+    from editjudge.train.trl_runtime import report_to as names
+
+    return names(loggers)
 
 
 def sft_config(settings: TrlSettings, output_dir: str | Path):
@@ -400,6 +427,8 @@ class TrainResult:
     records: list[dict[str, Any]]
     seconds: float
     model: Any = None
+    interrupted: bool = False  # Ctrl-C: the adapter holds the weights of the last finished step
+    steps: int = 0  # GRPO steps done
 
     def grpo_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["phase"] == "grpo" and "reward_mean" in r]
@@ -479,17 +508,22 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     ``resume``: ``"auto"`` continues from the newest ``<output_dir>/checkpoints/checkpoint-N`` (if any), a path from
     that checkpoint. ``model``/``processor`` may be passed already loaded (tests, benchmarks); ``callbacks`` are
     extra ``TrainerCallback``s of the GRPO phase. With ``val_files`` and ``eval_steps > 0`` the GRPO phase validates
-    every ``eval_steps`` steps (``validation`` records in metrics.jsonl).
+    every ``eval_steps`` steps (``validation`` records in metrics.jsonl) on at most ``eval_max_rows`` prompts.
+    The adapter is also written at every checkpoint (``save_steps``) and on Ctrl-C (then ``interrupted`` is set).
     """
-    from peft import PeftModel
     from trl import GRPOTrainer
+
+    from editjudge.train import trl_callbacks, trl_runtime
 
     started = time.perf_counter()
     out = Path(settings.output_dir)
     examples = read_examples(train_files)
     validation = read_examples(val_files) if val_files and settings.eval_steps > 0 else None
+    if validation is not None:
+        validation = trl_runtime.bounded_validation(validation, settings)
     if processor is None or model is None:
         processor, model = load_model(settings.model)
+    trl_runtime.set_cpu_threads(settings, model)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / METRICS_FILE
     checkpoint = _checkpoint_to_resume(resume, out / "checkpoints")
@@ -503,67 +537,99 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
         model = warm_start(model, processor, examples, settings, out / "warm_start", records, metrics_path)
         peft_config = None  # GRPO continues training the same adapter
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=reward_functions(settings.reward_kwargs),
-        args=grpo_config(settings, out / "checkpoints", validate=validation is not None),
-        train_dataset=build_dataset(examples),
-        eval_dataset=build_dataset(validation) if validation is not None else None,
-        processing_class=processor,
-        peft_config=peft_config,
-        callbacks=[_metrics_callback(metrics_path, "grpo", records), *callbacks],
-    )
-    _use_quiet_progress(trainer)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    engine_callbacks = trl_callbacks.engine_callbacks(  # no-signal warning, adapter at checkpoints, validation cost
+        settings, out / ADAPTER_DIR, processor, save_adapter, validation_rows=len(validation) if validation else 0)
+    with trl_runtime.logging_environment(settings):  # read by the loggers' callbacks as the trainer starts
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_functions(settings.reward_kwargs),
+            args=grpo_config(settings, out / "checkpoints", validate=validation is not None),
+            train_dataset=build_dataset(examples),
+            eval_dataset=build_dataset(validation) if validation is not None else None,
+            processing_class=processor,
+            peft_config=peft_config,
+            callbacks=[_metrics_callback(metrics_path, "grpo", records), *engine_callbacks, *callbacks],
+        )
+        _use_quiet_progress(trainer)
+        interrupted = False
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except KeyboardInterrupt:  # Ctrl-C: keep what the finished steps learnt
+            interrupted = True
     _remove_if_empty(out / "checkpoints")
+    adapter_dir = save_adapter(trainer.model, processor, out / ADAPTER_DIR)
+    return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started, trainer.model,
+                       interrupted=interrupted, steps=int(trainer.state.global_step))
 
-    adapter_dir = out / ADAPTER_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ADAPTER_DIR}.", dir=out))
+
+def save_adapter(model, processor, adapter_dir: Path) -> Path:
+    """Write the LoRA adapter and the processor to ``adapter_dir`` atomically (a sibling temp folder, renamed)."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{adapter_dir.name}.", dir=adapter_dir.parent))
     try:
-        if not isinstance(trainer.model, PeftModel):
+        if not isinstance(model, PeftModel):
             raise RuntimeError("the trained model carries no LoRA adapter")
-        trainer.model.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         if adapter_dir.exists():
             shutil.rmtree(adapter_dir)
         os.replace(tmp, adapter_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started, trainer.model)
+    return adapter_dir
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
 def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
     """The "TRL engine" argument group of ``editjudge train``."""
     group = parser.add_argument_group("TRL engine", "only used with --engine trl (single process, CPU or one GPU)")
-    group.add_argument("--max-steps", type=int, default=-1, help="stop after this many GRPO steps (-1: run the epochs)")
+    group.add_argument("--max-steps", type=int, default=None,
+                       help="stop after this many GRPO steps (default: the preset's trl.max_steps, else run the "
+                       "epochs)")
     group.add_argument("--per-device-batch-size", type=int, default=None,
                        help="completions per step, a multiple of rollout.n (default: rollout.n, i.e. one prompt)")
     group.add_argument("--max-completion-length", type=int, default=None,
                        help="max new tokens per completion (default: the preset's data.max_response_length)")
-    group.add_argument("--warm-start-steps", type=int, default=0,
-                       help="supervised steps on the answer format before GRPO (cold start; 0: none)")
-    group.add_argument("--warm-start-lr", type=float, default=1e-4, help="learning rate of the warm start")
-    group.add_argument("--seed", type=int, default=42, help="seed of sampling, data order and LoRA init")
+    group.add_argument("--warm-start-steps", type=int, default=None,
+                       help="supervised steps on the answer format before GRPO (cold start; default: the preset's "
+                       "trl.warm_start_steps, else 0)")
+    group.add_argument("--warm-start-lr", type=float, default=None,
+                       help="learning rate of the warm start (default: the preset's trl.warm_start_lr, else 1e-4)")
+    group.add_argument("--seed", type=int, default=None,
+                       help="seed of sampling, data order and LoRA init (default: the preset's trl.seed, else 42)")
+    group.add_argument("--force", action="store_true",
+                       help="train into an --output-dir that already holds files (replaces the adapter and metrics)")
 
 
 def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
-    """Preset keys, then ``-- key=value`` overrides, then the TRL flags."""
-    overrides = dict(getattr(preset, "overrides", {}) or {})
-    overrides.update(parse_cli_overrides(getattr(args, "overrides", None) or []))
+    """The preset's keys, its ``trl:`` mapping, then ``-- key=value`` overrides, then the TRL flags.
+
+    Every key is checked by name (:mod:`editjudge.train.trl_settings`): one the engine does not read is refused.
+    """
+    from editjudge.train import trl_settings
+
+    verl_keys, trl_keys = trl_settings.resolve(
+        dict(getattr(preset, "overrides", {}) or {}), dict(getattr(preset, "trl", {}) or {}),
+        trl_settings.parse_items(getattr(args, "overrides", None) or []),
+    )
     model = getattr(args, "model", None) or getattr(preset, "model", None)
     if not model:
         raise ValueError("no model: pass --model PATH_OR_HUB_ID (or use a preset that names one)")
+    flags = {
+        "max_steps": getattr(args, "max_steps", None),
+        "per_device_batch_size": getattr(args, "per_device_batch_size", None),
+        "max_completion_length": getattr(args, "max_completion_length", None),
+        "warm_start_steps": getattr(args, "warm_start_steps", None),
+        "warm_start_lr": getattr(args, "warm_start_lr", None),
+        "seed": getattr(args, "seed", None),
+    }
     return settings_from_overrides(
-        overrides,
+        verl_keys,
         model=str(model),
         output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
-        max_steps=getattr(args, "max_steps", -1),
-        per_device_batch_size=getattr(args, "per_device_batch_size", None),
-        max_completion_length=getattr(args, "max_completion_length", None),
-        warm_start_steps=getattr(args, "warm_start_steps", 0),
-        warm_start_lr=getattr(args, "warm_start_lr", None),
-        seed=getattr(args, "seed", None),
+        **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
     )
 
 
@@ -576,12 +642,19 @@ def run(args: argparse.Namespace, preset) -> int:
         val_files = getattr(args, "val_files", None)
         if val_files and settings.eval_steps <= 0:
             print("note: trainer.test_freq <= 0, so --val-files is not used; evaluate with `editjudge eval`")
+        from editjudge.train.trl_runtime import check_before_start
+
+        settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
             checked = len(read_examples(val_files)) if val_files else 0
             print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
                   "nothing trained")
             return 0
+        from editjudge.data.writer import check_output  # the one output rule (OutputExists is a ValueError)
+
+        check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
+                     resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
@@ -591,6 +664,10 @@ def run(args: argparse.Namespace, preset) -> int:
               "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
         return 2
     grpo = result.grpo_records()
+    if result.interrupted:
+        print(f"interrupted (Ctrl-C) after GRPO step {result.steps}: adapter saved to {result.adapter_dir}; "
+              "continue with the same command and --resume (from the newest checkpoint, if save_steps wrote one)")
+        return 130
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
           + (f"; last mean reward {grpo[-1]['reward_mean']:.3f}" if grpo else ""))
     return 0
@@ -598,6 +675,7 @@ def run(args: argparse.Namespace, preset) -> int:
 
 __all__ = [
     "PRESET_KEYS", "Examples", "TrainResult", "TrlSettings", "add_trl_arguments", "build_dataset", "grpo_config",
-    "load_model", "lora_config", "read_examples", "run", "settings_from_args", "settings_from_overrides", "train",
+    "load_model", "lora_config", "read_examples", "run", "save_adapter", "settings_from_args",
+    "settings_from_overrides", "train",
     "warm_start", "warm_start_target",
 ]

@@ -8,17 +8,18 @@ settings rescaled for the GPU count, then the user's extra ``key=value`` overrid
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import os
-import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from editjudge.train import preflight
+from editjudge.train.overrides import OverrideSet, format_value, split_override  # noqa: F401 (re-exported)
+from editjudge.train.preflight_batches import _largest_divisor_at_most, _round_up, batch_problems  # noqa: F401
 from editjudge.train.presets import Preset
 
 VERL_MODULE = "verl.trainer.main_ppo"
@@ -27,72 +28,6 @@ FORWARDED_ENV = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "TENSORBOARD_DIR", 
 RUNTIME_ENV_VARS = "+ray_kwargs.ray_init.runtime_env.env_vars"
 # Output folders that must not depend on a Ray worker's working directory.
 _OUTPUT_KEYS = ("trainer.default_local_dir", "trainer.rollout_data_dir", "trainer.validation_data_dir")
-
-
-@functools.lru_cache(maxsize=1)
-def _override_parser() -> Any:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def _reads_back_as(text: str) -> Any:
-    """What Hydra's override parser makes of ``key=<text>`` (``None`` when it rejects it)."""
-    from hydra.errors import HydraException
-
-    try:
-        return _override_parser().parse_override(f"k={text}").value()
-    except HydraException:
-        return None
-
-
-def format_value(value: Any) -> str:
-    """A Python value as Hydra override syntax (bools lower-case, lists in brackets, strings quoted if needed)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{format_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if text == text.strip() and _reads_back_as(text) == text:
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def split_override(item: str) -> tuple[str, str, str | None]:
-    """``'+a.b=1'`` -> ``('+', 'a.b', '1')``; ``'~a.b'`` -> ``('~', 'a.b', None)``."""
-    match = re.match(r"^(\+\+|\+|~)?([^=]+?)(?:=(.*))?$", item.strip(), re.DOTALL)
-    if not match or (match.group(3) is None and match.group(1) != "~"):
-        raise ValueError(f"extra override {item!r} is not KEY=VALUE (use '+key=value' to add, '~key' to delete)")
-    return match.group(1) or "", match.group(2).strip(), match.group(3)
-
-
-@dataclass
-class OverrideSet:
-    """Ordered Hydra overrides keyed by their bare key; remembers which keys the user set explicitly."""
-
-    items: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # key -> (prefix, value text)
-    explicit: set[str] = field(default_factory=set)
-
-    def set(self, key: str, value: Any, *, prefix: str | None = None, raw: bool = False) -> None:
-        """Set ``key``; keeps a ``+`` prefix the key already has unless ``prefix`` is given."""
-        bare = key.lstrip("+")
-        if prefix is None:
-            prefix = key[: len(key) - len(bare)] or self.items.get(bare, ("", None))[0]
-        self.items[bare] = (prefix, value if raw else format_value(value))
-
-    def get(self, key: str) -> str | None:
-        """The value text of ``key`` (``None`` if unset)."""
-        return self.items.get(key, ("", None))[1]
-
-    def as_list(self) -> list[str]:
-        """``prefix+key=value`` strings in insertion order."""
-        return [f"{p}{k}" if v is None else f"{p}{k}={v}" for k, (p, v) in self.items.items()]
 
 
 def _absolute(path: str) -> str:
@@ -151,6 +86,8 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
         ov.set("trainer.resume_from_path", os.path.abspath(os.path.expanduser(args.resume)))
     for item in args.overrides or []:
         prefix, key, value = split_override(item)
+        if key.startswith("trl."):
+            raise ValueError(f"{item!r} is a TRL engine setting: pass it with --engine trl (verl has no trl.* keys)")
         ov.set(key, value, prefix=prefix or None, raw=True)
         ov.explicit.add(key)
     return ov
@@ -158,14 +95,6 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
 
 # --------------------------------------------------------------------------------------------------------------
 # Batch settings for a GPU count
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _largest_divisor_at_most(number: int, limit: int) -> int:
-    return max(d for d in range(1, max(1, min(number, limit)) + 1) if number % d == 0)
 
 
 def scale_batches(cfg: Any, explicit: Iterable[str] = ()) -> dict[str, int]:
@@ -228,45 +157,6 @@ def _current(cfg: Any, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted)
 
 
-def batch_problems(cfg: Any) -> list[tuple[str, str]]:
-    """Runtime batch constraints verl checks only on the GPUs (``validate_config`` covers the rest)."""
-    arr = cfg.actor_rollout_ref
-    if arr.actor.get("use_dynamic_bsz", False):
-        return []
-    world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
-    dp = max(1, world // int(arr.actor.get("ulysses_sequence_parallel_size") or 1))
-    n, mini = int(arr.rollout.n), int(arr.actor.ppo_mini_batch_size)
-    found: list[tuple[str, str]] = []
-    if (mini * n) % dp:
-        good = _round_up(mini, dp // math.gcd(n, dp))
-        found.append((
-            f"actor_rollout_ref.actor.ppo_mini_batch_size={mini} × rollout.n={n} is not divisible by the "
-            f"{dp} data-parallel GPUs (verl's actor splits each mini batch evenly)",
-            f"set actor_rollout_ref.actor.ppo_mini_batch_size={good} (or drop your override and let editjudge scale it)",
-        ))
-        return found
-    per_gpu = mini * n // dp
-    for key, node in (
-        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", arr.actor),
-        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", arr.rollout),
-        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", arr.ref),
-    ):
-        value = node.get(key.rsplit(".", 1)[1])
-        if value and per_gpu % int(value):
-            found.append((
-                f"{key}={value} does not divide the per-GPU mini batch ({per_gpu} sequences)",
-                f"set {key}={_largest_divisor_at_most(per_gpu, int(value))}",
-            ))
-    tp = int(arr.rollout.get("tensor_model_parallel_size") or 1)
-    if int(cfg.trainer.n_gpus_per_node) % tp:
-        found.append((
-            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the "
-            f"{cfg.trainer.n_gpus_per_node} GPUs per node",
-            f"set actor_rollout_ref.rollout.tensor_model_parallel_size={math.gcd(tp, int(cfg.trainer.n_gpus_per_node))}",
-        ))
-    return found
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Command and launch
 
@@ -294,25 +184,28 @@ class Plan:
 
 def plan(preset: Preset, args: argparse.Namespace) -> Plan:
     """Build overrides, compose with verl's config, rescale batches for the GPU count, compose again."""
-    from editjudge.train.preflight import compose
-
     ov = build_overrides(preset, args)
-    cfg = compose(ov.as_list())
+    cfg = preflight.compose(ov.as_list())
+    preflight.check_values(cfg)  # before scaling divides by them
     notes = []
+    loggers = cfg.trainer.get("logger") or []
+    offline = preflight.wandb_offline_if_no_login([loggers] if isinstance(loggers, str) else list(loggers))
+    if offline:
+        notes.append(offline)
+        ov.set(f"{RUNTIME_ENV_VARS}.WANDB_MODE", "offline")  # the Ray workers run W&B, not this process
     changes = scale_batches(cfg, ov.explicit)
     if changes:
         world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
         for key, value in changes.items():
             notes.append(f"scaled for {world} GPU(s): {key} {_current(cfg, key)} -> {value}")
             ov.set(key, value)
-        cfg = compose(ov.as_list())
+    if changes or offline:
+        cfg = preflight.compose(ov.as_list())
     return Plan(overrides=ov.as_list(), config=cfg, notes=notes)
 
 
 def run(args: argparse.Namespace, preset: Preset) -> int:
     """``editjudge train --engine verl``: plan, pre-flight, then print (``--dry-run``) or launch."""
-    from editjudge.train import preflight
-
     try:
         the_plan = plan(preset, args)
     except preflight.PreflightError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from editjudge.judge.request import JudgeRequest
@@ -24,19 +23,11 @@ BACKENDS: dict[str, str] = {
 
 
 def check_local_paths(**named: str | None) -> None:
-    """Raise ``FileNotFoundError`` for a value that is plainly a local path (``/…``, ``./…``, ``~/…``, ``a/b/c``) and
-    does not exist, instead of letting the hub client report it as a malformed repository id. Hub ids (``org/name``)
-    and ``None`` pass."""
-    for what, value in named.items():
-        if not value:
-            continue
-        path = Path(value).expanduser()
-        looks_local = value.startswith(("/", ".", "~")) or value.count("/") > 1
-        if looks_local and not path.exists():
-            raise FileNotFoundError(
-                f"{what} {value}: no such folder (give a local model/adapter folder, or a Hugging Face id already "
-                "in your cache)"
-            )
+    """Raise ``FileNotFoundError`` at once for a model/adapter/processor that is neither a local folder nor a cached
+    hub snapshot (see :mod:`editjudge.model_path`), instead of letting the hub client retry for minutes."""
+    from editjudge.model_path import check_model_paths
+
+    check_model_paths(**named)
 
 
 @dataclass(frozen=True)
