@@ -84,7 +84,7 @@ def test_preflight_failures_name_their_fix(sft_data: dict, tiny_model_dir: Path,
     assert "GRPO parquet from `prepare`: distil it first" in err
     assert "do not fill one global batch" in err
     assert main(_train("--train-files", str(sft_data["sft"]), "--", "data.max_lenght=3")) == 2
-    assert "did you mean data.max_length?" in capsys.readouterr().err
+    assert "write `data.max_length=3`" in capsys.readouterr().err
     assert main(["train", "--stage", "sft", "--preset", "qwen2_5_vl_3b_lora", "--train-files", "x", "--dry-run"]) == 2
     assert "GRPO preset" in capsys.readouterr().err
 

@@ -97,8 +97,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out {out}: exists and is not a folder"
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        return f"--out {out}: folder is not empty; choose another folder or pass --force to replace our files there"
+    from editjudge.data.writer import OutputExists, check_output
+
+    try:
+        check_output(out, force=args.force)
+    except OutputExists as exc:
+        return str(exc)
     return None
 
 
@@ -167,14 +171,15 @@ def _teacher_outputs(args: argparse.Namespace, backend: Any):
 
 def _trace_outputs(args: argparse.Namespace):
     """(row, texts, failure, usage) per row from the manifest's ``reasoning`` column."""
-    from editjudge.data.sources import _manifest_rows
+    from editjudge.data.files import DEFAULT_MAX_FILE_BYTES
+    from editjudge.data.sources import _manifest_rows  # prepare's manifest reader: same lines, same default ids
     from editjudge.distill.rules import bare_reasoning_response
     from editjudge.reward import parse_label
 
     path = Path(args.traces)
     traces: dict[str, str | None] = {}
     try:
-        for number, item in _manifest_rows(path):
+        for number, item in _manifest_rows(path, DEFAULT_MAX_FILE_BYTES):
             if isinstance(item, str):
                 continue
             rid = str(item["id"]) if item.get("id") not in (None, "") else f"{path.name}:{number}"

@@ -28,40 +28,15 @@ def compose_sft(overrides: list[str]) -> Any:
     try:
         return compose(overrides, config_name=SFT_CONFIG)
     except PreflightError as exc:
-        hint = _nearest_key(exc.problem)
+        problem = exc.problem.replace("verl's config", "verl's SFT config")
+        if "has no key" in exc.problem:  # a typo: the pre-flight already names the nearest real key
+            raise PreflightError(problem, exc.fix) from None
         raise PreflightError(
-            exc.problem.replace("verl's config", "verl's SFT config"),
-            hint or "check the key against `python -m verl.trainer.sft_trainer --cfg job` (SFT keys are data.*, model.*, "
+            problem,
+            "check the key against `python -m verl.trainer.sft_trainer --cfg job` (SFT keys are data.*, model.*, "
             "engine.*, optim.*, trainer.*, not the GRPO trainer's actor_rollout_ref.*); write '+key=value' only for "
             "keys verl's YAML does not declare",
         ) from None
-
-
-def _nearest_key(problem: str) -> str | None:
-    """For "Could not override 'data.max_lenght'": the closest key verl's SFT config declares, as the fix."""
-    import difflib
-    import re
-
-    from omegaconf import OmegaConf
-
-    match = re.search(r"Could not override '([^']+)'", problem)
-    if not match:
-        return None
-    base = OmegaConf.to_container(compose([], config_name=SFT_CONFIG), resolve=False)
-    keys: list[str] = []
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        else:
-            keys.append(prefix[:-1])
-
-    walk(base, "")
-    close = difflib.get_close_matches(match.group(1), keys, n=1, cutoff=0.6)
-    if not close:
-        return None
-    return f"did you mean {close[0]}? (a '+' would add an unknown key that verl then ignores)"
 
 
 def _world(cfg: Any) -> int:

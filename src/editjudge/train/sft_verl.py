@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.train.presets import Preset
-from editjudge.train.verl import OverrideSet, split_override
+from editjudge.train.overrides import OverrideSet, split_override
 
 SFT_MODULE = "verl.trainer.sft_trainer"
 
