@@ -81,3 +81,44 @@ def test_cli_refuses_unknown_keys_a_grpo_parquet_and_a_mismatched_adapter(
     assert main(base + ["--train-files", str(sft_data["sft"]), "--init-adapter", adapter, "--",
                         "model.lora_rank=8", "model.lora_alpha=16"]) == 0
     assert f"{sft_data['rows']} SFT rows readable" in capsys.readouterr().out
+
+
+def test_grpo_starts_from_the_sft_adapter_and_keeps_base_and_vision(sft_run: dict, sft_data: dict,
+                                                                    tiny_model_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from editjudge.train import trl as engine
+
+    adapter_dir = sft_run["result"].adapter_dir
+    processor, model = engine.load_model(tiny_model_dir)
+    base = _state(model, lambda n: True)
+    first: dict = {}
+
+    class FirstStep(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+            if not first:
+                first.update({n.replace(".default", ""): p.detach().clone()
+                              for n, p in model.named_parameters() if "lora_" in n})
+
+    settings = engine.TrlSettings(model=str(tiny_model_dir), output_dir=str(tmp_path / "grpo"), lora_rank=8,
+                                  lora_alpha=16, num_generations=2, max_completion_length=8, max_steps=1,
+                                  learning_rate=1e-2, seed=0, init_adapter=str(adapter_dir))
+    result = engine.train(settings, sft_data["grpo"], model=model, processor=processor, callbacks=[FirstStep()])
+    saved = load_file(adapter_dir / "adapter_model.safetensors")
+    assert first and set(first) == set(saved)  # GRPO trains exactly the SFT adapter's LoRA weights ...
+    assert all(torch_equal(first[n], saved[n]) for n in saved)  # ... starting from its values
+    for name, param in result.model.named_parameters():
+        if "lora_" not in name:
+            assert torch_equal(param, base[name.replace("base_model.model.", "", 1).replace(".base_layer", "")]), name
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["r"] == 8
+
+
+def test_grpo_refuses_an_adapter_of_another_shape(sft_run: dict, sft_data: dict, tiny_model_dir: Path,
+                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--engine", "trl", "--model", str(tiny_model_dir), "--train-files", str(sft_data["grpo"]),
+            "--init-adapter", str(sft_run["result"].adapter_dir), "--output-dir", str(tmp_path / "g"), "--dry-run"]
+    assert main(argv) == 2  # the GRPO preset's LoRA is r128/alpha 32
+    out = capsys.readouterr().out
+    assert "rank 8 in the adapter" in out and "actor_rollout_ref.model.lora_rank=8" in out
+    assert main(argv + ["--", "actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16"]) == 0

@@ -8,6 +8,7 @@ refuses ("ProcessGroupNCCL is only supported with GPUs"). The parts before the p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,25 @@ def test_multi_node_command_uses_the_rendezvous_environment() -> None:
     assert argv[1:7] == ["--nnodes=2", "--nproc_per_node=8", "--node_rank=1", "--master_addr=10.0.0.1",
                          "--master_port=29500", "-m"]
     assert argv[-2:] == ["verl.trainer.sft_trainer", "a=1"]
+
+
+def test_grpo_init_adapter_is_passed_to_verl_and_checked(sft_data: dict, tiny_model_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    config = {"r": 128, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"], "exclude_modules": ".*visual.*",
+              "base_model_name_or_path": str(tiny_model_dir)}
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    argv = ["train", "--train-files", str(sft_data["grpo"]), "--val-files", str(sft_data["grpo"]), "--model",
+            str(tiny_model_dir), "--gpus", "1",
+            "--init-adapter", str(adapter), "--dry-run", "--", "data.train_batch_size=4",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=4", "data.max_prompt_length=400"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"actor_rollout_ref.model.lora_adapter_path={adapter}" in out and "--init-adapter" in err
+    config.update(r=64, base_model_name_or_path="/models/other-model")
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "rank 64 in the adapter" in err and "set actor_rollout_ref.model.lora_rank=64" in err
+    assert "pass --model /models/other-model" in err

@@ -59,3 +59,20 @@ def adapter_problems(adapter: str | Path, *, rank: int | None, alpha: float | No
         problems.append((f"--init-adapter {folder}: trained on base model {base}, this run uses {base_model}",
                          f"pass --model {base}: an adapter only fits the base model it was trained on"))
     return problems
+
+
+def check_into(report: Any, adapter: str | None, model_cfg: Any, prefix: str) -> None:
+    """Add the adapter's mismatches with a verl ``model`` config (keys under ``prefix``) to a pre-flight report."""
+    if not adapter:
+        return
+    names = {"rank": "lora_rank", "alpha": "lora_alpha", "target_modules": "target_modules",
+             "exclude_modules": "exclude_modules"}
+    problems = adapter_problems(
+        adapter, rank=model_cfg.get("lora_rank") or None, alpha=model_cfg.get("lora_alpha"),
+        target_modules=model_cfg.get("target_modules"), exclude_modules=model_cfg.get("exclude_modules"),
+        base_model=str(model_cfg.get("path")), keys={k: prefix + v for k, v in names.items()},
+    )
+    for problem, fix in problems:
+        report.fail(problem, fix)
+    if not problems:
+        report.passed.append(f"--init-adapter {adapter}: matches {prefix}lora_rank/lora_alpha/modules and the base model")

@@ -224,31 +224,14 @@ def check_sft_rows(cfg: Any, rows: int, report: Report) -> None:
         report.passed.append(f"{rows} rows: {steps} optimiser step(s) over {cfg.trainer.total_epochs} epoch(s)")
 
 
-def check_adapter(adapter: str | None, cfg: Any, report: Report) -> None:
-    """``--init-adapter``: the adapter's rank, alpha, modules and base model against the SFT run's ``model.*``."""
-    from editjudge.train.init_adapter import adapter_problems
-
-    if not adapter:
-        return
-    m = cfg.model
-    problems = adapter_problems(
-        adapter, rank=m.lora_rank or None, alpha=m.lora_alpha, target_modules=m.target_modules,
-        exclude_modules=m.exclude_modules, base_model=str(m.path),
-        keys={"rank": "model.lora_rank", "alpha": "model.lora_alpha", "target_modules": "model.target_modules",
-              "exclude_modules": "model.exclude_modules"},
-    )
-    for problem, fix in problems:
-        report.fail(problem, fix)
-    if not problems:
-        report.passed.append(f"--init-adapter {adapter}: matches model.lora_rank/alpha/modules and the base model")
-
-
 def run_sft_checks(cfg: Any, *, max_rows: int | None = None, init_adapter: str | None = None) -> Report:
     """All SFT checks, in the order a user would fix them."""
     report = Report()
     check_sft_config(cfg, report)
     model_config = check_sft_model(cfg, report)
-    check_adapter(init_adapter, cfg, report)
+    from editjudge.train.init_adapter import check_into
+
+    check_into(report, init_adapter, cfg.model, "model.")
     if model_config is None:
         return report
     files = cfg.data.train_files

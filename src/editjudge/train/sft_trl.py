@@ -303,10 +303,14 @@ def run(args: argparse.Namespace, preset: Any) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"editjudge train: error: {exc}", file=sys.stderr)
         return 2
+    from editjudge.data.writer import OutputExists, check_output
+
     problems = _preflight(settings)
-    out = Path(settings.output_dir)
-    if out.is_dir() and any(out.iterdir()):
-        problems.append((f"--output-dir {out} is not empty", "choose a new --output-dir (each stage its own)"))
+    if not getattr(args, "dry_run", False):
+        try:
+            check_output(settings.output_dir, force=bool(getattr(args, "force", False)), flag="--output-dir")
+        except OutputExists as exc:
+            problems.append((str(exc), "each stage writes its own --output-dir"))
     for problem, fix in problems:
         print(f"  ✗ {problem}\n    fix: {fix}", file=sys.stderr)
     if problems:
