@@ -8,7 +8,17 @@ from pathlib import Path
 REASONING = "the square looks red"
 
 
+_MADE: dict[Path, dict] = {}
+
+
 def make_sft_data(root: Path, model_dir: Path, n_sources: int = 2) -> dict:
+    """Made once per model folder and session (the files are only read by the tests that share them)."""
+    if model_dir not in _MADE:
+        _MADE[model_dir] = _make(root, model_dir, n_sources)
+    return _MADE[model_dir]
+
+
+def _make(root: Path, model_dir: Path, n_sources: int) -> dict:
     import pyarrow.parquet as pq
 
     from editjudge.cli import main
