@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("editjudge.evaluate.cli", "measure a judge: accuracy, correlation, pairwise and best-of-N metrics"),
     "score": ("editjudge.judge.cli_score", "score edits with a judge (one pair or a manifest)"),
     "best-of-n": ("editjudge.judge.cli_best_of_n", "rank N candidate edits of one source and keep the best"),
+    "serve": ("editjudge.serve.cli", "serve the judge over HTTP on Ray Serve (reward endpoint, best-of-N)"),
     "tiny-model": ("editjudge.tiny", "build the tiny random Qwen2.5-VL used by tests and the demo"),
 }
 
