@@ -63,6 +63,21 @@ class Unavailable(Exception):
         self.detail = detail
 
 
+class _AllItemsRefused(Exception):
+    def __init__(self, first: InputError, items: list[dict[str, Any]]) -> None:
+        super().__init__(first.detail)
+        self.first = first
+        self.items = items
+
+
+def _cancel(calls: list[Any]) -> None:
+    for call in calls:
+        try:
+            call.cancel()
+        except Exception:  # noqa: BLE001 - already finished or gone
+            pass
+
+
 # ------------------------------------------------------------------------------------------------ judge replicas
 
 
@@ -319,21 +334,6 @@ class Ingress:
         if not check_token(request.headers.get("authorization"), self.settings.token_digest):
             return _error(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer …)")
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
-
-
-class _AllItemsRefused(Exception):
-    def __init__(self, first: InputError, items: list[dict[str, Any]]) -> None:
-        super().__init__(first.detail)
-        self.first = first
-        self.items = items
-
-
-def _cancel(calls: list[Any]) -> None:
-    for call in calls:
-        try:
-            call.cancel()
-        except Exception:  # noqa: BLE001 - already finished or gone
-            pass
 
 
 def build_app(settings: ServeSettings) -> Any:
