@@ -1,7 +1,8 @@
-"""``editjudge serve`` on a real local Ray (2 CPUs) + Serve with the tiny answering model, over real HTTP (loopback).
+"""``editjudge serve`` and ``editjudge score --ray`` on a real local Ray (2 CPUs) with the tiny answering model.
 
-One Ray and one Serve start for the whole module: a judge app (2 replicas, dynamic batching, a token, a shared
-folder, tight limits) and a second app whose backend is down (the OpenAI backend pointed at a closed port).
+One Ray start for the whole module (Ray starts are the expensive part): a judge app (2 replicas, dynamic batching,
+a token, a shared folder, tight limits), a second app whose backend is down (the OpenAI backend pointed at a closed
+port), and the Ray Data actor pool of ``score --ray``. HTTP is real and on loopback.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from editjudge.cli import build_parser  # noqa: E402
 from editjudge.client import JudgeClient, RewardError, ServiceError, edit_reward_fn  # noqa: E402
 from editjudge.judge import EditItem  # noqa: E402
 from editjudge.judge.cli_common import judge_from_args  # noqa: E402
+from editjudge.synthetic import write_synthetic_edits  # noqa: E402
 
 TOKEN_VAR, TOKEN = "EDITJUDGE_TEST_SERVE_TOKEN", "tok-3f9a1c"
 COLORS = ("red", "blue", "green", "yellow", "white", "black", "purple", "orange")
@@ -91,7 +93,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     args = _serve_args(
         "--model", str(model), "--max-new-tokens", "12", "--device", "cpu", "--replicas", "2",
-        "--cpus-per-replica", "1", "--max-batch", "8", "--batch-wait-ms", "40", "--port", str(port),
+        "--cpus-per-replica", "0.5", "--max-batch", "8", "--batch-wait-ms", "40", "--port", str(port),
         "--token-env", TOKEN_VAR, "--allow-paths", str(shared), "--max-items", "8", "--max-image-pixels", "200000",
         "--max-body-bytes", "1000000",
     )
@@ -240,6 +242,44 @@ def test_backend_failure_answers_503_with_retry_after(served: Served) -> None:
     with pytest.raises(ServiceError):
         edit_reward_fn(down, retries=0)(*args)
     assert served.post("/v1/score", json={"items": [_payload(ITEMS[0])]}).status_code == 200
+
+
+def test_score_ray_equals_score_and_resumes_after_a_kill(served: Served, tmp_path: Path, capsys) -> None:
+    """``score --ray`` (2 judge actors) writes the bytes ``score`` writes; a rerun after a kill keeps what was done."""
+    import json
+
+    from editjudge.cli import main
+    from editjudge.judge.ray_score import FORMAT, _fingerprint, partial_path
+    from editjudge.data.sources import read_sources
+
+    edits = tmp_path / "edits"
+    write_synthetic_edits(edits, n_sources=3, candidates_per_source=3, size=48)
+    (edits / "broken_input.jpg").write_bytes(b"not a jpeg")  # a sample that is read but cannot be judged
+    (edits / "broken_output.jpg").write_bytes(b"not a jpeg")
+    (edits / "broken_meta.json").write_text('{"instruction": "make it red"}')
+    (edits / "broken_score.json").write_text('{"score": 0.5}')
+    common = ["score", *_flags(served.args), "--batch-size", "2", "--manifest", str(edits)]
+    single, distributed = tmp_path / "single.jsonl", tmp_path / "ray.jsonl"
+    assert main([*common, "--out", str(single)]) == 0
+    expected = single.read_bytes()
+    lines = expected.decode().splitlines()
+    assert len(lines) == 10 and '"error": "input_error: not_an_image' in expected.decode()
+
+    # The state a kill leaves: a partial output with the chunks that landed (flushed line by line) and a torn line.
+    items = list(read_sources(str(edits), require_score=False))
+    partial = partial_path(distributed)
+    kept = [json.dumps({"i": i, "record": json.loads(lines[i])}, ensure_ascii=False) for i in range(4)]
+    header = json.dumps({"format": FORMAT, "fingerprint": _fingerprint(items), "manifest": str(edits)})
+    partial.write_text("\n".join([header, *kept, '{"i": 4, "record": {"id": "tor']))
+    capsys.readouterr()
+    assert main([*common, "--out", str(distributed), "--ray", "--actors", "2", "--cpus-per-actor", "0.5"]) == 2
+    assert "--resume" in capsys.readouterr().err  # a partial run is never silently overwritten
+    assert main([*common, "--out", str(distributed), "--ray", "--actors", "2", "--cpus-per-actor", "0.5",
+                 "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "10 edits, 4 already scored (kept), 6 to score" in err  # finished ids are not scored again
+    assert distributed.read_bytes() == expected and not partial.exists()
+    assert main([*common, "--out", str(distributed), "--ray"]) == 2  # a finished output needs --force
 
 
 def test_replica_killed_under_load_every_request_is_carried(served: Served, reference: dict[str, Any]) -> None:

@@ -37,7 +37,17 @@ class JudgeWorker:
 
         args = copy.copy(judge_args)
         args.batch_size = max(1, int(max_batch))
-        self.judge = judge_from_args(args)
+        self._attach(judge_from_args(args))
+
+    @classmethod
+    def from_judge(cls, judge: Any) -> JudgeWorker:
+        """A worker over a judge already built (e.g. a benchmark's in-memory model); its backend's batch size holds."""
+        self = cls.__new__(cls)
+        self._attach(judge)
+        return self
+
+    def _attach(self, judge: Any) -> None:
+        self.judge = judge
         self.judge.progress = False
         self._views: dict[int, Any] = {self.judge.sampling.num_samples: self.judge}
 
