@@ -102,6 +102,9 @@ def test_openapi_schema_lists_the_api(tmp_path: Path) -> None:
     body = document["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/ScoreRequest"}
     assert {"ScoreItem", "ScoreRequest", "ScoreResponse", "RankRequest", "ErrorResponse"} <= set(document["components"]["schemas"])
+    doc = (Path(__file__).parents[1] / "docs" / "serve.md").read_text(encoding="utf-8")
+    embedded = doc.split("<!-- openapi:begin -->\n```json\n", 1)[1].split("```\n<!-- openapi:end -->", 1)[0]
+    assert embedded == out.read_text(), "docs/serve.md's schema is stale: regenerate it with `editjudge serve --openapi`"
 
 
 def test_client_encodes_arrays_and_checks_its_policy() -> None:

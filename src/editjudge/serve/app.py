@@ -341,7 +341,7 @@ def build_app(settings: ServeSettings) -> Any:
     model = JudgeModel.options(
         num_replicas=settings.replicas,
         ray_actor_options={"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica},
-        max_ongoing_requests=max(2 * settings.max_batch, 2),
+        max_ongoing_requests=max(2 * settings.max_batch, 16),  # items queue in the replica's batcher, not the router
         max_queued_requests=settings.max_queued_items,
         graceful_shutdown_timeout_s=settings.drain_timeout_s,
         health_check_period_s=5.0,
