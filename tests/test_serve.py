@@ -83,7 +83,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from ray import serve
 
     from editjudge.serve.app import build_app
-    from editjudge.serve.cli import settings_from_args, start, stop
+    from editjudge.serve.cli import settings_from_args, start
 
     model = build_answering_model(tiny_model_dir, tmp_path_factory.getbasetemp() / "judge-answering-model")
     shared = tmp_path_factory.mktemp("shared")
@@ -95,7 +95,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         "--model", str(model), "--max-new-tokens", "12", "--device", "cpu", "--replicas", "2",
         "--cpus-per-replica", "0.5", "--max-batch", "8", "--batch-wait-ms", "40", "--port", str(port),
         "--token-env", TOKEN_VAR, "--allow-paths", str(shared), "--max-items", "8", "--max-image-pixels", "200000",
-        "--max-body-bytes", "1000000",
+        "--max-body-bytes", "1000000", "--drain-timeout", "2",
     )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -105,8 +105,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         serve.run(build_app(settings_from_args(down)), name="down", route_prefix="/down")
         yield Served(url, args, shared)
     finally:
-        stop()
-        ray.shutdown()
+        ray.shutdown()  # takes Serve down with it (a separate serve.shutdown() adds seconds of draining)
         os.environ.pop(TOKEN_VAR, None)
 
 
@@ -213,6 +212,9 @@ def test_rank_and_reward_fn(served: Served, reference: dict[str, Any]) -> None:
     expected = judge_from_args(judge_args).best_of_n(source, candidates, "make it blue")
     assert [c["index"] for c in ranking["candidates"]] == [c.index for c in expected.candidates]
     assert ranking["best"] == "abc"[expected.best.index] and [c["rank"] for c in ranking["candidates"]] == [1, 2, 3]
+
+    avg = served.post("/v1/score", json={"items": [{**_payload(ITEMS[0]), "samples": 2}]}).json()["results"][0]
+    assert len(avg["scores"]) == 2  # Avg@k per item: two sampled answers
 
     reward = edit_reward_fn(served.url, token=TOKEN)
     pil = Image.open(io.BytesIO(ITEMS[1]["edited"]))

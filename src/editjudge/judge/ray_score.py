@@ -218,7 +218,7 @@ def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], don
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     judge_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-    dataset = ray.data.from_items([{"chunk": json.dumps(c)} for c in pending], override_num_blocks=len(pending))
+    dataset = ray.data.from_items([{"chunk": json.dumps(c)} for c in pending], override_num_blocks=min(len(pending), 10_000))
     scored = dataset.map_batches(
         ChunkScorer, fn_constructor_args=(judge_args,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=args.cpus_per_actor, num_gpus=gpus,

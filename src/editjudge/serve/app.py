@@ -222,7 +222,7 @@ class Ingress:
     def _decode(self, source: Any, edited: Any, instruction: str, samples: int | None) -> dict[str, Any] | InputError:
         try:
             return {
-                "source": decode_image(_image_payload(source), self.limits, "source"),
+                "source": source if isinstance(source, bytes) else decode_image(_image_payload(source), self.limits, "source"),
                 "edited": decode_image(_image_payload(edited), self.limits, "edited"),
                 "instruction": instruction,
                 "samples": samples,
@@ -300,7 +300,9 @@ class Ingress:
                 raise InputError("invalid_request", f"ids: {len(body.ids)} names for {n} candidates")
             self._check_samples(body.samples)
             ids = body.ids or [str(i) for i in range(n)]
-            prepared = [self._decode(body.source, c, body.instruction, body.samples) for c in body.candidates]
+            # the source once: when it is bad no candidate can be judged, and the request gets its 4xx
+            source = decode_image(_image_payload(body.source), self.limits, "source")
+            prepared = [self._decode(source, c, body.instruction, body.samples) for c in body.candidates]
             try:
                 payloads = await self._judge(prepared)
             except _AllItemsRefused as exc:
