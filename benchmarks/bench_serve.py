@@ -179,7 +179,7 @@ def _dynamic_http(model_path: str, items: list[dict[str, Any]], args: argparse.N
                  "instruction": i["instruction"]} for i in items]
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
 
     def deploy(max_batch: int) -> None:

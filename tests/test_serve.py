@@ -97,7 +97,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         "--token-env", TOKEN_VAR, "--allow-paths", str(shared), "--max-items", "8", "--max-image-pixels", "200000",
         "--max-body-bytes", "1000000", "--drain-timeout", "2",
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         url = start(settings_from_args(args), port=port)
         down = _serve_args("--model", "judge", "--backend", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1",

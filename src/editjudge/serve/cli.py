@@ -117,20 +117,30 @@ def _local_cuda() -> bool:
         return False
 
 
-def start(settings: Any, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
-          num_cpus: int | None = None) -> str:
-    """Start (or join) Ray, start Serve's HTTP proxy on ``host:port`` and deploy the app; returns its URL."""
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is already up."""
     import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> str:
+    """Start Serve's HTTP proxy on ``host:port`` and deploy the app (waits until it runs); returns its URL."""
     from ray import serve
 
     from editjudge.serve.app import APP_NAME, build_app
 
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 log_to_driver=False)
     serve.start(http_options={"host": host, "port": port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{host}:{port}"
+
+
+def start(settings: Any, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
+          num_cpus: int | None = None) -> str:
+    """:func:`init_ray` then :func:`deploy`; returns the service's URL."""
+    init_ray(address, num_cpus)
+    return deploy(settings, host, port)
 
 
 def stop() -> None:
@@ -152,16 +162,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"editjudge serve: error: {problem}", file=sys.stderr)
         return 2
     settings = settings_from_args(args)
+    done = threading.Event()
     try:
-        url = start(settings, args.host, args.port, args.address, args.num_cpus)
+        init_ray(args.address, args.num_cpus)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init (it sets its own); a signal while deploying still drains
+            signal.signal(sig, lambda *_: done.set())
+        url = deploy(settings, args.host, args.port)
     except Exception as exc:  # noqa: BLE001 - a replica that cannot load the judge, a port in use…
         print(f"editjudge serve: error: the service did not start: {exc}", file=sys.stderr)
         return 1
     print(f"editjudge serve: {args.replicas} replica(s) of {args.model} at {url} "
           f"(POST /v1/score, /v1/rank; GET /healthz, /metrics). Ctrl-C drains and stops.", file=sys.stderr)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     done.wait()
     print("editjudge serve: draining requests in flight, then stopping", file=sys.stderr)
     stop()
