@@ -165,8 +165,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _dynamic_http(model_path: str, items: list[dict[str, Any]], args: argparse.Namespace,
-                  in_process_b8: float) -> tuple[dict[str, Any], dict[str, float]]:
+def _dynamic_http(model_path: str, items: list[dict[str, Any]], args: argparse.Namespace) -> tuple[dict[str, Any], float]:
     import httpx
     import ray
     from ray import serve
@@ -223,9 +222,7 @@ def _dynamic_http(model_path: str, items: list[dict[str, Any]], args: argparse.N
     finally:
         serve.shutdown()
         ray.shutdown()
-    http = {"http_items_per_s": round(http_b8, 2), "in_process_items_per_s": in_process_b8,
-            "http_over_in_process": round(http_b8 / in_process_b8, 3)}
-    return figures, http
+    return figures, http_b8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,9 +260,14 @@ def main(argv: list[str] | None = None) -> int:
             figures["dynamic"] = _dynamic_in_process(judge, items, args)
             figures["in_process_batch8_items_per_s"] = in_process_b8
         else:
-            model_path = str(_tiny_path(work))
-            del judge
-            figures["dynamic"], figures["http_vs_in_process_batch8"] = _dynamic_http(model_path, items, args, in_process_b8)
+            figures["dynamic"], http_b8 = _dynamic_http(str(_tiny_path(work)), items, args)
+            # in-process again after the HTTP runs: the best of both, so a busy spell on a shared machine does not
+            # favour one side
+            in_process_b8 = max(in_process_b8, _in_process_batch(judge, items, 8, args.repeat)["items_per_s"])
+            figures["http_vs_in_process_batch8"] = {
+                "http_items_per_s": round(http_b8, 2), "in_process_items_per_s": in_process_b8,
+                "http_over_in_process": round(http_b8 / in_process_b8, 3),
+            }
         if judge_on_cuda(figures):
             import torch
 

@@ -213,7 +213,8 @@ class Ingress:
         return response
 
     async def _request(self, request: Request, model: type[BaseModel]) -> Any:
-        return _parse(await _read_body(request, self.limits.max_body_bytes), model)
+        body = await _read_body(request, self.limits.max_body_bytes)
+        return await asyncio.to_thread(_parse, body, model)  # large bodies do not stall the event loop
 
     def _check_samples(self, samples: int | None) -> None:
         if samples is not None and samples > self.limits.max_samples:
@@ -277,7 +278,8 @@ class Ingress:
                 raise InputError("too_many_items", f"{len(body.items)} items; the limit is {self.limits.max_items} (--max-items)")
             for item in body.items:
                 self._check_samples(item.samples)
-            prepared = [self._decode(i.source, i.edited, i.instruction, i.samples) for i in body.items]
+            prepared = await asyncio.to_thread(
+                lambda: [self._decode(i.source, i.edited, i.instruction, i.samples) for i in body.items])
             try:
                 results = await self._judge(prepared)
             except _AllItemsRefused as exc:
@@ -302,7 +304,8 @@ class Ingress:
             ids = body.ids or [str(i) for i in range(n)]
             # the source once: when it is bad no candidate can be judged, and the request gets its 4xx
             source = decode_image(_image_payload(body.source), self.limits, "source")
-            prepared = [self._decode(source, c, body.instruction, body.samples) for c in body.candidates]
+            prepared = await asyncio.to_thread(
+                lambda: [self._decode(source, c, body.instruction, body.samples) for c in body.candidates])
             try:
                 payloads = await self._judge(prepared)
             except _AllItemsRefused as exc:
@@ -351,6 +354,6 @@ def build_app(settings: ServeSettings) -> Any:
     return Ingress.options(
         num_replicas=1,
         ray_actor_options={"num_cpus": 0},
-        max_ongoing_requests=1024,
+        max_ongoing_requests=256,  # with --max-body-bytes, bounds the memory of bodies being read
         graceful_shutdown_timeout_s=settings.drain_timeout_s,
     ).bind(model, settings)

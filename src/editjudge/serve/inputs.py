@@ -16,7 +16,7 @@ from typing import Any
 
 from editjudge.data import images as imgs
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_ITEMS = 64
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo; larger headers are refused before decoding
 DEFAULT_MAX_SAMPLES = 8
