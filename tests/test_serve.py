@@ -12,7 +12,9 @@ import base64
 import io
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -97,7 +99,9 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         "--token-env", TOKEN_VAR, "--allow-paths", str(shared), "--max-items", "8", "--max-image-pixels", "200000",
         "--max-body-bytes", "1000000", "--drain-timeout", "2",
     )
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # A short temp folder of its own: Ray's socket paths under pytest's basetemp can pass AF_UNIX's 107 bytes.
+    ray_tmp = tempfile.mkdtemp(prefix="ejray-")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=ray_tmp)
     try:
         url = start(settings_from_args(args), port=port)
         down = _serve_args("--model", "judge", "--backend", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1",
@@ -106,6 +110,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         yield Served(url, args, shared)
     finally:
         ray.shutdown()  # takes Serve down with it (a separate serve.shutdown() adds seconds of draining)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         os.environ.pop(TOKEN_VAR, None)
 
 
@@ -247,41 +252,56 @@ def test_backend_failure_answers_503_with_retry_after(served: Served) -> None:
 
 
 def test_score_ray_equals_score_and_resumes_after_a_kill(served: Served, tmp_path: Path, capsys) -> None:
-    """``score --ray`` (2 judge actors) writes the bytes ``score`` writes; a rerun after a kill keeps what was done."""
+    """``score --ray`` killed mid-run (SIGKILL), then rerun with ``--resume``: the finished edits are kept, the rest
+    are scored by 2 judge actors, and the output is the bytes single-process ``score`` writes."""
     import json
+    import signal
+    import subprocess
+    import sys
 
     from editjudge.cli import main
-    from editjudge.judge.ray_score import FORMAT, _fingerprint, partial_path
-    from editjudge.data.sources import read_sources
+    from editjudge.judge.ray_score import partial_path
 
     edits = tmp_path / "edits"
-    write_synthetic_edits(edits, n_sources=3, candidates_per_source=3, size=48)
-    (edits / "broken_input.jpg").write_bytes(b"not a jpeg")  # a sample that is read but cannot be judged
-    (edits / "broken_output.jpg").write_bytes(b"not a jpeg")
+    write_synthetic_edits(edits, n_sources=12, candidates_per_source=4, size=48)
+    (edits / "broken_input.jpg").write_bytes(b"")  # a sample without its edited image: rejected, still reported
     (edits / "broken_meta.json").write_text('{"instruction": "make it red"}')
     (edits / "broken_score.json").write_text('{"score": 0.5}')
     common = ["score", *_flags(served.args), "--batch-size", "2", "--manifest", str(edits)]
     single, distributed = tmp_path / "single.jsonl", tmp_path / "ray.jsonl"
     assert main([*common, "--out", str(single)]) == 0
     expected = single.read_bytes()
-    lines = expected.decode().splitlines()
-    assert len(lines) == 10 and '"error": "input_error: not_an_image' in expected.decode()
+    assert len(expected.splitlines()) == 49 and b'"error": "input_error: missing_edited' in expected
 
-    # The state a kill leaves: a partial output with the chunks that landed (flushed line by line) and a torn line.
-    items = list(read_sources(str(edits), require_score=False))
+    # A run on this Ray cluster (one actor), killed as soon as its first chunks have landed in OUT.partial.
     partial = partial_path(distributed)
-    kept = [json.dumps({"i": i, "record": json.loads(lines[i])}, ensure_ascii=False) for i in range(4)]
-    header = json.dumps({"format": FORMAT, "fingerprint": _fingerprint(items), "manifest": str(edits)})
-    partial.write_text("\n".join([header, *kept, '{"i": 4, "record": {"id": "tor']))
+    address = ray.get_runtime_context().gcs_address
+    process = subprocess.Popen(
+        [sys.executable, "-m", "editjudge.cli", *common, "--out", str(distributed), "--ray", "--ray-address", address,
+         "--actors", "1", "--cpus-per-actor", "0.5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while process.poll() is None and time.monotonic() < deadline:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= 3:  # the header + one chunk of two edits
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert process.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+    landed = partial.read_bytes().count(b"\n") - 1
+    assert 2 <= landed < 49
+    with open(partial, "a", encoding="utf-8") as handle:
+        handle.write('{"i": 48, "record": {"id": "tor')  # and a line torn by the kill, for good measure
     capsys.readouterr()
     assert main([*common, "--out", str(distributed), "--ray", "--actors", "2", "--cpus-per-actor", "0.5"]) == 2
     assert "--resume" in capsys.readouterr().err  # a partial run is never silently overwritten
     assert main([*common, "--out", str(distributed), "--ray", "--actors", "2", "--cpus-per-actor", "0.5",
                  "--resume"]) == 0
     err = capsys.readouterr().err
-    assert "10 edits, 4 already scored (kept), 6 to score" in err  # finished ids are not scored again
+    assert f"49 edits, {landed} already scored (kept), " in err  # finished edits are not scored again
     assert distributed.read_bytes() == expected and not partial.exists()
     assert main([*common, "--out", str(distributed), "--ray"]) == 2  # a finished output needs --force
+    assert sum(json.loads(line)["pred"] is not None for line in expected.splitlines()) == 48  # all judged
 
 
 def test_replica_killed_under_load_every_request_is_carried(served: Served, reference: dict[str, Any]) -> None:
