@@ -210,7 +210,11 @@ def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], don
     from tqdm.auto import tqdm
 
     if not ray.is_initialized():
-        ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            print(f"editjudge score: error: cannot reach Ray ({args.ray_address or 'local'}): {exc}", file=sys.stderr)
+            return 1
     gpus = args.gpus_per_actor
     if gpus is None:
         gpus = 1.0 if args.backend != "openai" and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
