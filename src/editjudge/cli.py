@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "score": ("editjudge.judge.cli_score", "score edits with a judge (one pair or a manifest)"),
     "bench": ("editjudge.bench.cli", "score a judge on public edit-judge benchmarks with their exact metrics"),
     "best-of-n": ("editjudge.judge.cli_best_of_n", "rank N candidate edits of one source and keep the best"),
+    "serve": ("editjudge.serve.cli", "serve the judge over HTTP on Ray Serve (reward endpoint, best-of-N)"),
     "tiny-model": ("editjudge.tiny", "build the tiny random Qwen2.5-VL used by tests and the demo"),
 }
 

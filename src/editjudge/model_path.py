@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["resolve_model_path", "check_model_paths"]
+__all__ = ["find_model_dir", "resolve_model_path", "check_model_paths"]
 
 
 def _cached_snapshot(repo_id: str) -> Path | None:
@@ -25,19 +25,29 @@ def _cached_snapshot(repo_id: str) -> Path | None:
         return None
 
 
-def resolve_model_path(value: str | os.PathLike[str], what: str = "--model") -> Path:
-    """The local folder ``value`` names, or its cached hub snapshot; ``FileNotFoundError`` naming ``what`` and the
-    fix otherwise. Never downloads."""
+def _hub_like(text: str) -> bool:
+    return text.count("/") == 1 and not text.startswith(("/", ".", "~")) and all(text.split("/"))
+
+
+def find_model_dir(value: str | os.PathLike[str]) -> Path | None:
+    """The local folder ``value`` names, or the cached snapshot of a ``org/name`` hub id; ``None`` otherwise."""
     text = os.fspath(value)
     path = Path(text).expanduser()
     if path.is_dir():
         return path
-    if path.exists():
+    return _cached_snapshot(text) if not path.exists() and _hub_like(text) else None
+
+
+def resolve_model_path(value: str | os.PathLike[str], what: str = "--model") -> Path:
+    """The local folder ``value`` names, or its cached hub snapshot; ``FileNotFoundError`` naming ``what`` and the
+    fix otherwise. Never downloads."""
+    text = os.fspath(value)
+    found = find_model_dir(text)
+    if found is not None:
+        return found
+    if Path(text).expanduser().exists():
         raise FileNotFoundError(f"{what} {text}: not a folder (give the folder of a Hugging Face model or adapter)")
-    hub_like = text.count("/") == 1 and not text.startswith(("/", ".", "~")) and all(text.split("/"))
-    snapshot = _cached_snapshot(text) if hub_like else None
-    if snapshot is not None:
-        return snapshot
+    hub_like = _hub_like(text)
     example = text if hub_like else "Qwen/Qwen2.5-VL-3B-Instruct"
     raise FileNotFoundError(
         f"{what} {text!r} is neither a local directory nor in the Hugging Face cache: download it once (e.g. "

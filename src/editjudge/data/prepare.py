@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -130,6 +131,8 @@ def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked us
     _CTX = _make_context(config)
     _text_tokens.cache_clear()
     _source_header.cache_clear()
@@ -333,6 +336,21 @@ class _Gate:
         self._stop.set()
 
 
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Block SIGINT in this thread for the duration (a no-op where the platform has no signal masks)."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _Mapper:
     """Ordered map over a process pool (or in-process with one worker); same results in the same order."""
 
@@ -348,7 +366,10 @@ class _Mapper:
             # Forking a process whose torch already started threads can deadlock the child; when a caller has
             # imported torch (the demo, a notebook), start workers from a clean forkserver instead.
             context = get_context("forkserver" if "torch" in sys.modules else None)
-            self.pool = context.Pool(self.workers, initializer=_init_worker, initargs=(config,))
+            # A Ctrl-C that lands inside os.fork's at-fork callbacks is swallowed by CPython ("Exception ignored
+            # in _releaseLock"), and the run would go on: hold SIGINT back while forking; it arrives right after.
+            with _sigint_held():
+                self.pool = context.Pool(self.workers, initializer=_init_worker, initargs=(config,))
 
     def map(self, fn: Any, tasks: Iterable[Any], in_flight: int) -> Iterator[Any]:
         if self.pool is None:

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"MAD that turns scores into labels (default: the prepare report's, else {DEFAULT_MAD})",
     )
     add_judge_arguments(parser)
+    from editjudge.judge.ray_score import add_ray_arguments
+
+    add_ray_arguments(parser)  # --ray: a Ray Data actor pool (editjudge.judge.ray_score)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -90,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
+    if args.ray:
+        from editjudge.judge.ray_score import run_ray
+
+        return run_ray(args)
     try:
         judge = judge_from_args(args)
     except (ValueError, OSError, ImportError) as exc:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from editjudge.model_path import find_model_dir
 from editjudge.train.preflight_report import Report
 
 
 def resolve_model_dir(model: str) -> Path | None:
-    """A local model directory, or the cached snapshot of a hub id (never downloads)."""
-    path = Path(os.path.expanduser(model))
-    if path.is_dir():
-        return path
-    if path.exists() or model.count("/") != 1:
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model, local_files_only=True))
-    except Exception:
-        return None
+    """A local model directory, or the cached snapshot of a hub id (never downloads): :mod:`editjudge.model_path`."""
+    return find_model_dir(model)
 
 
 def check_model_folder(model: str, report: Report, *, needs_vision: bool) -> Path | None:

@@ -665,8 +665,12 @@ def run(args: argparse.Namespace, preset) -> int:
         val_files = getattr(args, "val_files", None)
         if val_files and settings.eval_steps <= 0:
             print("note: trainer.test_freq <= 0, so --val-files is not used; evaluate with `editjudge eval`")
+        from editjudge.data.writer import check_output  # the one output rule (OutputExists is a ValueError)
         from editjudge.train.trl_runtime import check_before_start
 
+        if not getattr(args, "dry_run", False):  # a previous run in the way is said first: nothing else matters then
+            check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
+                         resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
         _check_init_adapter(settings)
         if getattr(args, "dry_run", False):
@@ -675,10 +679,6 @@ def run(args: argparse.Namespace, preset) -> int:
             print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
                   "nothing trained")
             return 0
-        from editjudge.data.writer import check_output  # the one output rule (OutputExists is a ValueError)
-
-        check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
-                     resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")

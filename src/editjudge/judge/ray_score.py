@@ -1,0 +1,242 @@
+"""``editjudge score --ray``: score a manifest with a Ray Data actor pool of judges, resumably.
+
+The edits are cut into the same chunks ``score`` uses (``--batch-size`` edits in manifest order) and each chunk goes
+to one judge actor as one ``score_many`` call, so every edit is judged in the same batch as in a single-process run
+and the output is the same, byte for byte. Finished chunks stream into ``OUT.partial`` (one JSON line per edit,
+flushed as it lands); after a kill, ``--resume`` keeps them and scores only the rest. When all are done the
+predictions are written to ``OUT`` atomically, in manifest order, in ``score``'s schema, and ``OUT.partial`` is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PARTIAL_SUFFIX = ".partial"
+FORMAT = "editjudge-score-partial/1"
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--ray`` flags of ``editjudge score`` (``--resume``/``--force`` only if the verb lacks them)."""
+    group = parser.add_argument_group("Ray Data (--ray): score a manifest with a pool of judge actors (cluster scale)")
+    group.add_argument("--ray", action="store_true", help="score --manifest with a Ray Data actor pool of judges")
+    group.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local Ray)")
+    group.add_argument(
+        "--actors", type=int, default=None,
+        help="judges in the pool (default: the cluster's GPUs ÷ --gpus-per-actor, else its CPUs ÷ --cpus-per-actor)",
+    )
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs reserved per judge actor")
+    group.add_argument(
+        "--gpus-per-actor", type=float, default=None,
+        help="GPUs per judge actor (default: 1 when the cluster has GPUs and the backend runs a model, else 0)",
+    )
+    existing = parser._option_string_actions  # noqa: SLF001 - only to avoid redefining a flag the verb has
+    if "--resume" not in existing:
+        group.add_argument("--resume", action="store_true", help="--ray: keep the edits already in OUT.partial")
+    if "--force" not in existing:
+        group.add_argument("--force", action="store_true", help="--ray: overwrite OUT and drop OUT.partial")
+
+
+def partial_path(out: str | os.PathLike[str]) -> Path:
+    return Path(os.fspath(out) + PARTIAL_SUFFIX)
+
+
+def _fingerprint(items: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item.id, item.source_path, item.edited_path, item.instruction]).encode())
+    return digest.hexdigest()
+
+
+def _read_partial(path: Path, fingerprint: str) -> dict[int, dict[str, Any]]:
+    """Records already scored, by manifest position; a torn last line (a kill mid-write) is dropped."""
+    done: dict[int, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline()
+        try:
+            meta = json.loads(header)
+        except json.JSONDecodeError:
+            meta = {}
+        if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
+            raise ValueError(f"{path} belongs to another manifest (or is not a partial output): use --force to start over")
+        for line in handle:
+            try:
+                entry = json.loads(line)
+                done[int(entry["i"])] = entry["record"]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                break  # the torn tail of a killed run: everything after it is rescored
+    return done
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    if not args.manifest or not args.out:
+        return "--ray scores a manifest: give --manifest and --out"
+    if args.resume and args.force:
+        return "give --resume or --force, not both"
+    out, partial = Path(args.out), partial_path(args.out)
+    if out.exists() and out.stat().st_size > 0 and not args.force:
+        return f"--out {out} exists: pass --force to overwrite it"
+    if partial.exists() and not (args.resume or args.force):
+        return f"{partial} holds a partial run: pass --resume to finish it, or --force to start over"
+    if args.actors is not None and args.actors < 1:
+        return "--actors must be at least 1"
+    return None
+
+
+class ChunkScorer:
+    """A Ray Data actor: one judge; each row is one chunk of edits (JSON), scored with one ``score_many`` call."""
+
+    def __init__(self, judge_args: argparse.Namespace) -> None:
+        from editjudge.judge.cli_common import judge_from_args
+
+        self.judge = judge_from_args(judge_args)
+        self.judge.progress = False
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        from editjudge.judge import EditItem
+        from editjudge.judge.output import prediction
+
+        lines = []
+        for payload in batch["chunk"]:
+            rows = json.loads(payload)
+            results = self.judge.score_many([EditItem(r["source"], r["edited"], r["instruction"]) for r in rows])
+            records = [
+                {"i": r["i"], "record": prediction(
+                    id=r["id"], source=r["source"], edited=r["edited"], instruction=r["instruction"], group=r["group"],
+                    result=result, gt_score=r["gt_score"], label=r["label"],
+                )}
+                for r, result in zip(rows, results)
+            ]
+            lines.append("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
+        return {"lines": lines}
+
+
+def _pool_size(args: argparse.Namespace, gpus_per_actor: float) -> int:
+    import ray
+
+    if args.actors:
+        return args.actors
+    resources = ray.cluster_resources()
+    if gpus_per_actor > 0:
+        return max(1, int(resources.get("GPU", 0) // gpus_per_actor))
+    return max(1, int(resources.get("CPU", 1) // max(args.cpus_per_actor, 1e-6)))
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """The ``--ray`` path of ``editjudge score``; exit codes as ``score``'s (2 for usage mistakes)."""
+    from editjudge.data.labels import label_of
+    from editjudge.data.sources import EditRecord, Rejected, read_sources
+    from editjudge.judge.cli_score import _label_settings
+    from editjudge.judge.output import PredictionSink, prediction
+    from editjudge.judge.result import JudgeResult
+
+    problem = _problem(args)
+    if problem:
+        print(f"editjudge score: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        items = list(read_sources(args.manifest, require_score=False))
+        median, mad = _label_settings(args)
+    except (OSError, ValueError) as exc:
+        print(f"editjudge score: error: {exc}", file=sys.stderr)
+        return 2
+    fingerprint = _fingerprint(items)
+    partial = partial_path(args.out)
+    done: dict[int, dict[str, Any]] = {}
+    if args.resume and partial.exists():
+        try:
+            done = _read_partial(partial, fingerprint)
+        except (OSError, ValueError) as exc:
+            print(f"editjudge score: error: {exc}", file=sys.stderr)
+            return 2
+    kept = len(done)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fresh = partial.with_name(partial.name + ".tmp")  # the header + what survived, swapped in atomically
+    with open(fresh, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"format": FORMAT, "fingerprint": fingerprint, "manifest": str(args.manifest)}) + "\n")
+        for i in sorted(done):
+            handle.write(json.dumps({"i": i, "record": done[i]}, ensure_ascii=False) + "\n")
+    os.replace(fresh, partial)
+    with open(partial, "a", encoding="utf-8") as sink:  # then every finished chunk is appended as it lands
+        rows: list[dict[str, Any]] = []
+        for i, item in enumerate(items):
+            if i in done:
+                continue
+            if isinstance(item, Rejected):
+                record = prediction(
+                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
+                    group=None, result=JudgeResult(error=f"input_error: {item.reason}: {item.detail}"),
+                )
+                done[i] = record
+                sink.write(json.dumps({"i": i, "record": record}, ensure_ascii=False) + "\n")
+        sink.flush()
+        for i, item in enumerate(items):
+            if isinstance(item, EditRecord):
+                label = label_of(item.score, median, mad) if item.score is not None else None
+                rows.append({"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
+                             "instruction": item.instruction, "group": item.group, "gt_score": item.score,
+                             "label": label})
+        size = max(1, args.batch_size)
+        chunks = [rows[k : k + size] for k in range(0, len(rows), size)]  # score's chunks, in manifest order
+        pending = [c for c in chunks if any(r["i"] not in done for r in c)]
+        todo = sum(len(c) for c in pending)
+        print(f"editjudge score --ray: {len(items)} edits, {kept} already scored (kept), {todo} to score in "
+              f"{len(pending)} chunks", file=sys.stderr)
+        if pending:
+            code = _run_pool(args, pending, done, sink)
+            if code:
+                return code
+    records = [done[i] for i in range(len(items))]
+    with PredictionSink(args.out) as out:
+        for record in records:
+            out.add(record)
+    partial.unlink()
+    failed = sum(1 for r in records if r["pred"] is None and (r["error"] or "").startswith(("input_error", "backend_error")))
+    answered = sum(1 for r in records if r["pred"] is not None)
+    print(f"scored {len(items)} edits -> {args.out}: {answered} answered, {len(items) - answered - failed} unparsable "
+          f"answers, {failed} could not be judged (see the 'error' field)", file=sys.stderr)
+    return 0 if failed < len(items) or not items else 1
+
+
+def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], done: dict[int, dict[str, Any]],
+              sink: Any) -> int:
+    """Stream the pending chunks through the actor pool; each finished chunk is appended to ``sink`` at once."""
+    import ray
+    from tqdm.auto import tqdm
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            print(f"editjudge score: error: cannot reach Ray ({args.ray_address or 'local'}): {exc}", file=sys.stderr)
+            return 1
+    gpus = args.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if args.backend != "openai" and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    actors = _pool_size(args, gpus)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    judge_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
+    dataset = ray.data.from_items([{"chunk": json.dumps(c)} for c in pending], override_num_blocks=min(len(pending), 10_000))
+    scored = dataset.map_batches(
+        ChunkScorer, fn_constructor_args=(judge_args,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=args.cpus_per_actor, num_gpus=gpus,
+    )
+    with tqdm(total=sum(len(c) for c in pending), desc=f"judging ({actors} actors)", unit="edit") as bar:
+        for row in scored.iter_rows():
+            sink.write(row["lines"])
+            sink.flush()
+            for line in row["lines"].splitlines():
+                entry = json.loads(line)
+                done[int(entry["i"])] = entry["record"]
+                bar.update(1)
+    missing = sum(len(c) for c in pending) - sum(1 for c in pending for r in c if r["i"] in done)
+    if missing:
+        print(f"editjudge score: error: {missing} edits came back unscored; rerun with --resume", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,179 @@
+"""``editjudge serve``: the judge as an HTTP service on Ray Serve (replicas, dynamic batching, FastAPI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from editjudge.judge.cli_common import add_judge_arguments
+from editjudge.serve.inputs import (
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_ITEMS, DEFAULT_MAX_SAMPLES, Limits, is_loopback,
+    token_digest,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve the judge over HTTP with Ray Serve: POST /v1/score, POST /v1/rank, GET /healthz, GET /metrics "
+        "(docs/serve.md). Starts a local Ray, or joins a cluster with --address. Each replica holds one judge; "
+        "concurrent requests are batched (--max-batch, --batch-wait-ms). Binds 127.0.0.1 unless told otherwise."
+    )
+    add_judge_arguments(parser)
+    svc = parser.add_argument_group("service")
+    svc.add_argument("--replicas", type=int, default=1, help="judge replicas (one GPU each on GPU machines)")
+    svc.add_argument("--max-batch", type=int, default=32, help="largest dynamic batch (replaces --batch-size)")
+    svc.add_argument("--batch-wait-ms", type=float, default=20.0, help="how long a batch waits to fill up")
+    svc.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
+    svc.add_argument("--port", type=int, default=8000, help="HTTP port")
+    svc.add_argument("--token-env", metavar="VAR", help="environment variable holding the bearer token clients must send")
+    svc.add_argument(
+        "--insecure-no-token", action="store_true",
+        help="allow a non-loopback --host without --token-env (anyone who reaches the port can use the judge)",
+    )
+    svc.add_argument("--allow-paths", metavar="DIR", help="let requests name image files under DIR ({\"path\": …})")
+    svc.add_argument("--address", metavar="RAY", help="join this Ray cluster (e.g. auto, or ray://host:10001)")
+    svc.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    svc.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs reserved per judge replica")
+    svc.add_argument(
+        "--gpus-per-replica", type=float, default=None,
+        help="GPUs per judge replica (default: 1 when the local machine has CUDA and the backend runs a model, else 0)",
+    )
+    lim = parser.add_argument_group("limits (each refusal answers a 4xx with a reason)")
+    lim.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body")
+    lim.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS, help="items (or candidates) per request")
+    lim.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                     help="largest image (width x height, read from the header before decoding)")
+    lim.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES, help="largest per-item 'samples'")
+    lim.add_argument("--max-queued", type=int, default=4096, help="items waiting for a replica before 503s")
+    lim.add_argument("--request-timeout", type=float, default=300.0, help="seconds before a request answers 503")
+    lim.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on 503")
+    lim.add_argument("--drain-timeout", type=float, default=30.0, help="seconds replicas get to finish on shutdown")
+    parser.add_argument("--openapi", metavar="FILE", help="write the API's OpenAPI schema (JSON) to FILE and exit")
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    positive = {"--replicas": args.replicas, "--max-batch": args.max_batch, "--max-items": args.max_items,
+                "--max-body-bytes": args.max_body_bytes, "--max-image-pixels": args.max_image_pixels,
+                "--max-samples": args.max_samples, "--max-queued": args.max_queued}
+    for flag, value in positive.items():
+        if value < 1:
+            return f"{flag} must be at least 1"
+    if args.batch_wait_ms < 0:
+        return "--batch-wait-ms must be >= 0"
+    if not 0 < args.port < 65536:
+        return "--port must be in 1..65535"
+    if args.samples > args.max_samples:
+        return f"--samples {args.samples} exceeds --max-samples {args.max_samples}"
+    if args.token_env and not os.environ.get(args.token_env):
+        return f"--token-env {args.token_env}: the variable is unset or empty; export it first"
+    if not is_loopback(args.host) and not args.token_env and not args.insecure_no_token:
+        return (f"--host {args.host} is reachable from other machines: set --token-env VAR (a bearer token), "
+                "or pass --insecure-no-token")
+    if args.allow_paths and not Path(args.allow_paths).is_dir():
+        return f"--allow-paths {args.allow_paths}: no such folder"
+    if args.backend != "openai":
+        from editjudge.judge.backends import check_local_paths
+
+        try:
+            check_local_paths(model=args.model, adapter=args.adapter)
+        except FileNotFoundError as exc:
+            return str(exc)
+    return None
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """:class:`~editjudge.serve.app.ServeSettings` from the parsed flags."""
+    from editjudge.serve.app import ServeSettings
+
+    gpus = args.gpus_per_replica
+    if gpus is None:
+        gpus = 1.0 if args.backend != "openai" and _local_cuda() else 0.0
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes, max_items=args.max_items, max_image_pixels=args.max_image_pixels,
+        max_samples=args.max_samples, allow_paths=str(Path(args.allow_paths).resolve()) if args.allow_paths else None,
+    )
+    judge_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
+    return ServeSettings(
+        judge_args=judge_args, limits=limits, replicas=args.replicas, max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms, cpus_per_replica=args.cpus_per_replica, gpus_per_replica=gpus,
+        token_digest=token_digest(os.environ[args.token_env]) if args.token_env else None,
+        retry_after_s=args.retry_after, request_timeout_s=args.request_timeout, max_queued_items=args.max_queued,
+        drain_timeout_s=args.drain_timeout,
+    )
+
+
+def _local_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is already up."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> str:
+    """Start Serve's HTTP proxy on ``host:port`` and deploy the app (waits until it runs); returns its URL."""
+    from ray import serve
+
+    from editjudge.serve.app import APP_NAME, build_app
+
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    return f"http://{host}:{port}"
+
+
+def start(settings: Any, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
+          num_cpus: int | None = None) -> str:
+    """:func:`init_ray` then :func:`deploy`; returns the service's URL."""
+    init_ray(address, num_cpus)
+    return deploy(settings, host, port)
+
+
+def stop() -> None:
+    """Shut Serve down: replicas finish the requests in flight (up to ``--drain-timeout``) first."""
+    from ray import serve
+
+    serve.shutdown()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.openapi:
+        from editjudge.serve.app import openapi_schema
+
+        Path(args.openapi).write_text(json.dumps(openapi_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {args.openapi}", file=sys.stderr)
+        return 0
+    problem = _usage_problem(args)
+    if problem:
+        print(f"editjudge serve: error: {problem}", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    done = threading.Event()
+    try:
+        init_ray(args.address, args.num_cpus)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init (it sets its own); a signal while deploying still drains
+            signal.signal(sig, lambda *_: done.set())
+        url = deploy(settings, args.host, args.port)
+    except Exception as exc:  # noqa: BLE001 - a replica that cannot load the judge, a port in use…
+        print(f"editjudge serve: error: the service did not start: {exc}", file=sys.stderr)
+        return 1
+    print(f"editjudge serve: {args.replicas} replica(s) of {args.model} at {url} "
+          f"(POST /v1/score, /v1/rank; GET /healthz, /metrics). Ctrl-C drains and stops.", file=sys.stderr)
+    done.wait()
+    print("editjudge serve: draining requests in flight, then stopping", file=sys.stderr)
+    stop()
+    return 0

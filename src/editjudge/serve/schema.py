@@ -1,0 +1,91 @@
+"""The JSON API's models: they validate request bodies and generate the OpenAPI schema (``docs/serve.md``)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PathImage(BaseModel):
+    """A file under the server's ``--allow-paths`` folder (relative to it, or absolute inside it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+# A base64 string (raw or a ``data:image/…;base64,`` URL) or a {"path": …} object.
+Image = Union[str, PathImage]
+
+
+class ScoreItem(BaseModel):
+    """One edit to judge."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Optional[str] = Field(None, description="echoed back; default: the item's position")
+    source: Image = Field(description="the source (input) image: base64, a data URL, or {'path': …}")
+    edited: Image = Field(description="the edited (output) image, same forms")
+    instruction: str = Field(description="the edit instruction")
+    samples: Optional[int] = Field(None, ge=1, description="responses to average (Avg@k); default: the server's")
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[ScoreItem] = Field(min_length=1)
+
+
+class ItemScore(BaseModel):
+    """The judge's verdict on one item. ``error`` is set when it could not be judged (``input_error: <reason>: …``,
+    ``backend_error: …``) or its answer did not parse (a parse reason); the other items are unaffected."""
+
+    id: str
+    score: Optional[int] = Field(None, description="the parsed answer 0-9 (Avg@k: the rounded mean)")
+    expected_score: Optional[float] = Field(None, description="Σ k·p(k) over the answer digit (tie-free)")
+    mean_score: Optional[float] = None
+    scores: Optional[list[Optional[int]]] = Field(None, description="each sample's answer (Avg@k only)")
+    reasoning: Optional[str] = None
+    error: Optional[str] = None
+
+
+class ScoreResponse(BaseModel):
+    results: list[ItemScore]
+
+
+class RankRequest(BaseModel):
+    """Best-of-N: one source, one instruction, N candidate edits."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Image
+    instruction: str
+    candidates: list[Image] = Field(min_length=1)
+    ids: Optional[list[str]] = Field(None, description="candidate names (default: '0', '1', …)")
+    samples: Optional[int] = Field(None, ge=1)
+
+
+class RankedItem(ItemScore):
+    rank: int = Field(description="1 is the best")
+    index: int = Field(description="position in the request's candidates")
+
+
+class RankResponse(BaseModel):
+    """Candidates best first (by score, ties by expected score, then input order — the rule of ``best-of-n``)."""
+
+    best: Optional[str] = Field(None, description="the best candidate's id; null when none could be judged")
+    best_index: Optional[int] = None
+    instruction: str
+    candidates: list[RankedItem]
+
+
+class ErrorBody(BaseModel):
+    reason: str = Field(description="a stable code, e.g. malformed_json, too_many_items, decompression_bomb")
+    detail: str
+    items: Optional[list[dict[str, Any]]] = Field(None, description="per item: index and reason, when items failed")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+    replicas: Optional[int] = None
