@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from editjudge.data.writer import OutputExists, check_output
+
 SUITE_HELP = {
     "editscore": "EditScore's EditReward-Bench (VectorSpaceLab): the HF parquet of EditScore/EditReward-Bench; "
                  "strict pairwise accuracy, macro over 13 task types and 4 groups",
@@ -91,8 +93,10 @@ def _check(args: argparse.Namespace) -> str | None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out {out} is a file; give a folder"
-    if out.is_dir() and any(out.iterdir()) and not (args.resume or args.force):
-        return f"--out {out} is not empty: add --resume to continue its run, or --force to start over"
+    try:  # the one output rule of every verb
+        check_output(out, force=args.force, resume=args.resume, flag="--out", can_resume=True)
+    except OutputExists as exc:
+        return str(exc)
     return None
 
 

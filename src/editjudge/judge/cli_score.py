@@ -11,7 +11,7 @@ from typing import Any
 from editjudge.data.files import file_problem
 from editjudge.data.writer import check_output
 from editjudge.judge.cli_common import add_judge_arguments, judge_from_args, prepare_report
-from editjudge.judge.output import PredictionSink, check_output_path, prediction
+from editjudge.judge.output import PredictionSink, check_output_path, manifest_prediction, outcome, prediction
 
 DEFAULT_MEDIAN, DEFAULT_MAD = 0.9, 0.1  # the seed's --score_median / --score_mad
 
@@ -129,9 +129,8 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
 
 
 def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
-    from editjudge.data.labels import label_of
     from editjudge.data.sources import EditRecord, Rejected
-    from editjudge.judge import EditItem, JudgeResult
+    from editjudge.judge import EditItem
 
     items, problem = (args._items, None) if hasattr(args, "_items") else read_manifest(args)
     if problem:
@@ -143,25 +142,8 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
     counts = {"parsed": 0, "unparsed": 0, "failed": 0}
     with PredictionSink(args.out) as sink:
         for item in items:
-            record: dict[str, Any]
-            if isinstance(item, Rejected):
-                # The edit could not be judged, but its truth is known where the row gave it: keep the label so that
-                # `eval` counts the failure as a wrong answer instead of leaving it out.
-                result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}")
-                label = label_of(item.score, median, mad) if item.score is not None else None
-                record = prediction(
-                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
-                    group=item.group, result=result, gt_score=item.score, label=label,
-                )
-            else:
-                result = next(results)
-                label = label_of(item.score, median, mad) if item.score is not None else None
-                record = prediction(
-                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
-                    group=item.group, result=result, gt_score=item.score, label=label,
-                )
-            kind = "parsed" if result.score is not None else "failed" if result.is_failure else "unparsed"
-            counts[kind] += 1
+            record = manifest_prediction(item, median, mad, None if isinstance(item, Rejected) else next(results))
+            counts[outcome(record)] += 1
             sink.add(record)
     results.close()  # finishes the progress bar
     print(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.data.writer import AtomicTextFile
-from editjudge.judge.result import JudgeResult
+from editjudge.judge.result import FAILURE_KINDS, JudgeResult
 
 PREDICTION_FIELDS = (
     "id", "source", "edited", "instruction", "group", "pred", "expected_score", "reasoning", "raw", "error",
@@ -59,6 +59,27 @@ def prediction(
         "mean_score": result.mean_score,
         "scores": list(result.scores) or None,
     }
+
+
+def manifest_prediction(item: Any, median: float, mad: float, result: JudgeResult | None = None) -> dict[str, Any]:
+    """The line of one manifest item (a ``data.sources`` EditRecord or Rejected): the edit as given, its result (for a
+    rejected item, an ``input_error`` naming the reason) and, where the row gives a score, its label — so that `eval`
+    counts a failure as a wrong answer instead of leaving it out."""
+    from editjudge.data.labels import label_of
+
+    if result is None:  # a rejected item: never judged
+        result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}")
+    return prediction(
+        id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction, group=item.group,
+        result=result, gt_score=item.score, label=label_of(item.score, median, mad) if item.score is not None else None,
+    )
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """``parsed``, ``unparsed`` (the judge answered badly) or ``failed`` (it could not judge) for a prediction line."""
+    if record["pred"] is not None:
+        return "parsed"
+    return "failed" if (record["error"] or "").startswith(FAILURE_KINDS) else "unparsed"
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:

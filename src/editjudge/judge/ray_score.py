@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ FORMAT = "editjudge-score-partial/1"
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--ray`` flags of ``editjudge score`` (``--resume``/``--force`` only if the verb lacks them)."""
+    """The ``--ray`` flags of ``editjudge score`` (its ``--force`` also drops ``OUT.partial``)."""
     group = parser.add_argument_group("Ray Data (--ray): score a manifest with a pool of judge actors (cluster scale)")
     group.add_argument("--ray", action="store_true", help="score --manifest with a Ray Data actor pool of judges")
     group.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local Ray)")
@@ -35,11 +36,7 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
         "--gpus-per-actor", type=float, default=None,
         help="GPUs per judge actor (default: 1 when the cluster has GPUs and the backend runs a model, else 0)",
     )
-    existing = parser._option_string_actions  # noqa: SLF001 - only to avoid redefining a flag the verb has
-    if "--resume" not in existing:
-        group.add_argument("--resume", action="store_true", help="--ray: keep the edits already in OUT.partial")
-    if "--force" not in existing:
-        group.add_argument("--force", action="store_true", help="--ray: overwrite OUT and drop OUT.partial")
+    group.add_argument("--resume", action="store_true", help="--ray: keep the edits already in OUT.partial")
 
 
 def partial_path(out: str | os.PathLike[str]) -> Path:
@@ -132,8 +129,7 @@ def run_ray(args: argparse.Namespace) -> int:
     from editjudge.data.labels import label_of
     from editjudge.data.sources import EditRecord, Rejected, read_sources
     from editjudge.judge.cli_score import _label_settings
-    from editjudge.judge.output import PredictionSink, prediction
-    from editjudge.judge.result import JudgeResult
+    from editjudge.judge.output import PredictionSink, manifest_prediction, outcome
 
     problem = _problem(args)
     if problem:
@@ -168,19 +164,15 @@ def run_ray(args: argparse.Namespace) -> int:
             if i in done:
                 continue
             if isinstance(item, Rejected):
-                record = prediction(
-                    id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
-                    group=None, result=JudgeResult(error=f"input_error: {item.reason}: {item.detail}"),
-                )
+                record = manifest_prediction(item, median, mad)
                 done[i] = record
                 sink.write(json.dumps({"i": i, "record": record}, ensure_ascii=False) + "\n")
         sink.flush()
         for i, item in enumerate(items):
             if isinstance(item, EditRecord):
-                label = label_of(item.score, median, mad) if item.score is not None else None
                 rows.append({"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
                              "instruction": item.instruction, "group": item.group, "gt_score": item.score,
-                             "label": label})
+                             "label": label_of(item.score, median, mad) if item.score is not None else None})
         size = max(1, args.batch_size)
         chunks = [rows[k : k + size] for k in range(0, len(rows), size)]  # score's chunks, in manifest order
         pending = [c for c in chunks if any(r["i"] not in done for r in c)]
@@ -196,9 +188,9 @@ def run_ray(args: argparse.Namespace) -> int:
         for record in records:
             out.add(record)
     partial.unlink()
-    failed = sum(1 for r in records if r["pred"] is None and (r["error"] or "").startswith(("input_error", "backend_error")))
-    answered = sum(1 for r in records if r["pred"] is not None)
-    print(f"scored {len(items)} edits -> {args.out}: {answered} answered, {len(items) - answered - failed} unparsable "
+    counts = Counter(outcome(r) for r in records)
+    failed = counts["failed"]
+    print(f"scored {len(items)} edits -> {args.out}: {counts['parsed']} answered, {counts['unparsed']} unparsable "
           f"answers, {failed} could not be judged (see the 'error' field)", file=sys.stderr)
     return 0 if failed < len(items) or not items else 1
 
