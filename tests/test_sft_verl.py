@@ -88,6 +88,8 @@ def test_preflight_failures_name_their_fix(sft_data: dict, tiny_model_dir: Path,
     assert "write `data.max_length=3`" in capsys.readouterr().err
     assert main(["train", "--stage", "sft", "--preset", "qwen2_5_vl_3b_lora", "--train-files", "x", "--dry-run"]) == 2
     assert "GRPO preset" in capsys.readouterr().err
+    assert main(["train", "--preset", "qwen2_5_vl_3b_sft_lora", "--train-files", "x", "--dry-run"]) == 2
+    assert "add --stage sft" in capsys.readouterr().err
 
 
 def test_multi_node_command_uses_the_rendezvous_environment() -> None:

@@ -105,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             from editjudge.train import sft_verl as engine  # type: ignore[no-redef]
         return int(engine.run(args, preset) or 0)
+    from editjudge.train.sft_verl import preset_stage
+
+    if preset_stage(preset) == "sft":
+        print(f"editjudge train: error: preset {preset.name!r} is an SFT preset: add --stage sft, or pick a GRPO "
+              f"preset such as {DEFAULT_PRESET}", file=sys.stderr)
+        return 2
     if args.engine == "trl":
         from editjudge.train import trl as engine
     else:

@@ -11,7 +11,6 @@ that the LoRA settings match what the GRPO stage will continue from. Every failu
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import Any

@@ -36,7 +36,7 @@ def _model_ref(path: str) -> str:
 
 def check_stage(preset: Preset) -> None:
     """``ValueError`` when the preset is not an SFT preset (its keys would not compose with the SFT config)."""
-    stage = _preset_stage(preset)
+    stage = preset_stage(preset)
     if stage != "sft":
         raise ValueError(
             f"preset {preset.name!r} is a GRPO preset (keys actor_rollout_ref.*): pass --preset qwen2_5_vl_3b_sft_lora "
@@ -44,7 +44,8 @@ def check_stage(preset: Preset) -> None:
         )
 
 
-def _preset_stage(preset: Preset) -> str:
+def preset_stage(preset: Preset) -> str:
+    """``sft`` or ``grpo``: the preset file's ``stage`` key, else guessed from its keys (SFT keys are model.*, optim.*)."""
     import yaml
 
     if preset.path is not None:
