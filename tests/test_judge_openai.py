@@ -8,7 +8,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -48,6 +48,8 @@ class ChatServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
+        # Optional script: (behaviour, n, request body) -> the n response texts; the reply also reports token usage.
+        self.script: Callable[[str, int, dict], list[str]] | None = None
 
     @property
     def url(self) -> str:
@@ -94,6 +96,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                                         "choices": [{"index": 0, "message": {"role": "assistant", "content": None},
                                                      "finish_reason": "stop"}]})
+            if server.script is not None:
+                texts = server.script(behaviour, body.get("n", 1), body)
+                choices = [_choice(i, text, False) for i, text in enumerate(texts)]
+                completion = sum(len(text.split()) for text in texts)
+                usage = {"prompt_tokens": 100, "completion_tokens": completion, "total_tokens": 100 + completion}
+                return self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                                        "choices": choices, "usage": usage})
             texts = ["<think>looks fine</think><answer>7</answer>", "<think>meh</think><answer>4</answer>", "no tags"]
             choices = [_choice(i, texts[i % 3], body.get("logprobs", False)) for i in range(body.get("n", 1))]
             return self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("editjudge.demo", "run the whole path on a tiny offline model and synthetic edits (CPU, no downloads)"),
     "synth": ("editjudge.synthetic", "write synthetic scored edits in the seed's folder layout"),
     "prepare": ("editjudge.data.prepare", "turn folders or manifests of scored edits into verl parquet"),
+    "distill": ("editjudge.distill.cli", "reasoning traces for a cold-start SFT from a teacher judge; pick hard rows"),
     "train": ("editjudge.train.cli", "GRPO + LoRA training: verl on GPUs (pre-flight on CPU) or TRL in one process"),
     "export": ("editjudge.train.export", "export a verl checkpoint as a LoRA adapter or a merged model"),
     "eval": ("editjudge.evaluate.cli", "measure a judge: accuracy, correlation, pairwise and best-of-N metrics"),

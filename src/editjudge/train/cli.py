@@ -11,6 +11,8 @@ import sys
 
 from editjudge.train.presets import DEFAULT_PRESET, builtin_presets, load_preset
 
+SFT_PRESET = "qwen2_5_vl_3b_sft_lora"
+
 EPILOG = """\
 examples:
   editjudge train --preset qwen2_5_vl_3b_lora --train-files data/train.parquet --val-files data/test.parquet \\
@@ -37,8 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="verl: Ray + FSDP + vLLM on GPUs (checked on CPU first); trl: TRL's GRPOTrainer in one process",
     )
     parser.add_argument(
-        "--preset", default=DEFAULT_PRESET,
-        help=f"built-in preset ({', '.join(builtin_presets())}) or the path of your own preset YAML",
+        "--stage", choices=("grpo", "sft"), default="grpo",
+        help="grpo: GRPO + LoRA (the default); sft: supervised LoRA on `editjudge distill`'s sft.parquet "
+        f"(verl: torchrun -m verl.trainer.sft_trainer; default preset {SFT_PRESET})",
+    )
+    parser.add_argument(
+        "--init-adapter", metavar="DIR",
+        help="start from this LoRA adapter (e.g. the SFT stage's) instead of a fresh one; checked against the run's "
+        "rank, alpha, target modules and base model",
+    )
+    parser.add_argument(
+        "--preset", default=None,
+        help=f"built-in preset ({', '.join(builtin_presets())}) or the path of your own preset YAML "
+        f"(default: {DEFAULT_PRESET}; with --stage sft: {SFT_PRESET})",
     )
     parser.add_argument("--train-files", nargs="+", metavar="PARQUET", help="training parquet file(s) from `prepare`")
     parser.add_argument("--val-files", nargs="+", metavar="PARQUET", help="validation parquet file(s) from `prepare`")
@@ -79,10 +92,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the preset and hand over to the chosen engine."""
+    if args.preset is None:
+        args.preset = SFT_PRESET if getattr(args, "stage", "grpo") == "sft" else DEFAULT_PRESET
     try:
         preset = load_preset(args.preset)
     except ValueError as exc:
         print(f"editjudge train: error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "stage", "grpo") == "sft":
+        if args.engine == "trl":
+            from editjudge.train import sft_trl as engine
+        else:
+            from editjudge.train import sft_verl as engine  # type: ignore[no-redef]
+        return int(engine.run(args, preset) or 0)
+    from editjudge.train.sft_verl import preset_stage
+
+    if preset_stage(preset) == "sft":
+        print(f"editjudge train: error: preset {preset.name!r} is an SFT preset: add --stage sft, or pick a GRPO "
+              f"preset such as {DEFAULT_PRESET}", file=sys.stderr)
         return 2
     if args.engine == "trl":
         from editjudge.train import trl as engine

@@ -99,6 +99,7 @@ class TrlSettings:
     eval_max_rows: int = 64  # validation prompts per pass (evenly spaced over --val-files); 0: all
     zero_std_warn_steps: int = 3  # warn after this many logged steps with most groups' rewards all equal
     grpo: dict[str, Any] = field(default_factory=dict)  # other TRL GRPOConfig fields (trl.<name> keys), as given
+    init_adapter: str | None = None  # --init-adapter: GRPO continues this LoRA adapter (e.g. the SFT stage's)
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -531,7 +532,12 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     atomic_write_text(out / "trl_settings.json", json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
 
     peft_config = lora_config(settings)
-    if settings.warm_start_steps > 0 and checkpoint is not None:
+    if settings.init_adapter and checkpoint is None:  # the adapter's weights are GRPO's starting point
+        from editjudge.train.sft_trl import with_adapter
+
+        print(f"[init adapter] GRPO continues {settings.init_adapter} (no warm start)", flush=True)
+        model, peft_config = with_adapter(model, settings.init_adapter), None
+    elif settings.warm_start_steps > 0 and checkpoint is not None:
         print("[warm start] skipped: resuming GRPO from a checkpoint that holds the adapter", flush=True)
     elif settings.warm_start_steps > 0:
         print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
@@ -624,6 +630,7 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
         "warm_start_steps": getattr(args, "warm_start_steps", None),
         "warm_start_lr": getattr(args, "warm_start_lr", None),
         "seed": getattr(args, "seed", None),
+        "init_adapter": getattr(args, "init_adapter", None),
     }
     return settings_from_overrides(
         verl_keys,
@@ -631,6 +638,22 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
         output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
         **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
     )
+
+
+def _check_init_adapter(settings: TrlSettings) -> None:
+    """``ValueError`` naming each way ``--init-adapter`` does not fit this run (rank, alpha, modules, base model)."""
+    if not settings.init_adapter:
+        return
+    from editjudge.train.init_adapter import adapter_problems
+
+    problems = adapter_problems(
+        settings.init_adapter, rank=settings.lora_rank, alpha=settings.lora_alpha,
+        target_modules=settings.target_modules, exclude_modules=settings.exclude_modules, base_model=settings.model,
+        keys={k: f"actor_rollout_ref.model.{v}" for k, v in (("rank", "lora_rank"), ("alpha", "lora_alpha"),
+              ("target_modules", "target_modules"), ("exclude_modules", "exclude_modules"))},
+    )
+    if problems:
+        raise ValueError("; ".join(f"{problem} (fix: {fix})" for problem, fix in problems))
 
 
 def run(args: argparse.Namespace, preset) -> int:
@@ -649,6 +672,7 @@ def run(args: argparse.Namespace, preset) -> int:
             check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
                          resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
+        _check_init_adapter(settings)
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
             checked = len(read_examples(val_files)) if val_files else 0

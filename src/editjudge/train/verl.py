@@ -84,6 +84,8 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
     elif args.resume:
         ov.set("trainer.resume_mode", "resume_path")
         ov.set("trainer.resume_from_path", os.path.abspath(os.path.expanduser(args.resume)))
+    if getattr(args, "init_adapter", None):  # GRPO from an adapter (e.g. the SFT stage's), checked in the pre-flight
+        ov.set("actor_rollout_ref.model.lora_adapter_path", _absolute(args.init_adapter))
     for item in args.overrides or []:
         prefix, key, value = split_override(item)
         if key.startswith("trl."):
@@ -220,6 +222,10 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
         report = preflight.run_checks(
             the_plan.config, launching=not args.dry_run, max_rows=getattr(args, "preflight_rows", None)
         )
+        from editjudge.train.init_adapter import check_into
+
+        check_into(report, getattr(args, "init_adapter", None), the_plan.config.actor_rollout_ref.model,
+                   "actor_rollout_ref.model.")
         print(report.render(), file=sys.stderr)
         if not report.ok:
             return 2

@@ -50,6 +50,7 @@ class ItemOutput:
 
     generations: tuple[Generation, ...] = ()
     error: str | None = None  # "<kind>: <message>", e.g. "backend_error: …"
+    usage: dict[str, int] | None = None  # the server's token counts (prompt_tokens, completion_tokens), when reported
 
 
 class Backend(Protocol):

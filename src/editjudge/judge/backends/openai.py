@@ -83,6 +83,13 @@ def _answer_logprobs(logprobs: Any) -> dict[str, float] | None:
         raise MalformedResponse(f"unreadable 'logprobs' in the response: {exc}") from exc
 
 
+def _usage(completion: Any) -> dict[str, int] | None:
+    """The completion's token counts, or None when the server sent none."""
+    usage = getattr(completion, "usage", None)
+    counts = {k: getattr(usage, k, None) for k in ("prompt_tokens", "completion_tokens")}
+    return {k: int(v) for k, v in counts.items() if isinstance(v, int)} or None
+
+
 class OpenAIBackend:
     """Chat completions against ``base_url`` (default: the ``OPENAI_BASE_URL`` / OpenAI endpoint)."""
 
@@ -146,7 +153,7 @@ class OpenAIBackend:
         tries = f"{self.max_retries + 1} attempt(s)"
         try:
             completion = self.client.chat.completions.create(**kwargs)
-            return ItemOutput(generations=_generations(completion, sampling.num_samples))
+            return ItemOutput(generations=_generations(completion, sampling.num_samples), usage=_usage(completion))
         except openai.APITimeoutError:
             return ItemOutput(error=f"backend_error: timed out after {self.timeout:g}s ({tries}); raise --timeout")
         except openai.APIStatusError as exc:

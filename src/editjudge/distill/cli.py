@@ -1,0 +1,350 @@
+"""``editjudge distill``: reasoning traces for a cold-start SFT, by rejection sampling from a teacher judge.
+
+Three jobs, one verb:
+
+* ``--teacher MODEL``: ask a teacher (any judge backend; typically a large model behind an OpenAI-compatible server)
+  for K responses per train row with the rows' own prompt and images; keep a response when it is well-formed, has
+  reasoning and its answer is within ``--tolerance`` of the label; at most ``--keep`` per row.
+* ``--traces MANIFEST``: your own traces, a manifest's ``reasoning`` column (a whole response or the bare reasoning),
+  through the same parser and rule.
+* ``--select-hard PREDICTIONS``: the train rows a judge gets wrong in at least ``--min-wrong`` of K samples (the
+  GRPO set of the last stage), as a prepared parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from editjudge.judge.backends import BACKENDS
+
+EPILOG = """\
+examples:
+  editjudge distill --data data/train.parquet --teacher Qwen/Qwen2.5-VL-72B-Instruct \\
+      --base-url http://localhost:8000/v1 --samples 4 --keep 1 --out distill/
+  editjudge distill --data data/train.parquet --traces manifest.jsonl --out distill/   # your own traces
+  editjudge score --manifest train_manifest.jsonl --model M --adapter sft_adapter --samples 4 --out preds.jsonl
+  editjudge distill --data data/train.parquet --select-hard preds.jsonl --min-wrong 2 --out hard/
+
+outputs (in --out):
+  sft.parquet            verl multi-turn SFT rows: messages (system, user with two <image>, assistant) + images
+  responses.jsonl        every teacher response: id, sample, answer, reason (null = accepted), text
+  no_accepted.jsonl      rows with no accepted response, with the teacher's answers and reasons
+  distill_report.json    acceptance per label, answer confusion, tokens per response, requests and cost
+  hard.parquet + hard_report.json   with --select-hard
+"""
+
+OUTPUTS = ("sft.parquet", "responses.jsonl", "no_accepted.jsonl", "distill_report.json", "hard.parquet", "hard_report.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--data", required=True, metavar="PARQUET", help="the train parquet written by `editjudge prepare`")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (see below)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out (replacing our files there)")
+    parser.add_argument("--max-rows", type=int, metavar="N", help="only the first N rows of --data (a trial run)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--teacher", metavar="MODEL", help="the teacher: served model name (openai backend) or model folder")
+    what.add_argument("--traces", metavar="MANIFEST", help="a .jsonl/.csv manifest with 'id' (or prepare's default ids) and 'reasoning'")
+    what.add_argument("--select-hard", metavar="PREDICTIONS", help="preds.jsonl of `editjudge score --samples K` on the train set")
+    rule = parser.add_argument_group("acceptance rule")
+    rule.add_argument("--tolerance", type=int, default=0, help="accept an answer this far from the label (0: exact)")
+    rule.add_argument("--keep", type=int, default=1, help="accepted responses kept per row at most")
+    rule.add_argument("--min-wrong", type=int, default=1, metavar="M", help="--select-hard: wrong in at least M of the K samples")
+    teacher = parser.add_argument_group("teacher")
+    teacher.add_argument("--backend", choices=sorted(BACKENDS), default="openai", help="how to run the teacher")
+    teacher.add_argument("--adapter", help="LoRA adapter on --teacher (transformers, vllm backends)")
+    teacher.add_argument("--samples", type=int, default=4, metavar="K", help="responses per row")
+    teacher.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0 when K > 1)")
+    teacher.add_argument("--max-new-tokens", type=int, default=1024, help="longest response")
+    teacher.add_argument("--seed", type=int, default=0, help="sampling seed")
+    teacher.add_argument("--base-url", help="openai backend: server URL, e.g. http://localhost:8000/v1")
+    teacher.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    teacher.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+    teacher.add_argument("--retries", type=int, default=3, help="retries on timeouts, connection errors, 429 and 5xx")
+    teacher.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    teacher.add_argument("--batch-size", type=int, default=8, help="rows per generate call (transformers, vllm)")
+    teacher.add_argument("--device", default=None, help="transformers backend: torch device")
+    teacher.add_argument("--price-in", type=float, metavar="USD", help="price per million prompt tokens (for the cost line)")
+    teacher.add_argument("--price-out", type=float, metavar="USD", help="price per million completion tokens")
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    from editjudge.distill.teacher import check_parquet
+
+    if args.samples < 1:
+        return "--samples must be at least 1"
+    if args.keep < 1:
+        return "--keep must be at least 1"
+    if args.tolerance < 0:
+        return "--tolerance must be 0 or more"
+    if args.min_wrong < 1:
+        return "--min-wrong must be at least 1"
+    if args.max_rows is not None and args.max_rows < 1:
+        return "--max-rows must be at least 1"
+    if args.teacher and args.samples > 1 and args.temperature <= 0:
+        return f"--samples {args.samples} needs sampling: set --temperature above 0 (e.g. 1.0)"
+    if args.traces and not Path(args.traces).is_file():
+        return f"--traces {args.traces}: no such file"
+    problem = check_parquet(args.data)
+    if problem:
+        return problem
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a folder"
+    from editjudge.data.writer import OutputExists, check_output
+
+    try:
+        check_output(out, force=args.force)
+    except OutputExists as exc:
+        return str(exc)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem:
+        print(f"editjudge distill: error: {problem}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.select_hard:
+        return _select_hard(args, out)
+    if args.traces:
+        return _distill(args, out, _trace_outputs(args))
+    try:
+        backend = _backend(args)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"editjudge distill: error: cannot set up the teacher: {exc}", file=sys.stderr)
+        return 2
+    return _distill(args, out, _teacher_outputs(args, backend))
+
+
+def _rows(args: argparse.Namespace):
+    from itertools import islice
+
+    from editjudge.distill.teacher import read_rows
+
+    return islice(read_rows(args.data), args.max_rows)
+
+
+def _total(args: argparse.Namespace) -> int:
+    from editjudge.distill.teacher import count_rows
+
+    total = count_rows(args.data)
+    return min(total, args.max_rows) if args.max_rows else total
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    from editjudge.judge.backends import load_backend
+
+    options: dict[str, Any] = {}
+    if args.backend == "openai":
+        options.update(
+            base_url=args.base_url, api_key=os.environ.get(args.api_key_env), timeout=args.timeout,
+            max_retries=args.retries, concurrency=args.concurrency, logprobs=False,
+        )
+    else:
+        options["batch_size"] = args.batch_size
+    if args.backend == "transformers" and args.device:
+        options["device"] = args.device
+    return load_backend(args.backend, args.teacher, args.adapter, **options)
+
+
+def _teacher_outputs(args: argparse.Namespace, backend: Any):
+    """(row, texts, failure, usage) per row from the teacher."""
+    from editjudge.distill.teacher import ask
+    from editjudge.judge.backends import SamplingOptions
+
+    sampling = SamplingOptions(
+        num_samples=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    for row, output in ask(backend, _rows(args), sampling):
+        texts = [g.text for g in output.generations]
+        yield row, texts, output.error, output.usage, True
+
+
+def _trace_outputs(args: argparse.Namespace):
+    """(row, texts, failure, usage) per row from the manifest's ``reasoning`` column."""
+    from editjudge.data.files import DEFAULT_MAX_FILE_BYTES
+    from editjudge.data.sources import _manifest_rows  # prepare's manifest reader: same lines, same default ids
+    from editjudge.distill.rules import bare_reasoning_response
+    from editjudge.reward import parse_label
+
+    path = Path(args.traces)
+    traces: dict[str, str | None] = {}
+    try:
+        for number, item in _manifest_rows(path, DEFAULT_MAX_FILE_BYTES):
+            if isinstance(item, str):
+                continue
+            rid = str(item["id"]) if item.get("id") not in (None, "") else f"{path.name}:{number}"
+            reasoning = item.get("reasoning")
+            traces[rid] = reasoning if isinstance(reasoning, str) and reasoning.strip() else None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"editjudge distill: error: --traces {path}: {exc}") from None
+    for row in _rows(args):
+        rid = row["extra_info"]["id"]
+        if rid not in traces:
+            yield row, [], "no_trace: the manifest has no line with this id", None, False
+        elif traces[rid] is None:
+            yield row, [], "no_trace: the manifest line has no 'reasoning'", None, False
+        else:
+            label = parse_label(row["reward_model"]["ground_truth"])
+            yield row, [bare_reasoning_response(traces[rid], label)], None, None, False
+
+
+def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
+    from tqdm.auto import tqdm
+
+    from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
+    from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, sft_row
+    from editjudge.reward import parse_label
+
+    stats = DistillStats(tolerance=args.tolerance, keep=args.keep, samples=args.samples if args.teacher else 1)
+    origin = "teacher" if args.teacher else "manifest"
+    sft = ParquetSink(out / "sft.parquet", schema=SFT_SCHEMA)
+    responses = JsonlSink(out / "responses.jsonl")
+    missed = JsonlSink(out / "no_accepted.jsonl")
+    first_failures: list[str] = []
+    try:
+        with tqdm(total=_total(args), desc="distilling", unit="row") as bar:
+            for row, texts, failure, usage, asked in outputs:
+                bar.update(1)
+                rid = row["extra_info"]["id"]
+                label = parse_label(row["reward_model"]["ground_truth"])
+                if asked and (not failure or failure.startswith("backend_error")):
+                    stats.add_usage(usage, failed=bool(failure))
+                if failure:
+                    stats.add_row(label, [], 0, failure)
+                    missed.add({"id": rid, "label": label, "answers": [], "reasons": [failure]})
+                    if stats.rows == len(first_failures) + 1 and failure.startswith("backend_error"):
+                        first_failures.append(failure)
+                        if len(first_failures) >= 8:
+                            print(
+                                f"editjudge distill: error: the teacher failed on each of the first {len(first_failures)} "
+                                f"rows: {first_failures[0]}", file=sys.stderr,
+                            )
+                            raise _Abort()
+                    continue
+                judged = [judge_response(t, label, args.tolerance) for t in texts]
+                kept = 0
+                for sample, item in enumerate(judged):
+                    reason = item.reason
+                    if item.accepted and kept >= args.keep:
+                        reason = "over_keep"
+                    elif item.accepted:
+                        sft.add(sft_row(row, item.text, origin=origin, sample=sample, answer=item.answer, label=label))
+                        kept += 1
+                    responses.add({"id": rid, "sample": sample, "label": label, "answer": item.answer,
+                                   "reason": reason, "text": item.text})
+                stats.add_row(label, judged, kept)
+                if not kept:
+                    missed.add({"id": rid, "label": label, "answers": [j.answer for j in judged],
+                                "reasons": [j.reason for j in judged]})
+        report = stats.report(args.price_in, args.price_out)
+        report["data"] = os.fspath(args.data)
+        report["teacher"] = args.teacher or None
+        report["traces"] = args.traces or None
+        sft.commit()
+        responses.commit()
+        missed.commit()
+        atomic_write_text(out / "distill_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    except BaseException as exc:
+        sft.discard()
+        responses.discard()
+        missed.discard()
+        if isinstance(exc, _Abort):
+            return 1
+        raise
+    _print_summary(report, out)
+    if stats.kept == 0 and stats.rows:
+        print("editjudge distill: warning: no response was accepted, sft.parquet has no rows; read responses.jsonl "
+              "(what the teacher said and why each was refused), then fix the teacher or raise --samples/--tolerance",
+              file=sys.stderr)
+    return 0 if stats.rows_failed < stats.rows or not stats.rows else 1
+
+
+class _Abort(Exception):
+    """The teacher failed on every row so far: stop instead of retrying the whole file."""
+
+
+def _print_summary(report: dict[str, Any], out: Path) -> None:
+    rate = report["acceptance_rate"]
+
+    def pct(value: float | None, digits: int = 0) -> str:
+        return "n/a" if value is None else f"{value:.{digits}%}"
+
+    lines = [
+        f"distilled {report['rows']} rows -> {out / 'sft.parquet'}: {report['kept']} SFT rows, "
+        f"{report['rows_with_accepted']} rows with an accepted response, {report['rows_without_accepted']} without "
+        f"(see no_accepted.jsonl), {report['rows_failed']} the teacher could not judge",
+        f"acceptance {pct(rate, 1)} of {report['responses']} responses; rejections: "
+        + (", ".join(f"{k} {v}" for k, v in report["rejections"].items()) or "none"),
+        "per label: " + ", ".join(
+            f"{label}: {pct(v['acceptance_rate'])}"
+            for label, v in report["per_label"].items()
+        ),
+    ]
+    tokens, cost = report["tokens"], report["cost"]
+    if tokens.get("reported_by_backend") and tokens.get("per_response") is not None:
+        lines.append(
+            f"tokens: {tokens['prompt']} prompt + {tokens['completion']} completion, "
+            f"{tokens['per_response']:.0f} per response; {cost['requests']} requests"
+            + (f"; ${cost['usd']:.2f}" if "usd" in cost else "")
+        )
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _select_hard(args: argparse.Namespace, out: Path) -> int:
+    from editjudge.data.writer import SCHEMA, ParquetSink, atomic_write_text
+    from editjudge.distill.hard import hard_summary, read_predictions, wrong_count
+    from editjudge.reward import parse_label
+
+    try:
+        predictions = read_predictions(args.select_hard)
+    except ValueError as exc:
+        print(f"editjudge distill: error: {exc}", file=sys.stderr)
+        return 2
+    sink = ParquetSink(out / "hard.parquet", schema=SCHEMA)
+    wrong_by_row: list[int] = []
+    samples_by_row: list[int] = []
+    rows = 0
+    seen: set[str] = set()
+    try:
+        for row in _rows(args):
+            rows += 1
+            rid = row["extra_info"]["id"]
+            answers = predictions.samples.get(rid)
+            if answers is None:
+                continue
+            seen.add(rid)
+            wrong = wrong_count(answers, parse_label(row["reward_model"]["ground_truth"]), args.tolerance)
+            wrong_by_row.append(wrong)
+            samples_by_row.append(len(answers))
+            if wrong >= args.min_wrong:
+                sink.add(row)
+        report = hard_summary(
+            wrong_by_row, samples_by_row, sink.rows, len(set(predictions.samples) - seen), predictions.problems,
+            rows, args.min_wrong, args.tolerance,
+        )
+        report["predictions"] = os.fspath(args.select_hard)
+        report["problems"] = predictions.problems[:100]
+        sink.commit()
+        atomic_write_text(out / "hard_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        sink.discard()
+        raise
+    print(
+        f"selected {report['selected']} of {rows} train rows (wrong in >= {args.min_wrong} samples) -> "
+        f"{out / 'hard.parquet'}; {report['rows_without_prediction']} rows had no prediction, "
+        f"{len(predictions.problems)} prediction lines set aside (see hard_report.json)",
+        file=sys.stderr,
+    )
+    if sink.rows == 0:
+        print("editjudge distill: warning: no row is hard enough; lower --min-wrong or --tolerance", file=sys.stderr)
+    return 0
