@@ -46,7 +46,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         prog="editjudge",
         description=(
             "Train a vision-language model to judge image edits and use it to pick the best of N edits.\n"
-            "Path: prepare -> train -> export -> eval -> score / best-of-n. Start with `editjudge demo`."
+            "Path: prepare -> [distill -> train --stage sft ->] train -> export -> eval / bench -> score / best-of-n / serve.\n"
+            "Start with `editjudge demo`."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
