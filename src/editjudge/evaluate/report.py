@@ -242,6 +242,60 @@ def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None
     _save(fig, path)
 
 
+def plot_learning_curve(curve: Sequence[Mapping[str, Any]], training_log: Sequence[Mapping[str, Any]] | None,
+                        path: Path) -> None:
+    """Held-out ±2 accuracy (left axis) and best-of-N regret (right panel) at intervals during GRPO, beside the
+    training reward (smoothed) — what the judge learnt on edits it never trained on, against what it was paid."""
+    fig = _figure(11.0, 4.0)
+    left, right = fig.subplots(1, 2)
+    steps = [p["step"] for p in curve]
+
+    def col(key: str) -> list[float]:
+        return [np.nan if p.get(key) is None else float(p[key]) for p in curve]
+
+    left.plot(steps, col("accuracy_within_2"), marker="o", color="tab:blue", label="held-out accuracy ±2 (greedy)")
+    if any(p.get("accuracy_exact") is not None for p in curve):
+        left.plot(steps, col("accuracy_exact"), marker="s", ms=4, color="tab:cyan", label="held-out exact (greedy)")
+    if any(p.get("pairwise_accuracy") is not None for p in curve):
+        left.plot(steps, col("pairwise_accuracy"), marker="^", ms=4, color="tab:purple",
+                  label="held-out pairwise accuracy")
+    grpo = [r for r in (training_log or []) if r.get("phase", "grpo") == "grpo" and r.get("accuracy_rate") is not None]
+    if grpo:
+        x = [r["step"] for r in grpo]
+        y = np.array([float(r["accuracy_rate"]) for r in grpo])
+        left.plot(x, y, color="tab:orange", alpha=0.25, lw=1)
+        left.plot(x, _smooth(y), color="tab:orange", lw=2, label="training reward: ±2 accuracy (smoothed)")
+    left.axhline(0.5, color="grey", ls=":", lw=1, label="constant answer (chance)")
+    left.set_ylim(-0.02, 1.02)
+    left.set_xlabel("GRPO step")
+    left.set_ylabel("share")
+    left.set_title("held-out accuracy during GRPO")
+    left.legend(fontsize=7, loc="lower right")
+    left.grid(alpha=0.3)
+    right.plot(steps, col("best_of_n_regret"), marker="o", color="tab:red", label="held-out best-of-N regret")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("GRPO step")
+    right.set_ylabel("regret (oracle − pick; lower is better)")
+    right.set_title("best-of-N regret during GRPO")
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _smooth(values: np.ndarray, window: int | None = None) -> np.ndarray:
+    """A centred moving average (window ~ 1/10 of the series, odd, at least 1) that ignores NaNs."""
+    n = len(values)
+    window = window or max(1, (n // 10) | 1)
+    if window <= 1 or n == 0:
+        return np.asarray(values, dtype=float)
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    kernel = np.ones(window)
+    num = np.convolve(np.where(ok, v, 0.0), kernel, mode="same")
+    den = np.convolve(ok.astype(float), kernel, mode="same")
+    return np.divide(num, den, out=np.full(n, np.nan), where=den > 0)
+
+
 def plot_compare(metrics_by_judge: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     """Grouped bars of the headline metrics, one colour per judge, with bootstrap intervals when present."""
     names = list(metrics_by_judge)
@@ -422,6 +476,7 @@ def write_report(
     *,
     comparison: Mapping[str, Any] | None = None,
     title: str = "editjudge evaluation",
+    learning_curve: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
 
@@ -429,6 +484,8 @@ def write_report(
     judges' records (for the plots). ``training_log`` is a list of per-step dicts (``step`` plus ``reward_mean``,
     ``exact``, ``within_1``, ``within_2``, ``parse_rate``; see :func:`editjudge.evaluate.metrics.per_step`).
     ``comparison`` is :func:`editjudge.evaluate.compare.compare_judges` output (paired differences to a baseline).
+    ``learning_curve``: held-out figures at intervals during training (rows with ``step``, ``accuracy_within_2``,
+    ``best_of_n_regret``, optionally ``accuracy_exact`` / ``pairwise_accuracy``), plotted beside the training reward.
     """
     if not metrics_by_judge:
         raise ValueError("write_report needs the metrics of at least one judge")
@@ -447,6 +504,8 @@ def write_report(
         payload["training_log"] = json_safe(list(training_log))  # trainer logs may hold NaN
     if comparison:
         payload["comparison"] = dict(comparison)
+    if learning_curve:
+        payload["learning_curve"] = json_safe(list(learning_curve))
     atomic_write_bytes(out / "metrics.json", _json_bytes(payload))
 
     page = [f"# {title}", ""]
@@ -470,8 +529,17 @@ def write_report(
         page += ["### Notes", "", *notes]
     if training_log:
         plot_training(training_log, plots / "training.png")
-        page += ["## Training", "", "![reward and accuracy over training steps](plots/training.png)", "",
-                 *_training_table(training_log), ""]
+        page += ["## Training", "", "![reward and accuracy over training steps](plots/training.png)", ""]
+    if learning_curve:
+        plot_learning_curve(learning_curve, training_log, plots / "learning_curve.png")
+        page += ["## Learning curve on held-out edits", "",
+                 "![held-out accuracy and best-of-N regret during training](plots/learning_curve.png)", "",
+                 "| step | ±2 | exact | pairwise | best-of-N regret |", "|---:|---:|---:|---:|---:|",
+                 *(f"| {p['step']} | {_fmt(p.get('accuracy_within_2'))} | {_fmt(p.get('accuracy_exact'))} | "
+                   f"{_fmt(p.get('pairwise_accuracy'))} | {_fmt(p.get('best_of_n_regret'))} |" for p in learning_curve),
+                 ""]
+    if training_log:
+        page += ["### Training log", "", *_training_table(training_log), ""]
     for name, s in zip(names, slugs):
         m = metrics_by_judge[name]
         page += [f"## {name}", ""]

@@ -50,10 +50,20 @@ WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_se
 ADAPTER_DIR = "adapter"
 
 
-def warm_start_target(label: int) -> str:
-    """The supervised target of the warm start: a short verdict, then the label, in the answer format."""
-    verdict = "good edit" if label >= 5 else "bad edit"
-    return prompts.format_answer(label, verdict)
+WARM_START_THINK = "ok"
+
+
+def warm_start_target(row: int) -> str:
+    """The supervised target of the warm start: the answer FORMAT only, never the label.
+
+    A constant short reasoning, then a digit drawn uniformly from 0..9 by a fixed hash of the row index: independent
+    of the images and the label, so the warm start teaches how to answer and spreads the answer over every digit
+    (GRPO then has answers to compare), and whatever the judge learns about the edits comes from GRPO's reward.
+    """
+    from editjudge.data.labels import seeded_hash
+
+    digit = int(seeded_hash(f"warm-start row {row}", 0), 16) % (prompts.SCORE_MAX - prompts.SCORE_MIN + 1)
+    return prompts.format_answer(prompts.SCORE_MIN + digit, WARM_START_THINK)
 
 
 @dataclass
@@ -228,7 +238,7 @@ def build_dataset(examples: Examples, with_completion: bool = False):
     if with_completion:
         features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
         columns["completion"] = [
-            [{"role": "assistant", "content": warm_start_target(parse_label(label))}] for label in examples.ground_truth
+            [{"role": "assistant", "content": warm_start_target(row)}] for row in range(len(examples))
         ]
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
