@@ -122,30 +122,44 @@ def plot_confusion(metrics: Mapping[str, Any], title: str, path: Path) -> None:
     _save(fig, path)
 
 
+UNPARSED_Y = SCORE_MIN - 1.2  # where unparsed answers sit on the predicted-vs-true y axis
+
+
 def plot_pred_vs_true(records: Sequence[EvalRecord], title: str, path: Path) -> None:
-    """Judge score (expected score when present) against the true label, jittered, with per-label means."""
-    pts = [(r.label, r.expected_score if r.expected_score is not None else r.pred) for r in records]
-    pts = [(t, p) for t, p in pts if t is not None and p is not None]
-    use_expected = any(r.expected_score is not None for r in records)
+    """The judge's answer against the true label, jittered, with per-label means; unparsed answers on their own row.
+
+    Every judge's figure has the same y axis (the answer, 0..9 plus "unparsed"), so figures compare side by side;
+    when the judge gives an expected score (Σ k·p(k)) its per-label mean is drawn as a second line.
+    """
+    labelled = [r for r in records if r.label is not None]
     fig = _figure(6.0, 5.6)
     ax = fig.add_subplot()
     ax.plot([SCORE_MIN, SCORE_MAX], [SCORE_MIN, SCORE_MAX], color="grey", lw=1, ls="--", label="perfect")
-    if pts:
-        t, p = np.asarray(pts, dtype=float).T
+    if labelled:
+        t = np.array([r.label for r in labelled], dtype=float)
+        p = np.array([UNPARSED_Y if r.pred is None else r.pred for r in labelled], dtype=float)
         jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=(2, len(t)))
-        present = sorted(set(t.tolist()))
-        means = [p[t == k].mean() for k in present]
-        ax.plot(present, means, color="crimson", marker="D", ms=5, lw=1.5, alpha=0.8, label="mean per label")
-        ax.scatter(t + jitter[0], p + (0 if use_expected else jitter[1]), s=14, alpha=0.5, zorder=3,
-                   label="records")
+        parsed = p != UNPARSED_Y
+        present = sorted(set(t[parsed].tolist()))
+        if present:
+            ax.plot(present, [p[parsed & (t == k)].mean() for k in present], color="crimson", marker="D", ms=5,
+                    lw=1.5, alpha=0.8, label="mean answer per label")
+        expected = [(r.label, r.expected_score) for r in labelled if r.expected_score is not None]
+        if expected:
+            et, ev = np.asarray(expected, dtype=float).T
+            ks = sorted(set(et.tolist()))
+            ax.plot(ks, [ev[et == k].mean() for k in ks], color="darkorange", marker="s", ms=4, lw=1.2, ls="-.",
+                    label="mean expected score per label")
+        ax.scatter(t + jitter[0], p + jitter[1], s=14, alpha=0.5, zorder=3, label="records (jittered)")
     else:
-        ax.text(0.5, 0.5, "no record has both a label and a score", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no record has a label", ha="center", transform=ax.transAxes)
+    ax.axhline((UNPARSED_Y + SCORE_MIN) / 2, color="black", lw=0.6)
     ax.set_xlim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
-    ax.set_ylim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
+    ax.set_ylim(UNPARSED_Y - 0.6, SCORE_MAX + 0.6)
     ax.set_xticks(LABELS)
-    ax.set_yticks(LABELS)
+    ax.set_yticks([UNPARSED_Y, *LABELS], ["unparsed", *(str(k) for k in LABELS)])
     ax.set_xlabel("true label")
-    ax.set_ylabel("judge's expected score" if use_expected else "judge's answer (jittered)")
+    ax.set_ylabel("judge's answer")
     ax.set_title(f"{title}: predicted vs true")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
@@ -192,53 +206,68 @@ def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``.
+    """Up to three distinct panels over training steps: the mean reward, the rates (format / accuracy / parse),
+    and the loss (e.g. the supervised warm start's); raw values faint, a moving average bold; one line per run.
 
-    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows, the TRL engine's ``metrics.jsonl`` or a
-    trainer's log history (``reward``, ``rewards/<function>/mean``; ``loss`` on the right when the log has no
-    accuracy). Rows with a ``run`` (or a training ``phase``) are drawn as separate lines.
+    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows, the TRL engine's ``metrics.jsonl`` (its
+    ``warm_start`` and ``grpo`` phases) or a trainer's log history. Rows with a ``run`` (or a training ``phase``)
+    are drawn as separate lines.
     """
+    from matplotlib.ticker import MaxNLocator
+
     runs: dict[str, list[Mapping[str, Any]]] = {}
     for row in training_log:
         if row.get("step") is not None:
             runs.setdefault(_run_of(row), []).append(row)
-    fig = _figure(10.0, 4.0)
-    left, right = fig.subplots(1, 2)
 
-    def series(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
-        return [np.nan if row.get(key) is None else float(row[key]) for row in rows]
+    def has(key: str) -> bool:
+        return any(row.get(key) is not None for rows in runs.values() for row in rows)
 
-    has_accuracy = any(row.get(k) is not None for rows in runs.values() for row in rows for k, _ in ACCURACY_KEYS)
-    right_keys = list(ACCURACY_KEYS) if has_accuracy else [("loss", "loss")]
-    right_title = "accuracy over training steps" if has_accuracy else "loss over training steps"
+    rate_keys = [(k, n) for k, n in ACCURACY_KEYS if has(k)]
+    reward_runs = {run: _reward_key(rows) for run, rows in runs.items() if _reward_key(rows)}
+    loss_runs = [run for run, rows in runs.items() if run not in reward_runs and any(r.get("loss") is not None for r in rows)]
+    panels = [name for name, shown in (("reward", reward_runs), ("rates", rate_keys), ("loss", loss_runs)) if shown]
+    if not panels:
+        panels = ["reward"]
+    fig = _figure(5.0 * len(panels), 4.0)
+    axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels)))))
+    colours = iter(f"C{i}" for i in range(100))
+
+    def draw(ax: Any, rows: Sequence[Mapping[str, Any]], key: str, label: str) -> None:
+        pts = [(row["step"], float(row[key])) for row in rows if row.get(key) is not None]
+        if not pts:
+            return
+        x, y = np.asarray(pts, dtype=float).T
+        colour = next(colours)
+        smooth = _smooth(y)
+        if len(y) >= 10:
+            ax.plot(x, y, color=colour, alpha=0.25, lw=1)
+            ax.plot(x, smooth, color=colour, lw=2, label=f"{label} (moving average)")
+        else:
+            ax.plot(x, y, color=colour, marker="o", label=label)
+
     for run, rows in runs.items():
-        steps = [row["step"] for row in rows]
         prefix = f"{run}: " if run else ""
-        reward = _reward_key(rows)
-        if reward:
-            left.plot(steps, series(rows, reward), marker="o", label=f"{prefix}mean reward")
-        for key in sorted({k for row in rows for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
-            left.plot(steps, series(rows, key), marker=".", ls="--", label=prefix + key.split("/")[1])
-        for key, name in [(k, n) for k, n in right_keys if any(row.get(k) is not None for row in rows)]:
-            right.plot(steps, series(rows, key), marker="o", label=prefix + name)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (left, right):
+        if "reward" in axes and run in reward_runs:
+            draw(axes["reward"], rows, reward_runs[run], f"{prefix}mean reward")
+        if "rates" in axes:
+            for key, name in rate_keys:
+                draw(axes["rates"], rows, key, prefix + name)
+        if "loss" in axes and run in loss_runs:
+            draw(axes["loss"], rows, "loss", f"{prefix}loss")
+    titles = {"reward": ("mean reward over training steps", "mean reward"),
+              "rates": ("rates over training steps", "share of responses"),
+              "loss": ("loss over training steps", "loss")}
+    for name, ax in axes.items():
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_title("reward over training steps")
-    left.set_xlabel("step")
-    left.set_ylabel("mean reward")
-    left.grid(alpha=0.3)
-    if left.lines:
-        left.legend(fontsize=8)
-    if right_title.startswith("accuracy"):
-        right.set_ylim(-0.02, 1.02)
-    right.set_title(right_title)
-    right.set_xlabel("step")
-    right.set_ylabel("share of responses" if right_title.startswith("accuracy") else "loss")
-    if right.lines:
-        right.legend(fontsize=8)
-    right.grid(alpha=0.3)
+        ax.set_title(titles[name][0])
+        ax.set_xlabel("step")
+        ax.set_ylabel(titles[name][1])
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    if "rates" in axes:
+        axes["rates"].set_ylim(-0.02, 1.02)
     _save(fig, path)
 
 
@@ -297,12 +326,13 @@ def _smooth(values: np.ndarray, window: int | None = None) -> np.ndarray:
 
 
 def plot_compare(metrics_by_judge: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Grouped bars of the headline metrics, one colour per judge, with bootstrap intervals when present."""
+    """Grouped bars of the headline metrics (left) and best-of-N regret (right), one colour per judge, with
+    bootstrap intervals when present. A value of 0 gets a visible mark and an undefined metric says so (n/a)."""
     names = list(metrics_by_judge)
     x = np.arange(len(COMPARE_BARS))
     width = 0.8 / max(1, len(names))
-    fig = _figure(max(7.0, 1.4 * len(COMPARE_BARS)), 4.4)
-    ax = fig.add_subplot()
+    fig = _figure(max(9.0, 1.4 * len(COMPARE_BARS) + 2.5), 4.4)
+    ax, bon = fig.subplots(1, 2, width_ratios=[len(COMPARE_BARS), 2.2])
     for i, name in enumerate(names):
         m = metrics_by_judge[name]
         values, low, high = [], [], []
@@ -313,14 +343,42 @@ def plot_compare(metrics_by_judge: Mapping[str, Mapping[str, Any]], path: Path) 
             lo, hi = (ci or {}).get("low"), (ci or {}).get("high")
             low.append(0 if v is None or lo is None else v - lo)
             high.append(0 if v is None or hi is None else hi - v)
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3, label=name)
+        pos = x + (i - (len(names) - 1) / 2) * width
+        bars = ax.bar(pos, values, width, yerr=[low, high], capsize=3, label=name)
+        _mark_zero_and_missing(ax, pos, values, width, bars.patches[0].get_facecolor())
+        regret = _get(m, "best_of_n.regret")
+        ci = _interval(m, "best_of_n.regret") or {}
+        err = [[0 if regret is None or ci.get("low") is None else regret - ci["low"]],
+               [0 if regret is None or ci.get("high") is None else ci["high"] - regret]]
+        value = np.nan if regret is None else regret
+        bon.bar([i], [value], 0.7, yerr=err, capsize=3, color=f"C{i}")
+        _mark_zero_and_missing(bon, [i], [value], 0.7, f"C{i}")
     ax.set_xticks(x, [t for _, t in COMPARE_BARS])
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_title("judges side by side (bars: 95% bootstrap intervals when computed)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    bon.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    top = np.nanmax([_get(metrics_by_judge[n], "best_of_n.regret") or 0.0 for n in names] + [0.0])
+    bon.set_ylim(0, max(top * 1.35, 1e-3))
+    bon.axhline(0, color="black", lw=0.8)
+    bon.set_title("best-of-N regret (lower is better)")
+    bon.grid(axis="y", alpha=0.3)
     _save(fig, path)
+
+
+def _mark_zero_and_missing(ax: Any, positions: Sequence[float], values: Sequence[float], width: float,
+                           colour: Any) -> None:
+    """A bar of height 0 reads as missing: draw a thick stub and '0' there; write 'n/a' where the value is undefined."""
+    for pos, value in zip(positions, values):
+        if not np.isfinite(value):
+            ax.text(pos, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color="dimgrey",
+                    transform=ax.get_xaxis_transform())
+        elif value == 0:
+            ax.plot([pos - width / 2, pos + width / 2], [0, 0], color=colour, lw=4, solid_capstyle="butt", zorder=4)
+            ax.text(pos, 0.02, "0", ha="center", va="bottom", fontsize=7, color="black",
+                    transform=ax.get_xaxis_transform())
 
 
 # ---------------------------------------------------------------------------------------------------- page
