@@ -102,8 +102,13 @@ def _num(value: Any) -> str:
 
 def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int = 4, warm_start_steps: int | None = None,
              grpo_steps: int | None = None, seed: int = 0, eval_every: int = 25, preset: str | Path = PRESET,
-             progress: bool = True) -> dict[str, Any]:
-    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``)."""
+             progress: bool = True, *, hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE,
+             template: str = TEMPLATE, settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the demo into ``out``; return the summary (also written to ``out/summary.json``).
+
+    The keyword-only options are for studies (``benchmarks/demo_study.py``): the tiny model's size and q/k scale, the
+    prompt template, and TrlSettings fields that replace the preset's (e.g. ``{"exclude_modules": ".*visual.*"}``).
+    """
     import torch
     from transformers import TrainerCallback
 
@@ -123,7 +128,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed,
-                               max_steps=grpo_steps, warm_start_steps=warm_start_steps)
+                               max_steps=grpo_steps, warm_start_steps=warm_start_steps, **(settings_overrides or {}))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 1.4M-parameter model gains nothing from threads, and loses a lot on a busy CPU
     stage = _Stages()
@@ -134,16 +139,16 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
                                       task="red_square")
         print(f"      {synth.samples} edits in {synth.out_dir}")
 
-        stage(f"building the tiny offline Qwen2.5-VL (hidden {HIDDEN_SIZE}, attention q/k x{QK_SCALE}; real "
+        stage(f"building the tiny offline Qwen2.5-VL (hidden {hidden_size}, attention q/k x{qk_scale}; real "
               "processor and model classes, random weights)")
-        model_dir = build_tiny_model(out / "tiny-qwen2_5-vl", seed=seed, hidden_size=HIDDEN_SIZE, qk_scale=QK_SCALE)
+        model_dir = build_tiny_model(out / "tiny-qwen2_5-vl", seed=seed, hidden_size=hidden_size, qk_scale=qk_scale)
         print(f"      {model_dir}")
 
         stage("preparing parquet: labels from the seed's median 0.9 / MAD 0.1, split by source image (leak-free)")
         median, mad = RED_SQUARE_MEDIAN_MAD
         prepared = prepare(PrepareConfig(inputs=(str(synth.out_dir),), out_dir=str(out / "data"),
                                          train_split=TRAIN_SPLIT, score_median=median, score_mad=mad, seed=seed,
-                                         template=TEMPLATE, processor=str(model_dir), workers=1, progress=progress))
+                                         template=template, processor=str(model_dir), workers=1, progress=progress))
         counts = prepared.report.get("counts", {})
         print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
               f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
@@ -153,7 +158,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         def judge_records(model, processor, sampled: bool, show: bool = progress) -> list:
             """The held-out edits judged greedily or sampled at temperature 1; the training RNG is left untouched."""
             backend = TransformersBackend.from_loaded(model, processor, batch_size=32)
-            judge = Judge.from_backend(backend, template=TEMPLATE, max_new_tokens=tokens, seed=seed,
+            judge = Judge.from_backend(backend, template=template, max_new_tokens=tokens, seed=seed,
                                        temperature=1.0 if sampled else 0.0)
             with torch.random.fork_rng():
                 return judge_parquet(prepared.test_path, judge, progress=show)
@@ -209,7 +214,10 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     summary = {
         "out": str(out),
         "seed": seed,
-        "preset": PRESET,
+        "preset": str(preset),
+        "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale},
+        "template": template,
+        "settings_overrides": {k: v for k, v in (settings_overrides or {}).items()},
         "adapter": str(result.adapter_dir),
         "metrics_jsonl": str(result.metrics_path),
         "report": str(report),
