@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,19 +19,19 @@ def test_warm_start_targets_teach_the_format_and_carry_no_label() -> None:
     from editjudge.answer import parse_response
     from editjudge.train import trl as engine
 
-    targets = [engine.warm_start_target(row) for row in range(2000)]
-    parsed = [parse_response(t) for t in targets]
-    assert all(p.score is not None and p.error is None for p in parsed)
-    counts = Counter(p.score for p in parsed)
-    assert sorted(counts) == list(range(10)) and max(counts.values()) < 2.5 * min(counts.values())  # ~uniform
-    assert len({t.split("</think>")[0] for t in targets}) == 1  # one constant short reasoning
-
-    # The supervised completions are the same whatever the labels: nothing about the edit is taught.
     prompt = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
-    images = pa.chunked_array([pa.array([[{"bytes": b"1"}, {"bytes": b"2"}]] * 4)])
+    images = pa.chunked_array([pa.array([[{"bytes": bytes([i])}, {"bytes": b"e"}] for i in range(4)])])
     a = engine.build_dataset(engine.Examples([prompt] * 4, images, ["1", "1", "7", "7"]), with_completion=True)
     b = engine.build_dataset(engine.Examples([prompt] * 4, images, ["7", "7", "1", "1"]), with_completion=True)
-    assert a["completion"] == b["completion"]
+    # Every prompt (here: every source image byte) is paired with every digit once, whatever its label.
+    assert a["completion"] == b["completion"] and len(a) == 4 * 10
+    targets = [c[0]["content"] for c in a["completion"]]
+    parsed = [parse_response(t) for t in targets]
+    assert all(p.score is not None and p.error is None for p in parsed)
+    assert a["ground_truth"] == [label for label in ["1", "1", "7", "7"] for _ in range(10)]
+    per_row = [sorted(p.score for p in parsed[r * 10:(r + 1) * 10]) for r in range(4)]
+    assert per_row == [list(range(10))] * 4  # uniform answers per prompt: nothing to memorise, nothing learnt
+    assert len({t.split("</think>")[0] for t in targets}) == 1  # one constant short reasoning
 
 
 def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path) -> None:
