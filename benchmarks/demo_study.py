@@ -20,7 +20,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "recipe": ("the demo: hidden 256, q/k x0.3, LoRA on LM + vision merger, graded ±2 reward", {}),
     "binary_reward": ("the seed's binary ±2 reward (not graded)",
                       {"settings_overrides": {"reward_kwargs": {}}}),
-    "graded_lr3e-4_300": ("graded reward at lr 3e-4 for 300 GRPO steps",
+    "lr3e-4_300": ("lr 3e-4 for 300 GRPO steps instead of 5e-4 for 200",
                           {"settings_overrides": {"learning_rate": 3e-4}, "grpo_steps": 300}),
     "ws_lr1e-3": ("warm start at lr 1e-3 instead of 5e-3 (a gentler format-only warm start)",
                   {"settings_overrides": {"warm_start_lr": 1e-3}}),

@@ -213,7 +213,7 @@ def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
     index, candidates, size, seed, _photo_like, out = job
     rng = np.random.default_rng([seed, index, 7])
     grey = int(rng.integers(110, 170))
-    extent = int(size * rng.uniform(0.35, 0.6))
+    extent = int(size * rng.uniform(0.6, 0.85))  # large: every image token sees the colour
     x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
     scene = _Scene("square", "blue", "red", (grey, grey, grey), (x0, y0, x0 + extent, y0 + extent), "make the square red")
     folder = Path(out) / f"shard_{index // 100:03d}"
