@@ -28,6 +28,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
               {"settings_overrides": {"warm_start_lr": 1e-3, "num_generations": 16}}),
     "temp1.3": ("warm start lr 1e-3; sampling temperature 1.3 instead of 1.0",
                 {"settings_overrides": {"warm_start_lr": 1e-3, "temperature": 1.3}}),
+    "8prompts_100": ("8 generations x 8 prompts per step for 100 steps (same compute as 8 x 4 for 200)",
+                     {"settings_overrides": {"per_device_batch_size": 64}, "grpo_steps": 100, "eval_every": 20}),
+    "8prompts_150": ("8 generations x 8 prompts per step for 150 steps",
+                     {"settings_overrides": {"per_device_batch_size": 64}, "grpo_steps": 150}),
+    "16prompts_75": ("8 generations x 16 prompts per step for 75 steps",
+                     {"settings_overrides": {"per_device_batch_size": 128}, "grpo_steps": 75, "eval_every": 15}),
     "lm_only_lora": ("LoRA on the language model only (exclude .*visual.*, as the 3B preset)",
                      {"settings_overrides": {"exclude_modules": ".*visual.*"}}),
     "no_qk_scale": ("attention q/k not scaled (x1.0)", {"qk_scale": 1.0}),
@@ -43,7 +49,7 @@ def run_variant(out: Path, variant: str, seed: int) -> dict[str, Any]:
     if (folder / "summary.json").is_file():
         return json.loads((folder / "summary.json").read_text())
     started = time.perf_counter()
-    summary = run_demo(folder, seed=seed, progress=False, **VARIANTS[variant][1])
+    summary = run_demo(folder, seed=seed, progress=False, **{"eval_every": 25, **VARIANTS[variant][1]})
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (folder / "seconds.txt").write_text(f"{summary['seconds']}\n")
     return summary
