@@ -193,7 +193,7 @@ ACCURACY_KEYS = (
     ("within_2", "±2"),
     ("parse_rate", "parse rate"),
     ("format_rate", "format rate"),  # TRL engine's metrics.jsonl: share of rewards with the format point
-    ("accuracy_rate", "reward accuracy (±2)"),  # … and with the ±2 accuracy point
+    ("accuracy_rate", "reward accuracy term"),  # … and its accuracy term (±2, binary or graded)
 )
 
 
@@ -293,7 +293,7 @@ def plot_learning_curve(curve: Sequence[Mapping[str, Any]], training_log: Sequen
         x = [r["step"] for r in grpo]
         y = np.array([float(r["accuracy_rate"]) for r in grpo])
         left.plot(x, y, color="tab:orange", alpha=0.25, lw=1)
-        left.plot(x, _smooth(y), color="tab:orange", lw=2, label="training reward: ±2 accuracy (smoothed)")
+        left.plot(x, _smooth(y), color="tab:orange", lw=2, label="training reward: accuracy term (smoothed)")
     left.axhline(0.5, color="grey", ls=":", lw=1, label="constant answer (chance)")
     left.set_ylim(-0.02, 1.02)
     left.set_xlabel("GRPO step")
