@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("trl")
 
 # The learning test: the demo's recipe (preset tiny_cpu) at reduced size. Measured on 2 shared cores (docs/demo.md).
-SMALL = {"sources": 24, "candidates": 4, "warm_start_steps": 60, "grpo_steps": 90, "eval_every": 0}
+SMALL = {"sources": 32, "candidates": 4, "warm_start_steps": 60, "grpo_steps": 30, "eval_every": 0}
 
 
 def test_warm_start_targets_teach_the_format_and_carry_no_label() -> None:
@@ -42,7 +42,7 @@ def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path
     from editjudge.train import trl as engine
 
     settings = preset_settings(tmp_path / "m", tmp_path / "out", max_steps=7)
-    assert (settings.lora_rank, settings.num_generations, settings.batch_size, settings.max_steps) == (16, 8, 32, 7)
+    assert (settings.lora_rank, settings.num_generations, settings.batch_size, settings.max_steps) == (16, 8, 128, 7)
     assert settings.warm_start_steps > 0 and settings.reward_kwargs == {"graded": True}
     _, model = engine.load_model(build_tiny_model(tmp_path / "m", hidden_size=64))
     wrapped = get_peft_model(model, engine.lora_config(settings))

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"format-only supervised steps (default: the {PRESET} preset's trl.warm_start_steps)")
     parser.add_argument("--grpo-steps", type=int, default=None,
                         help=f"GRPO steps (default: the {PRESET} preset's trl.max_steps)")
-    parser.add_argument("--eval-every", type=int, default=25,
+    parser.add_argument("--eval-every", type=int, default=10,
                         help="judge the held-out edits every N GRPO steps for the learning curve (0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and training")
 
@@ -101,7 +101,7 @@ def _num(value: Any) -> str:
 
 
 def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int = 4, warm_start_steps: int | None = None,
-             grpo_steps: int | None = None, seed: int = 0, eval_every: int = 25, preset: str | Path = PRESET,
+             grpo_steps: int | None = None, seed: int = 0, eval_every: int = 10, preset: str | Path = PRESET,
              progress: bool = True, *, hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE,
              template: str = TEMPLATE, settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the demo into ``out``; return the summary (also written to ``out/summary.json``).
