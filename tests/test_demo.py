@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("trl")
 
 # The learning test: the demo's recipe (preset tiny_cpu) at reduced size. Measured on 2 shared cores (docs/demo.md).
-SMALL = {"sources": 32, "candidates": 4, "warm_start_steps": 60, "grpo_steps": 30, "eval_every": 0}
+SMALL = {"sources": 32, "candidates": 4, "warm_start_steps": 30, "grpo_steps": 30, "eval_every": 0}
 
 
 def test_warm_start_targets_teach_the_format_and_carry_no_label() -> None:
