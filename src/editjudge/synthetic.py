@@ -215,7 +215,8 @@ def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
     grey = int(rng.integers(110, 170))
     extent = int(size * rng.uniform(0.6, 0.85))  # large: every image token sees the colour
     x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
-    scene = _Scene("square", "blue", "red", (grey, grey, grey), (x0, y0, x0 + extent, y0 + extent), "make the square red")
+    box = (x0, y0, x0 + extent, y0 + extent)
+    scene = _Scene("square", "blue", "red", (grey, grey, grey), box, "make the square red")
     folder = Path(out) / f"shard_{index // 100:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     source = _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
@@ -225,7 +226,8 @@ def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
         fill = _SQUARE_BLUE if kind == "unchanged" else COLOURS["red"]
         grain = rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)  # each candidate's bytes differ
         edited = _draw(scene, size, fill, grain)
-        _write_sample(folder, f"s{index:05d}_c{k:02d}", source, _jpeg(edited), scene.instruction, RED_SQUARE_SCORES[kind])
+        stem = f"s{index:05d}_c{k:02d}"
+        _write_sample(folder, stem, source, _jpeg(edited), scene.instruction, RED_SQUARE_SCORES[kind])
     return candidates
 
 
