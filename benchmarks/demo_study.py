@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "recipe": ("the demo: hidden 256, q/k x0.3, LoRA on LM + vision merger, graded ±2 reward", {}),
+    "recipe": ("the demo (preset tiny_cpu): hidden 256, q/k x0.3, LoRA on LM + vision merger, graded ±2 reward, "
+               "16 prompts x 8 generations, 60 steps", {}),
     "binary_reward": ("the seed's binary ±2 reward (not graded)",
                       {"settings_overrides": {"reward_kwargs": {}}}),
     "lr3e-4_300": ("lr 3e-4 for 300 GRPO steps instead of 5e-4 for 200",
@@ -28,7 +29,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
               {"settings_overrides": {"warm_start_lr": 1e-3, "num_generations": 16}}),
     "temp1.3": ("warm start lr 1e-3; sampling temperature 1.3 instead of 1.0",
                 {"settings_overrides": {"warm_start_lr": 1e-3, "temperature": 1.3}}),
-    "8prompts_100": ("8 generations x 8 prompts per step for 100 steps (same compute as 8 x 4 for 200)",
+    # The variants below change the preset's 16 prompts x 8 generations / 60 steps (the earlier recipe: 4 x 8 / 200).
+    "8prompts_100": ("8 generations x 8 prompts per step for 100 steps",
                      {"settings_overrides": {"per_device_batch_size": 64}, "grpo_steps": 100, "eval_every": 20}),
     "8prompts_150": ("8 generations x 8 prompts per step for 150 steps",
                      {"settings_overrides": {"per_device_batch_size": 64}, "grpo_steps": 150}),
