@@ -279,7 +279,7 @@ def test_learning_curve_and_training_panels(tmp_path) -> None:
     """The learning curve is plotted and tabled; the training figure smooths and keeps the warm-start loss."""
     import numpy as np
 
-    from editjudge.evaluate.report import _smooth
+    from editjudge.evaluate.plots import _smooth
 
     preds = [EvalRecord(id=str(i), group=f"g{i // 2}", label=1 + 6 * (i % 2), gt_score=0.8 + 0.1 * (i % 2),
                         pred=1 + 6 * (i % 2), raw="<think>ok</think><answer>1</answer>") for i in range(8)]
