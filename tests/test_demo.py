@@ -1,50 +1,96 @@
-"""`editjudge demo` end to end at reduced size: synthetic edits -> prepare -> tiny model -> GRPO -> report."""
+"""`editjudge demo`: GRPO teaches the tiny judge to read the images (held-out accuracy from chance to near 1)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("trl")
 
+# The learning test: the demo's recipe (preset tiny_cpu) at reduced size, seed 1: 32 held-out edits, ±2 accuracy 0.50 -> 1.00
+# (seed 0: 0.00 -> 0.88). Measured on 2 shared cores (docs/demo.md).
+SMALL = {"sources": 32, "candidates": 4, "warm_start_steps": 30, "grpo_steps": 30, "eval_every": 0}
+
+
+def test_warm_start_targets_teach_the_format_and_carry_no_label() -> None:
+    import pyarrow as pa
+
+    from editjudge.answer import parse_response
+    from editjudge.train import trl as engine
+
+    prompt = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
+    images = pa.chunked_array([pa.array([[{"bytes": bytes([i])}, {"bytes": b"e"}] for i in range(4)])])
+    a = engine.build_dataset(engine.Examples([prompt] * 4, images, ["1", "1", "7", "7"]), with_completion=True)
+    b = engine.build_dataset(engine.Examples([prompt] * 4, images, ["7", "7", "1", "1"]), with_completion=True)
+    # Every prompt (here: every source image byte) is paired with every digit once, whatever its label.
+    assert a["completion"] == b["completion"] and len(a) == 4 * 10
+    targets = [c[0]["content"] for c in a["completion"]]
+    parsed = [parse_response(t) for t in targets]
+    assert all(p.score is not None and p.error is None for p in parsed)
+    assert a["ground_truth"] == [label for label in ["1", "1", "7", "7"] for _ in range(10)]
+    per_row = [sorted(p.score for p in parsed[r * 10:(r + 1) * 10]) for r in range(4)]
+    assert per_row == [list(range(10))] * 4  # uniform answers per prompt: nothing to memorise, nothing learnt
+    assert len({t.split("</think>")[0] for t in targets}) == 1  # one constant short reasoning
+
+
+def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path) -> None:
+    from peft import get_peft_model
+
+    from editjudge.demo import preset_settings
+    from editjudge.tiny import build_tiny_model
+    from editjudge.train import trl as engine
+
+    settings = preset_settings(tmp_path / "m", tmp_path / "out", max_steps=7)
+    assert (settings.lora_rank, settings.num_generations, settings.batch_size, settings.max_steps) == (16, 8, 128, 7)
+    assert settings.warm_start_steps > 0 and settings.reward_kwargs == {"graded": True}
+    _, model = engine.load_model(build_tiny_model(tmp_path / "m", hidden_size=64))
+    wrapped = get_peft_model(model, engine.lora_config(settings))
+    adapted = {n.split(".lora_A")[0] for n, _ in wrapped.named_parameters() if ".lora_A" in n}
+    assert any("visual.merger" in n for n in adapted)
+    assert not any("visual.blocks" in n or "visual.patch_embed" in n for n in adapted)
+    assert any("language_model" in n and "q_proj" in n for n in adapted)
+
 
 @pytest.mark.slow
-def test_demo_runs_the_whole_path(tmp_path: Path, capsys) -> None:
-    from editjudge.cli import main
+def test_grpo_teaches_the_judge_to_read_the_images(tmp_path: Path, capsys) -> None:
+    """The warm start answers at chance (its targets carry no label); GRPO lifts held-out ±2 accuracy far above it.
 
-    out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--sources", "4", "--candidates", "4", "--warm-start-steps", "12",
-                 "--grpo-steps", "2", "--prompts-per-step", "2"])
+    Fails when learning stops: a broken reward, a warm start that leaks the label into the answers' order, LoRA that
+    cannot reach the image, a model that cannot spread its answers.
+    """
+    from editjudge.demo import print_summary, run_demo
+
+    summary = run_demo(tmp_path / "demo", seed=1, progress=False, **SMALL)
+    print_summary(summary)
     printed = capsys.readouterr().out
-    assert code == 0
-    assert "[6/6]" in printed and str(out / "report" / "report.md") in printed
+    assert "[6/6]" in printed and "within ±2" in printed
+    stages = summary["stages"]
+    untrained, warm, grpo = stages["untrained"], stages["warm start"], stages["after GRPO"]
+    assert untrained["format_rate"] == 0 and warm["format_rate"] >= 0.9
+    assert warm["accuracy_within_2"] <= 0.6  # chance: labels 1 and 7, a constant answer scores 1/2
+    assert grpo["accuracy_within_2"] >= warm["accuracy_within_2"] + 0.3 and grpo["accuracy_within_2"] >= 0.85
+    assert grpo["sampled_within_2"] >= 0.8
+    assert grpo["pairwise_accuracy"] >= 0.8 and grpo["n_heldout"] == summary["n_heldout"] >= 16
 
-    summary = json.loads((out / "summary.json").read_text())
-    # Every stage left its output where the summary says.
-    assert (out / "edits").is_dir() and (out / "data" / "train.parquet").is_file()
-    assert (out / "tiny-qwen2_5-vl" / "config.json").is_file()
-    assert (Path(summary["adapter"]) / "adapter_model.safetensors").is_file()
-    report = Path(summary["report"]).read_text()
-    for judge in ("untrained", "warm start", "after GRPO"):
-        assert judge in report and judge in summary["test"]
-    assert (out / "report" / "plots" / "training.png").is_file()
+    # Leak-free: no held-out source image is in the training parquet.
+    import pyarrow.parquet as pq
 
-    # GRPO rewards were logged per step.
-    grpo = [json.loads(line) for line in Path(summary["metrics_jsonl"]).read_text().splitlines()]
-    grpo = [r for r in grpo if r["phase"] == "grpo"]
-    assert [r["step"] for r in grpo] == [1, 2]
-    assert all(math.isfinite(r["reward_mean"]) and 0 <= r["format_rate"] <= 1 for r in grpo)
+    def sources(split: str) -> set[bytes]:
+        return {row[0]["bytes"] for row in pq.read_table(tmp_path / "demo" / "data" / f"{split}.parquet")["images"]
+                .to_pylist()}
 
-    # The random model never answers in format; the warm start teaches it (judged greedily on held-out edits).
-    assert summary["test"]["untrained"]["format_rate"] == 0
-    assert summary["test"]["warm start"]["format_rate"] >= 0.75
+    assert not sources("train") & sources("test")
+    saved = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert saved["stages"] == stages
+    report = Path(summary["report"])
+    for plot in ("compare", "training", "learning_curve"):
+        assert (report.parent / "plots" / f"{plot}.png").is_file()
 
 
 def test_demo_rejects_bad_sizes(tmp_path: Path, capsys) -> None:
     from editjudge.cli import main
 
     assert main(["demo", "--out", str(tmp_path / "d"), "--grpo-steps", "0"]) == 2
-    assert "must be >= 1" in capsys.readouterr().out
+    assert "--grpo-steps >= 1" in capsys.readouterr().out

@@ -267,9 +267,30 @@ def test_cli_plots_the_trl_engines_metrics_log(tmp_path, capsys) -> None:
                  "--out", str(out)]) == 0
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "plots/training.png" in _images_in(text) and (out / "plots" / "training.png").is_file()
-    assert "| run | step | mean reward | format rate | reward accuracy (±2) | loss |" in text
+    assert "| run | step | mean reward | format rate | reward accuracy term | loss |" in text
     assert "| grpo | 3 | 0.700 | 0.800 | 0.350 | 0.010 |" in text and "| sft | 1 | – | – | – | 1.000 |" in text
     assert json.loads((out / "metrics.json").read_text())["training_log"] == rows
     log.write_text('{"loss": 1}\n')
     assert main(["eval", "--predictions", str(preds), "--training-log", str(log), "--out", str(out), "--force"]) == 2
     assert "needs an integer 'step'" in capsys.readouterr().err
+
+
+def test_learning_curve_and_training_panels(tmp_path) -> None:
+    """The learning curve is plotted and tabled; the training figure smooths and keeps the warm-start loss."""
+    import numpy as np
+
+    from editjudge.evaluate.plots import _smooth
+
+    preds = [EvalRecord(id=str(i), group=f"g{i // 2}", label=1 + 6 * (i % 2), gt_score=0.8 + 0.1 * (i % 2),
+                        pred=1 + 6 * (i % 2), raw="<think>ok</think><answer>1</answer>") for i in range(8)]
+    curve = [{"step": s, "accuracy_within_2": a, "accuracy_exact": a, "pairwise_accuracy": a, "best_of_n_regret": r}
+             for s, a, r in ((0, 0.5, 0.13), (10, 1.0, 0.0))]
+    log = [{"phase": "warm_start", "step": s, "loss": 2.0 / s} for s in range(1, 6)]
+    log += [{"phase": "grpo", "step": s, "reward_mean": 1.5, "format_rate": 1.0, "accuracy_rate": 0.5} for s in range(1, 12)]
+    page = write_report({"j": compute_metrics(preds, bootstrap=0)}, {"j": preds}, tmp_path, training_log=log,
+                        learning_curve=curve).read_text(encoding="utf-8")
+    assert "plots/learning_curve.png" in _images_in(page) and "| 10 | 1.000 | 1.000 | 1.000 | 0.000 |" in page
+    assert (tmp_path / "plots" / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
+    assert json.loads((tmp_path / "metrics.json").read_text())["learning_curve"] == curve
+    smooth = _smooth(np.array([0.0, 1.0, np.nan, 1.0, 0.0] * 4))
+    assert np.isfinite(smooth).all() and smooth[2] == 1.0 and smooth[0] == 0.5  # NaN-aware moving average (window 3)

@@ -42,7 +42,7 @@ def test_bad_templates_are_refused(tmp_path, user: str, message: str) -> None:
 
 
 def test_unknown_template_names_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"\['en', 'zh'\]"):
+    with pytest.raises(ValueError, match=r"\['demo', 'en', 'zh'\]"):
         prompts.load_template("fr")
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from editjudge.data.sources import load_sources
 from editjudge.synthetic import FAULTS, score_to_quality, write_synthetic_edits
@@ -72,3 +73,29 @@ def test_fault_samples_exist_for_every_kind(tmp_path):
     assert set(result.faults.values()) >= {"kept", "truncated_image", "decompression_bomb", "non_finite_score"}
     meta = json.loads((tmp_path / "faults" / "fault_cmyk_meta.json").read_text())
     assert meta["instruction"]
+
+
+def test_red_square_task_labels_come_only_from_the_pixels(tmp_path):
+    """Unchanged square -> label 1, red square -> label 7, same instruction everywhere; a constant answer scores 1/2."""
+    from PIL import Image
+
+    from editjudge.data.labels import label_of
+    from editjudge.synthetic import RED_SQUARE_MEDIAN_MAD, write_synthetic_edits as write
+
+    a = write(tmp_path / "a", n_sources=8, candidates_per_source=4, seed=2, task="red_square")
+    write(tmp_path / "b", n_sources=8, candidates_per_source=4, seed=2, task="red_square", workers=2)
+    assert a.samples == 32 and _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    records, rejects = load_sources(tmp_path / "a")
+    assert not rejects and {r.instruction for r in records} == {"make the square red"}
+    labels = [label_of(r.score, *RED_SQUARE_MEDIAN_MAD) for r in records]
+    assert sorted(set(labels)) == [1, 7] and labels.count(1) == labels.count(7) == 16
+    for r, label in zip(records, labels):
+        source = np.asarray(Image.open(r.source_path), dtype=float)
+        edited = np.asarray(Image.open(r.edited_path), dtype=float)
+        square = source[..., 2] - source[..., 0] > 80  # the blue square on grey
+        redness = edited[square][:, 0].mean() - edited[square][:, 2].mean()
+        assert (redness > 100) == (label == 7)
+    for constant in range(10):  # within ±2, no constant answer beats 1/2
+        assert np.mean([abs(constant - label) <= 2 for label in labels]) <= 0.5
+    with pytest.raises(ValueError, match="unknown synthetic task"):
+        write(tmp_path / "c", task="nope")

@@ -63,3 +63,19 @@ def test_qwen2_5_vl_3b_architecture_matches_the_real_model_and_the_preset_lora()
     assert sum(trainable.values()) == 239_468_544  # r128 on every linear layer of the language model
     assert not [name for name in trainable if "visual" in name]
     assert processor.image_processor.size["longest_edge"] == tiny.QWEN_MAX_PIXELS
+
+
+def test_qk_scale_softens_only_the_language_model_attention(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from editjudge.tiny import build_tiny_model
+
+    plain = load_file(build_tiny_model(tmp_path / "a", seed=3, hidden_size=64) / "model.safetensors")
+    soft = load_file(build_tiny_model(tmp_path / "b", seed=3, hidden_size=64, qk_scale=0.3) / "model.safetensors")
+    scaled = [k for k in plain if "visual" not in k and ("q_proj" in k or "k_proj" in k)]
+    assert scaled and all(soft[k].allclose(plain[k] * 0.3) for k in scaled)
+    assert all(soft[k].equal(plain[k]) for k in plain if k not in scaled)  # vision tower, v/o, MLP untouched
+    # A folder built with other options is not silently reused.
+    with pytest.raises(ValueError, match="qk_scale"):
+        build_tiny_model(tmp_path / "b", seed=3, hidden_size=64, qk_scale=1.0)
+    assert build_tiny_model(tmp_path / "b", seed=3, hidden_size=64, qk_scale=0.3) == tmp_path / "b"

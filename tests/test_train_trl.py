@@ -123,14 +123,14 @@ def test_rows_become_trl_examples(train_parquet: Path) -> None:
     user = examples.prompts[0][1]["content"]
     assert [part["type"] for part in user].count("image") == 2
     dataset = engine.build_dataset(examples, with_completion=True)
-    assert len(dataset) == 16
+    assert len(dataset) == 16 * 10  # the format-only warm start pairs every row with every digit
     example = dataset[0]
     assert [image.size for image in example["images"]] == [(56, 56), (56, 56)]
     assert example["images"][1].getpixel((0, 0)) == (255, 0, 0)  # edited image second, decoded losslessly
     from editjudge.answer import parse_response
 
     parsed = parse_response(example["completion"][0]["content"])
-    assert parsed.score == 8 and parsed.has_think
+    assert parsed.score == 0 and parsed.has_think  # digit 0 of 0..9 for row 0, never the label (8)
 
 
 def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
@@ -147,8 +147,8 @@ def test_bad_parquet_gets_a_clear_error(tmp_path: Path) -> None:
     decimal = _row(0, True)
     decimal["reward_model"] = {"style": "rule", "ground_truth": "8.0"}  # a label the reward accepts is accepted
     examples = engine.read_examples(write_parquet(tmp_path / "decimal.parquet", [decimal]))
-    target = engine.build_dataset(examples, with_completion=True)[0]["completion"][0]["content"]
-    assert "<answer>8</answer>" in target
+    targets = [c[0]["content"] for c in engine.build_dataset(examples, with_completion=True)["completion"]]
+    assert targets == [f"<think>ok</think><answer>{d}</answer>" for d in range(10)]
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -112,12 +112,19 @@ ZH = PromptTemplate(
     ),
 )
 
-BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (EN, ZH)}
+# A short template for the CPU demo (a tiny model trains ~2.5x faster on short prompts); same tags, same answer.
+DEMO = PromptTemplate(
+    name="demo",
+    system=f"Reason in {THINK_OPEN}{THINK_CLOSE}, then rate {SCORE_MIN}-{SCORE_MAX} in {ANSWER_OPEN}{ANSWER_CLOSE}.",
+    user=f"Edit instruction: {{instruction}}\ninput image: {IMAGE_PLACEHOLDER}\nedited image: {IMAGE_PLACEHOLDER}",
+)
+
+BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (EN, ZH, DEMO)}
 DEFAULT_TEMPLATE = "en"
 
 
 def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate:
-    """A built-in template by name (``en``, ``zh``) or a user file (YAML or JSON with ``system`` and ``user``)."""
+    """A built-in template by name (``en``, ``zh``, ``demo``) or a user file (YAML or JSON with ``system`` and ``user``)."""
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_TEMPLATES:
         return BUILTIN_TEMPLATES[name_or_path]
     path = Path(name_or_path)

@@ -13,6 +13,12 @@ uniformly over [0.7, 1.1]: median 0.9, MAD 0.1 — the seed's defaults — so la
 ``faults=True`` adds one sample per kind of bad input ``prepare`` must survive (see :data:`FAULTS`), each with the
 outcome ``prepare`` should give it: a reject reason, or ``"kept"`` (kept after conversion).
 Output is deterministic: same arguments -> same bytes.
+
+``task="red_square"`` (the demo's task, :data:`TASKS`) writes a simpler world whose label the judge can only get from
+the pixels: a blue square on a grey background, always the instruction "make the square red", and each candidate
+edit either leaves the square unchanged (raw score :data:`RED_SQUARE_SCORES` ``["unchanged"]``, label 1 with the
+seed's median 0.9 / MAD 0.1) or paints it fully red (label 7). Half the candidates of a source are of each kind.
+Two labels 6 apart: within the ±2 reward a constant answer scores exactly 1/2, a judge that reads the images 1.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["COLOURS", "SHAPES", "FAULTS", "SynthResult", "write_synthetic_edits", "score_to_quality", "add_arguments", "run"]
+__all__ = [
+    "COLOURS", "SHAPES", "FAULTS", "TASKS", "RED_SQUARE_SCORES", "RED_SQUARE_MEDIAN_MAD", "SynthResult",
+    "write_synthetic_edits", "score_to_quality", "add_arguments", "run",
+]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -43,6 +52,11 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle")
 PHRASES = ("make the {shape} {colour}", "turn the {shape} {colour}", "change the colour of the {shape} to {colour}")
 SCORE_LOW, SCORE_HIGH = 0.7, 1.1  # uniform scores: median 0.9, MAD 0.1
+TASKS = ("recolour", "red_square")
+# red_square: raw scores that the seed's label formula with median 0.9 / MAD 0.1 maps to labels 1 and 7.
+RED_SQUARE_SCORES = {"unchanged": 0.8333, "red": 0.9667}
+RED_SQUARE_MEDIAN_MAD = (0.9, 0.1)  # pass these to `prepare` (--score-median/--score-mad): two scores have no MAD
+_SQUARE_BLUE = (40, 70, 220)
 
 # fault sample -> what `editjudge prepare` must do with it: a reject reason, or "kept" (after conversion).
 FAULTS: dict[str, str] = {
@@ -194,6 +208,29 @@ def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
     return candidates
 
 
+def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
+    """One source of the ``red_square`` task: a blue square on grey; candidates unchanged (label 1) or red (label 7)."""
+    index, candidates, size, seed, _photo_like, out = job
+    rng = np.random.default_rng([seed, index, 7])
+    grey = int(rng.integers(110, 170))
+    extent = int(size * rng.uniform(0.6, 0.85))  # large: every image token sees the colour
+    x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
+    box = (x0, y0, x0 + extent, y0 + extent)
+    scene = _Scene("square", "blue", "red", (grey, grey, grey), box, "make the square red")
+    folder = Path(out) / f"shard_{index // 100:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+    kinds = [("unchanged", "red")[k % 2] for k in range(candidates)]
+    rng.shuffle(kinds)
+    for k, kind in enumerate(kinds):
+        fill = _SQUARE_BLUE if kind == "unchanged" else COLOURS["red"]
+        grain = rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)  # each candidate's bytes differ
+        edited = _draw(scene, size, fill, grain)
+        stem = f"s{index:05d}_c{k:02d}"
+        _write_sample(folder, stem, source, _jpeg(edited), scene.instruction, RED_SQUARE_SCORES[kind])
+    return candidates
+
+
 def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     """A tiny PNG whose header claims width x height pixels (a decompression bomb; never decode it)."""
 
@@ -266,22 +303,27 @@ def write_synthetic_edits(
     faults: bool = False,
     photo_like: bool = False,
     workers: int = 1,
+    task: str = "recolour",
 ) -> SynthResult:
     """Write ``n_sources x candidates_per_source`` scored edits (plus fault samples) in the seed's layout.
 
     ``size`` is the side of the square images in pixels; ``photo_like`` adds texture and grain so JPEGs weigh what
-    photos do (for benchmarks). Deterministic: same arguments -> same files, whatever ``workers``.
+    photos do (for benchmarks). ``task``: ``recolour`` (scores over 0..9) or ``red_square`` (labels 1 and 7, see the
+    module docstring). Deterministic: same arguments -> same files, whatever ``workers``.
     """
+    if task not in TASKS:
+        raise ValueError(f"unknown synthetic task {task!r}: use one of {', '.join(TASKS)}")
     if n_sources < 0 or candidates_per_source < 1 or size < 16:
         raise ValueError("need n_sources >= 0, candidates_per_source >= 1 and size >= 16")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, candidates_per_source, size, seed, photo_like, str(out)) for i in range(n_sources)]
+    job = _red_square_job if task == "red_square" else _source_job
     if workers > 1 and len(jobs) > 1:
         with Pool(workers) as pool:
-            written = sum(pool.imap(_source_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+            written = sum(pool.imap(job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
     else:
-        written = sum(map(_source_job, jobs))
+        written = sum(map(job, jobs))
     expected = _write_faults(out, size, seed) if faults else {}
     return SynthResult(out_dir=out, samples=written + len(expected), faults=expected)
 
@@ -298,11 +340,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", action="store_true", help="add one sample per kind of bad input")
     parser.add_argument("--photo-like", action="store_true", help="textured images with photo-sized JPEGs")
     parser.add_argument("--workers", type=int, default=1, help="processes to use")
+    parser.add_argument("--task", choices=TASKS, default="recolour",
+                        help="recolour: varied shapes/colours, labels 0..9; red_square: the demo's task, labels 1 and 7 "
+                             "(prepare it with --score-median 0.9 --score-mad 0.1)")
 
 
 def run(args: argparse.Namespace) -> int:
     result = write_synthetic_edits(
-        args.out, args.sources, args.candidates, args.size, args.seed, args.faults, args.photo_like, args.workers
+        args.out, args.sources, args.candidates, args.size, args.seed, args.faults, args.photo_like, args.workers,
+        task=args.task,
     )
     print(f"wrote {result.samples} samples to {result.out_dir}" + (f" ({len(result.faults)} with faults)" if result.faults else ""))
     return 0

@@ -1,8 +1,8 @@
 """Write an evaluation report: ``metrics.json`` plus ``report.md`` with PNG plots under ``plots/``.
 
 ``write_report(metrics_by_judge, records_by_judge, out_dir, training_log=None)`` is the one entry point (the demo
-calls it). Several judges are shown side by side. Plots use matplotlib's object API on the Agg canvas (no pyplot,
-no global backend switch); every file is written atomically and the same inputs give the same bytes.
+calls it). Several judges are shown side by side; the figures come from :mod:`editjudge.evaluate.plots`. Every file
+is written atomically and the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -13,14 +13,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from editjudge.data.writer import atomic_write_bytes
 from editjudge.evaluate.metrics import json_safe
+from editjudge.evaluate.plots import (
+    ACCURACY_KEYS,
+    _get,
+    _interval,
+    _reward_key,
+    _run_of,
+    plot_compare,
+    plot_confusion,
+    plot_histograms,
+    plot_learning_curve,
+    plot_pred_vs_true,
+    plot_training,
+)
 from editjudge.evaluate.records import EvalRecord, as_records
-from editjudge.prompts import SCORE_MAX, SCORE_MIN
-
-LABELS = list(range(SCORE_MIN, SCORE_MAX + 1))
 
 # (metric path in the metrics dict, row title, bootstrap name or None)
 SUMMARY_ROWS: list[tuple[str, str, str | None]] = [
@@ -44,24 +53,6 @@ SUMMARY_ROWS: list[tuple[str, str, str | None]] = [
     ("best_of_n.win_rate_vs_random", "best-of-N: win rate vs random", "best_of_n.win_rate_vs_random"),
     ("reward.mean", "mean reward (verl)", None),
 ]
-COMPARE_BARS = [
-    ("accuracy.exact", "exact"),
-    ("accuracy.within_1", "±1"),
-    ("accuracy.within_2", "±2"),
-    ("correlation.pred_vs_label.spearman", "Spearman"),
-    ("pairwise.strict", "pairwise strict"),
-    ("pairwise.with_ties", "pairwise ties"),
-]
-
-
-def _get(d: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(d, Mapping) or key not in d:
-            return None
-        d = d[key]
-    return d
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -80,201 +71,7 @@ def slug(name: str) -> str:
     return s or "judge"
 
 
-def _save(fig: Any, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------------- plots
-
-
-def plot_confusion(metrics: Mapping[str, Any], title: str, path: Path) -> None:
-    """Rows: true label; columns: predicted label and 'unparsed'. Colour = share of the row, text = count."""
-    conf = metrics["confusion"]
-    matrix = np.asarray(conf["matrix"], dtype=float)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    fig = _figure(7.0, 5.6)
-    ax = fig.add_subplot()
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for (i, j), count in np.ndenumerate(matrix):
-        if count:
-            ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=8,
-                    color="white" if share[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(conf["columns"])), conf["columns"], rotation=0)
-    ax.set_yticks(range(len(LABELS)), [str(k) for k in LABELS])
-    ax.set_xlabel("judge's answer")
-    ax.set_ylabel("true label")
-    ax.set_title(f"{title}: confusion matrix (colour = share of row)")
-    fig.colorbar(image, ax=ax, label="share of the true label's records")
-    _save(fig, path)
-
-
-def plot_pred_vs_true(records: Sequence[EvalRecord], title: str, path: Path) -> None:
-    """Judge score (expected score when present) against the true label, jittered, with per-label means."""
-    pts = [(r.label, r.expected_score if r.expected_score is not None else r.pred) for r in records]
-    pts = [(t, p) for t, p in pts if t is not None and p is not None]
-    use_expected = any(r.expected_score is not None for r in records)
-    fig = _figure(6.0, 5.6)
-    ax = fig.add_subplot()
-    ax.plot([SCORE_MIN, SCORE_MAX], [SCORE_MIN, SCORE_MAX], color="grey", lw=1, ls="--", label="perfect")
-    if pts:
-        t, p = np.asarray(pts, dtype=float).T
-        jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=(2, len(t)))
-        present = sorted(set(t.tolist()))
-        means = [p[t == k].mean() for k in present]
-        ax.plot(present, means, color="crimson", marker="D", ms=5, lw=1.5, alpha=0.8, label="mean per label")
-        ax.scatter(t + jitter[0], p + (0 if use_expected else jitter[1]), s=14, alpha=0.5, zorder=3,
-                   label="records")
-    else:
-        ax.text(0.5, 0.5, "no record has both a label and a score", ha="center", transform=ax.transAxes)
-    ax.set_xlim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
-    ax.set_ylim(SCORE_MIN - 0.6, SCORE_MAX + 0.6)
-    ax.set_xticks(LABELS)
-    ax.set_yticks(LABELS)
-    ax.set_xlabel("true label")
-    ax.set_ylabel("judge's expected score" if use_expected else "judge's answer (jittered)")
-    ax.set_title(f"{title}: predicted vs true")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def plot_histograms(records: Sequence[EvalRecord], title: str, path: Path) -> None:
-    """How often each score occurs: true labels next to the judge's answers (plus unparsed answers)."""
-    labels = np.bincount([r.label for r in records if r.label is not None], minlength=len(LABELS))
-    preds = np.bincount([r.pred for r in records if r.pred is not None], minlength=len(LABELS))
-    unparsed = sum(r.pred is None for r in records)
-    x = np.arange(len(LABELS) + 1)
-    fig = _figure(7.5, 4.2)
-    ax = fig.add_subplot()
-    ax.bar(x[:-1] - 0.2, labels, width=0.4, label="true label")
-    ax.bar(x[:-1] + 0.2, preds, width=0.4, label="judge's answer")
-    ax.bar(x[-1], unparsed, width=0.4, color="grey", label="unparsed answer")
-    ax.set_xticks(x, [str(k) for k in LABELS] + ["unparsed"])
-    ax.set_xlabel("score")
-    ax.set_ylabel("records")
-    ax.set_title(f"{title}: score histograms")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
-
-
-REWARD_KEYS = ("reward_mean", "reward")  # editjudge's per_step rows / TRL's log_history
-ACCURACY_KEYS = (
-    ("exact", "exact"),
-    ("within_1", "±1"),
-    ("within_2", "±2"),
-    ("parse_rate", "parse rate"),
-    ("format_rate", "format rate"),  # TRL engine's metrics.jsonl: share of rewards with the format point
-    ("accuracy_rate", "reward accuracy (±2)"),  # … and with the ±2 accuracy point
-)
-
-
-def _run_of(row: Mapping[str, Any]) -> str:
-    return str(row.get("run", row.get("phase", "")))
-
-
-def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    return next((k for k in REWARD_KEYS if any(row.get(k) is not None for row in rows)), None)
-
-
-def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Reward (left) and accuracy / parse rate (right) over training steps; one line set per ``run``.
-
-    Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows, the TRL engine's ``metrics.jsonl`` or a
-    trainer's log history (``reward``, ``rewards/<function>/mean``; ``loss`` on the right when the log has no
-    accuracy). Rows with a ``run`` (or a training ``phase``) are drawn as separate lines.
-    """
-    runs: dict[str, list[Mapping[str, Any]]] = {}
-    for row in training_log:
-        if row.get("step") is not None:
-            runs.setdefault(_run_of(row), []).append(row)
-    fig = _figure(10.0, 4.0)
-    left, right = fig.subplots(1, 2)
-
-    def series(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
-        return [np.nan if row.get(key) is None else float(row[key]) for row in rows]
-
-    has_accuracy = any(row.get(k) is not None for rows in runs.values() for row in rows for k, _ in ACCURACY_KEYS)
-    right_keys = list(ACCURACY_KEYS) if has_accuracy else [("loss", "loss")]
-    right_title = "accuracy over training steps" if has_accuracy else "loss over training steps"
-    for run, rows in runs.items():
-        steps = [row["step"] for row in rows]
-        prefix = f"{run}: " if run else ""
-        reward = _reward_key(rows)
-        if reward:
-            left.plot(steps, series(rows, reward), marker="o", label=f"{prefix}mean reward")
-        for key in sorted({k for row in rows for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
-            left.plot(steps, series(rows, key), marker=".", ls="--", label=prefix + key.split("/")[1])
-        for key, name in [(k, n) for k, n in right_keys if any(row.get(k) is not None for row in rows)]:
-            right.plot(steps, series(rows, key), marker="o", label=prefix + name)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (left, right):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_title("reward over training steps")
-    left.set_xlabel("step")
-    left.set_ylabel("mean reward")
-    left.grid(alpha=0.3)
-    if left.lines:
-        left.legend(fontsize=8)
-    if right_title.startswith("accuracy"):
-        right.set_ylim(-0.02, 1.02)
-    right.set_title(right_title)
-    right.set_xlabel("step")
-    right.set_ylabel("share of responses" if right_title.startswith("accuracy") else "loss")
-    if right.lines:
-        right.legend(fontsize=8)
-    right.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def plot_compare(metrics_by_judge: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Grouped bars of the headline metrics, one colour per judge, with bootstrap intervals when present."""
-    names = list(metrics_by_judge)
-    x = np.arange(len(COMPARE_BARS))
-    width = 0.8 / max(1, len(names))
-    fig = _figure(max(7.0, 1.4 * len(COMPARE_BARS)), 4.4)
-    ax = fig.add_subplot()
-    for i, name in enumerate(names):
-        m = metrics_by_judge[name]
-        values, low, high = [], [], []
-        for key, _ in COMPARE_BARS:
-            v = _get(m, key) if key.startswith("accuracy") else _get(m, key + ".value")
-            values.append(np.nan if v is None else v)
-            ci = _interval(m, key)
-            lo, hi = (ci or {}).get("low"), (ci or {}).get("high")
-            low.append(0 if v is None or lo is None else v - lo)
-            high.append(0 if v is None or hi is None else hi - v)
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3, label=name)
-    ax.set_xticks(x, [t for _, t in COMPARE_BARS])
-    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_title("judges side by side (bars: 95% bootstrap intervals when computed)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    _save(fig, path)
-
-
 # ---------------------------------------------------------------------------------------------------- page
-
-
-def _interval(m: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    """A bootstrap interval by its dotted name (the names contain dots, so no path lookup)."""
-    return ((m.get("bootstrap") or {}).get("intervals") or {}).get(name)
 
 
 def _cell(m: Mapping[str, Any], path: str, ci_name: str | None) -> str:
@@ -422,6 +219,7 @@ def write_report(
     *,
     comparison: Mapping[str, Any] | None = None,
     title: str = "editjudge evaluation",
+    learning_curve: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
 
@@ -429,6 +227,8 @@ def write_report(
     judges' records (for the plots). ``training_log`` is a list of per-step dicts (``step`` plus ``reward_mean``,
     ``exact``, ``within_1``, ``within_2``, ``parse_rate``; see :func:`editjudge.evaluate.metrics.per_step`).
     ``comparison`` is :func:`editjudge.evaluate.compare.compare_judges` output (paired differences to a baseline).
+    ``learning_curve``: held-out figures at intervals during training (rows with ``step``, ``accuracy_within_2``,
+    ``best_of_n_regret``, optionally ``accuracy_exact`` / ``pairwise_accuracy``), plotted beside the training reward.
     """
     if not metrics_by_judge:
         raise ValueError("write_report needs the metrics of at least one judge")
@@ -447,6 +247,8 @@ def write_report(
         payload["training_log"] = json_safe(list(training_log))  # trainer logs may hold NaN
     if comparison:
         payload["comparison"] = dict(comparison)
+    if learning_curve:
+        payload["learning_curve"] = json_safe(list(learning_curve))
     atomic_write_bytes(out / "metrics.json", _json_bytes(payload))
 
     page = [f"# {title}", ""]
@@ -470,8 +272,17 @@ def write_report(
         page += ["### Notes", "", *notes]
     if training_log:
         plot_training(training_log, plots / "training.png")
-        page += ["## Training", "", "![reward and accuracy over training steps](plots/training.png)", "",
-                 *_training_table(training_log), ""]
+        page += ["## Training", "", "![reward and accuracy over training steps](plots/training.png)", ""]
+    if learning_curve:
+        plot_learning_curve(learning_curve, training_log, plots / "learning_curve.png")
+        page += ["## Learning curve on held-out edits", "",
+                 "![held-out accuracy and best-of-N regret during training](plots/learning_curve.png)", "",
+                 "| step | ±2 | exact | pairwise | best-of-N regret |", "|---:|---:|---:|---:|---:|",
+                 *(f"| {p['step']} | {_fmt(p.get('accuracy_within_2'))} | {_fmt(p.get('accuracy_exact'))} | "
+                   f"{_fmt(p.get('pairwise_accuracy'))} | {_fmt(p.get('best_of_n_regret'))} |" for p in learning_curve),
+                 ""]
+    if training_log:
+        page += ["### Training log", "", *_training_table(training_log), ""]
     for name, s in zip(names, slugs):
         m = metrics_by_judge[name]
         page += [f"## {name}", ""]

@@ -57,10 +57,19 @@ WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_se
 ADAPTER_DIR = "adapter"
 
 
-def warm_start_target(label: int) -> str:
-    """The supervised target of the warm start: a short verdict, then the label, in the answer format."""
-    verdict = "good edit" if label >= 5 else "bad edit"
-    return prompts.format_answer(label, verdict)
+WARM_START_THINK = "ok"
+WARM_START_DIGITS = tuple(range(prompts.SCORE_MIN, prompts.SCORE_MAX + 1))
+
+
+def warm_start_target(digit: int) -> str:
+    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``digit``.
+
+    The warm start pairs every training prompt with each of :data:`WARM_START_DIGITS` once (see
+    :func:`build_dataset`), so its targets carry nothing about the images or the label: the best it can learn is the
+    format with a uniform answer for every edit (a fixed random digit per row would be memorised, and sharp answers
+    leave GRPO's groups without reward variance). Whatever the judge learns about the edits comes from GRPO.
+    """
+    return prompts.format_answer(digit, WARM_START_THINK)
 
 
 @dataclass
@@ -229,7 +238,8 @@ def build_dataset(examples: Examples, with_completion: bool = False):
     """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume).
 
     The image bytes go from the parquet's Arrow buffers into the dataset's without a copy through Python.
-    ``with_completion`` adds the warm start's supervised target (:func:`warm_start_target`).
+    ``with_completion`` adds the warm start's supervised targets (:func:`warm_start_target`): each row once per
+    digit, so every prompt is paired with every answer equally often.
     """
     import datasets
 
@@ -244,9 +254,13 @@ def build_dataset(examples: Examples, with_completion: bool = False):
         "prompt": examples.prompts, "images": examples.images, "ground_truth": examples.ground_truth,
     }
     if with_completion:
+        rows = [row for row in range(len(examples)) for _ in WARM_START_DIGITS]
+        columns = {"prompt": [examples.prompts[r] for r in rows], "images": examples.images.take(rows),
+                   "ground_truth": [examples.ground_truth[r] for r in rows]}
         features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
         columns["completion"] = [
-            [{"role": "assistant", "content": warm_start_target(parse_label(label))}] for label in examples.ground_truth
+            [{"role": "assistant", "content": warm_start_target(digit)}] for _ in range(len(examples))
+            for digit in WARM_START_DIGITS
         ]
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
