@@ -53,6 +53,22 @@ def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path
     assert any("language_model" in n and "q_proj" in n for n in adapted)
 
 
+def test_the_demo_trains_with_what_train_preset_tiny_cpu_resolves() -> None:
+    """`editjudge train --engine trl --preset tiny_cpu` reproduces the demo's training: the same settings, one reader."""
+    import argparse
+
+    from editjudge.demo import preset_settings
+    from editjudge.train import trl as engine
+    from editjudge.train.presets import load_preset
+
+    flags = dict.fromkeys(("max_steps", "per_device_batch_size", "max_completion_length", "warm_start_steps",
+                           "warm_start_lr", "seed"))
+    args = argparse.Namespace(model="m", output_dir="o", overrides=[], **flags)
+    from_cli = engine.settings_from_args(args, load_preset("tiny_cpu"))
+    assert from_cli == preset_settings("m", "o")
+    assert (from_cli.warm_start_steps, from_cli.max_steps, from_cli.seed) == (40, 60, 0)  # the trl: mapping is read
+
+
 @pytest.mark.slow
 def test_grpo_teaches_the_judge_to_read_the_images(tmp_path: Path, capsys) -> None:
     """The warm start answers at chance (its targets carry no label); GRPO lifts held-out ±2 accuracy far above it.

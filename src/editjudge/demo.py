@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +54,16 @@ class _Stages:
 
 
 def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str | Path = PRESET, **fields_: Any):
-    """TrlSettings from a preset's verl keys and its ``trl:`` mapping (TrlSettings fields), then ``fields_``."""
-    import yaml
-
+    """TrlSettings from a preset exactly as ``editjudge train --engine trl --preset …`` resolves it (its verl keys,
+    then its ``trl:`` mapping, checked by name), then ``fields_`` (those not ``None``)."""
     from editjudge.train import trl as engine
+    from editjudge.train import trl_settings
     from editjudge.train.presets import load_preset
 
     loaded = load_preset(preset)
-    raw = yaml.safe_load(Path(loaded.path).read_text(encoding="utf-8")) if loaded.path else {}
-    trl = dict(raw.get("trl") or {})
-    known = {f.name for f in fields(engine.TrlSettings)}
-    unknown = sorted(set(trl) - known)
-    if unknown:
-        raise ValueError(f"preset {loaded.path}: trl.{unknown[0]} is not a TRL engine setting ({sorted(known)})")
-    trl.update({k: v for k, v in fields_.items() if v is not None})
-    return engine.settings_from_overrides(loaded.overrides, model=str(model_dir), output_dir=str(output_dir), **trl)
+    verl_keys, trl_keys = trl_settings.resolve(loaded.overrides, loaded.trl, {})
+    trl_keys.update({k: v for k, v in fields_.items() if v is not None})
+    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=str(output_dir), **trl_keys)
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
