@@ -32,6 +32,20 @@ def test_zero_signal_warning_fires_once_after_the_streak_and_says_what_to_change
     assert "actor_rollout_ref.rollout.temperature" in trl_callbacks.zero_signal_advice(1.0, settings)
 
 
+def test_groups_alike_at_the_maximum_reward_are_converged_not_collapsed(capsys) -> None:
+    settings = engine.TrlSettings(model="m", output_dir="o", zero_std_warn_steps=2)
+    callback = trl_callbacks.ZeroSignalWarning(settings)
+
+    class State:
+        global_step = 0
+
+    for step in (1, 2):
+        State.global_step = step
+        callback.on_log(None, State, None, logs={"frac_reward_zero_std": 0.9, "reward": 1.98})  # max 2.0
+    err = capsys.readouterr().err
+    assert "converged" in err and "no signal" not in err and "temperature" not in err
+
+
 def test_validation_is_bounded_to_evenly_spaced_rows(tmp_path: Path, capsys) -> None:
     data = write_parquet(tmp_path / "val.parquet", [_row(i, good=i % 2 == 0) for i in range(10)])
     examples = engine.read_examples(data)

@@ -3,7 +3,8 @@ measured cost of a validation pass.
 
 - :class:`ZeroSignalWarning`: GRPO learns only from prompts whose samples score differently. When most groups have
   zero reward spread (TRL's ``frac_reward_zero_std``) for ``zero_std_warn_steps`` logged steps in a row, it warns
-  once, saying what to change for the case at hand (no reward at all, or all samples alike).
+  once, saying what to change for the case at hand (no reward at all, or all samples alike); groups alike at
+  nearly the maximum reward have converged, which gets a note instead.
 - :class:`AdapterOnSave`: at each ``save_steps`` checkpoint, also ``<output_dir>/adapter`` (what the judge loads).
 - :class:`ValidationCost`: after the first timed step, the estimated seconds of one validation pass.
 """
@@ -20,12 +21,21 @@ from transformers import TrainerCallback
 
 # "most groups": the share of prompt groups whose rewards are all equal above which GRPO has little to learn from
 ZERO_STD_SHARE = 0.75
+# groups scoring alike at this share of the maximum reward have converged rather than collapsed
+CONVERGED_SHARE = 0.95
 
 
 def _say(text: str) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(text, file=sys.stderr)
+
+
+def max_reward(settings: Any) -> float:
+    """The most a completion can earn under the run's reward options (format + accuracy weights)."""
+    from editjudge.reward import trl_reward_weights
+
+    return sum(trl_reward_weights(**dict(settings.reward_kwargs or {})))
 
 
 def zero_signal_advice(reward_mean: float, settings: Any) -> str:
@@ -62,6 +72,13 @@ class ZeroSignalWarning(TrainerCallback):
             self.warned_at = state.global_step
             frac_mean = sum(f for f, _ in self.streak) / len(self.streak)
             reward_mean = sum(r for _, r in self.streak) / len(self.streak)
+            ceiling = max_reward(self.settings)
+            if reward_mean >= CONVERGED_SHARE * ceiling:  # alike because all right: nothing is wrong
+                _say(f"note: GRPO has converged on the training prompts: over the last {len(self.streak)} logged "
+                     f"steps {frac_mean:.0%} of prompt groups scored alike at reward {reward_mean:.3f} of "
+                     f"{ceiling:g}; further steps teach little (check held-out accuracy with --val-files or "
+                     "`editjudge eval`)")
+                return
             _say(f"warning: GRPO has almost no signal: over the last {len(self.streak)} logged steps "
                  f"{frac_mean:.0%} of prompt groups had rewards all equal (reward {reward_mean:.3f}), so their "
                  f"advantages and gradients are zero. {zero_signal_advice(reward_mean, self.settings)}")
