@@ -119,21 +119,14 @@ def read_predictions(path: str | Path, work: Plan) -> dict[str, Score]:
         (s, e, i): key for key, (s, e, i) in work.edits.items() if isinstance(s, str) and isinstance(e, str)
     }
     out: dict[str, Score] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            key = obj.get("key")
-            if not isinstance(key, str):
-                key = by_paths.get((obj.get("source"), obj.get("edited"), obj.get("instruction")))
-            if key is not None:
-                out[key] = Score.from_line(obj)
+    from editjudge.evaluate.readers import jsonl_objects
+
+    for _, obj in jsonl_objects(path):  # a bad line raises ValueError naming file and line
+        key = obj.get("key")
+        if not isinstance(key, str):
+            key = by_paths.get((obj.get("source"), obj.get("edited"), obj.get("instruction")))
+        if key is not None:
+            out[key] = Score.from_line(obj)
     return out
 
 

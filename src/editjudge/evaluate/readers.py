@@ -26,7 +26,7 @@ from editjudge.evaluate.records import EvalRecord
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; a bad line raises ``ValueError`` naming file and line."""
     with path.open("r", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -79,7 +79,7 @@ def read_predictions(path: str | Path) -> list[EvalRecord]:
         raise FileNotFoundError(f"predictions file not found: {path} (write one with `editjudge score … --out`)")
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
-        for lineno, obj in _jsonl(path):
+        for lineno, obj in jsonl_objects(path):
             if not any(k in obj for k in _JUDGE_KEYS):
                 raise ValueError(f"{path}:{lineno}: not a predictions line (no {'/'.join(_JUDGE_KEYS)}); {_what_is(path, obj)}")
             rows.append((lineno, obj))
@@ -176,7 +176,7 @@ def read_verl_dumps(path: str | Path) -> list[EvalRecord]:
     for file in dump_files(path):
         m = _STEP_FILE.match(file.name)
         file_step = int(m.group(1)) if m else None
-        for lineno, obj in _jsonl(file):
+        for lineno, obj in jsonl_objects(file):
             where = f"{file}:{lineno}"
             missing = [k for k in ("input", "output", "gts") if k not in obj]
             if missing:
@@ -219,7 +219,7 @@ def read_training_log(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"training log not found: {path} (the TRL engine writes <output-dir>/metrics.jsonl)")
     rows = []
-    for lineno, obj in _jsonl(path):
+    for lineno, obj in jsonl_objects(path):
         if not isinstance(obj.get("step"), int):
             raise ValueError(f"{path}:{lineno}: a training log line needs an integer 'step'")
         rows.append(obj)

@@ -18,20 +18,13 @@ from typing import Any
 
 from editjudge.train.presets import Preset
 from editjudge.train.overrides import OverrideSet, split_override
+from editjudge.train.verl import check_counts, launch_basics
 
 SFT_MODULE = "verl.trainer.sft_trainer"
 
 
 def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
-
-
-def _model_ref(path: str) -> str:
-    """A local model folder made absolute; a hub id (``org/name`` that is not a local path) kept as it is."""
-    expanded = os.path.expanduser(path)
-    if os.path.exists(expanded) or expanded.startswith((".", "/")) or expanded.count("/") != 1:
-        return os.path.abspath(expanded)
-    return path
 
 
 def check_stage(preset: Preset) -> None:
@@ -57,22 +50,11 @@ def preset_stage(preset: Preset) -> str:
 
 def build_sft_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
     """The preset's overrides, then the flags, then the user's extras (which win)."""
-    for flag in ("gpus", "nodes"):
-        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    check_counts(args)
     ov = OverrideSet()
     for key, value in preset.overrides.items():
         ov.set(key, value)
-    ov.set("model.path", _model_ref(args.model or preset.model))
-    for flag, key in (("train_files", "data.train_files"), ("val_files", "data.val_files")):
-        files = getattr(args, flag, None)
-        if files:
-            paths = [_absolute(f) for f in files]
-            ov.set(key, paths[0] if len(paths) == 1 else paths)
-    if args.gpus is not None:
-        ov.set("trainer.n_gpus_per_node", args.gpus)
-    if args.nodes is not None:
-        ov.set("trainer.nnodes", args.nodes)
+    launch_basics(ov, preset, args, "model.path")
     if args.output_dir:
         ov.set("trainer.default_local_dir", os.path.join(_absolute(args.output_dir), "checkpoints"))
     elif ov.get("trainer.default_local_dir") is None:

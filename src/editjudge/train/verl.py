@@ -43,22 +43,9 @@ def _model_ref(path: str) -> str:
     return path
 
 
-def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
-    """The preset's overrides, then the flags, then the user's extras (which win).
-
-    Relative output folders of the preset become absolute (resolved here, where the command is launched), and
-    the W&B / TensorBoard environment is passed to the Ray workers through verl's ``ray_kwargs.ray_init``.
-    """
-    for flag in ("gpus", "nodes"):
-        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    ov = OverrideSet()
-    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-    for key, value in preset.overrides.items():
-        if key in _OUTPUT_KEYS and isinstance(value, str) and "${" not in value:
-            value = _absolute(value)
-        ov.set(key, value)
-    ov.set("actor_rollout_ref.model.path", _model_ref(args.model or preset.model))
+def launch_basics(ov: OverrideSet, preset: Preset, args: argparse.Namespace, model_key: str) -> None:
+    """What every verl launch takes from the flags: the model (at ``model_key``), the data files, GPUs and nodes."""
+    ov.set(model_key, _model_ref(args.model or preset.model))
     for flag, key in (("train_files", "data.train_files"), ("val_files", "data.val_files")):
         files = getattr(args, flag, None)
         if files:
@@ -68,6 +55,29 @@ def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
         ov.set("trainer.n_gpus_per_node", args.gpus)
     if args.nodes is not None:
         ov.set("trainer.nnodes", args.nodes)
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """``--gpus`` / ``--nodes`` are at least 1 (``ValueError`` otherwise)."""
+    for flag in ("gpus", "nodes"):
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+
+
+def build_overrides(preset: Preset, args: argparse.Namespace) -> OverrideSet:
+    """The preset's overrides, then the flags, then the user's extras (which win).
+
+    Relative output folders of the preset become absolute (resolved here, where the command is launched), and
+    the W&B / TensorBoard environment is passed to the Ray workers through verl's ``ray_kwargs.ray_init``.
+    """
+    check_counts(args)
+    ov = OverrideSet()
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    for key, value in preset.overrides.items():
+        if key in _OUTPUT_KEYS and isinstance(value, str) and "${" not in value:
+            value = _absolute(value)
+        ov.set(key, value)
+    launch_basics(ov, preset, args, "actor_rollout_ref.model.path")
     if args.output_dir:
         out = os.path.abspath(os.path.expanduser(args.output_dir))
         ov.set("trainer.default_local_dir", os.path.join(out, "checkpoints"))
