@@ -62,9 +62,9 @@ def file_problem(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE
     return None
 
 
-def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; :class:`FileRejected` otherwise. Never blocks."""
-    name = os.fspath(path)
+def _open_checked(name: str, max_bytes: int) -> int:
+    """A descriptor of ``name`` opened without blocking (a FIFO never waits for a writer), once it is known to be a
+    regular file within ``max_bytes``; :class:`FileRejected` otherwise (nothing is left open)."""
     try:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -73,6 +73,17 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BY
         raise FileRejected("unreadable_file", f"{name!r}: {exc}") from None
     try:
         _check(name, os.fstat(fd), max_bytes)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; :class:`FileRejected` otherwise. Never blocks."""
+    name = os.fspath(path)
+    fd = _open_checked(name, max_bytes)
+    try:
         chunks, left = [], max_bytes + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 24))
@@ -92,19 +103,7 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BY
 
 def open_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES):  # noqa: ANN201
     """A binary file object for a regular file within ``max_bytes`` (for header-only reads); see :func:`read_file`."""
-    name = os.fspath(path)
-    try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _oserror(name, exc) from None
-    except ValueError as exc:
-        raise FileRejected("unreadable_file", f"{name!r}: {exc}") from None
-    try:
-        _check(name, os.fstat(fd), max_bytes)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
+    return os.fdopen(_open_checked(os.fspath(path), max_bytes), "rb")
 
 
 def safe_path(value: str, base: Path | None = None) -> Path:

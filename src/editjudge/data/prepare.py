@@ -239,45 +239,39 @@ class _Job:
     group: str
 
 
+def _sized(record_id: str, which: str, path: str, hw: tuple[int, int], paths: tuple[Any, Any]) \
+        -> imgs.SizedImage | Rejected:
+    """One image of a pair read and sized for its plan, or the record's rejection naming ``which`` image and why."""
+    assert _CTX is not None
+    try:
+        return imgs.size_image(_read(path), hw, None, _CTX.jpeg_quality, _CTX.max_image_pixels, _CTX.limits.factor)
+    except imgs.ImageRejected as exc:
+        return Rejected(record_id, exc.reason, f"{which} {path}: {exc.detail}", paths)
+    except FileRejected as exc:
+        return Rejected(record_id, exc.reason, f"{which} {exc.detail}", paths)
+    except OSError as exc:
+        return Rejected(record_id, "unreadable_file", f"{which} {path}: {exc}", paths)
+
+
 def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected]:
     """Rows (with per-row stats) or rejects for a few records; a source shared by them is sized once."""
     assert _CTX is not None
-    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage] = {}
+    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected] = {}
     out: list[tuple[dict[str, Any], dict[str, Any]] | Rejected] = []
     for job in jobs:
         record, plan = job.record, job.plan
         paths = (record.source_path, record.edited_path)
         key = (plan.source_hash, plan.source_hw)
-        try:
-            if key not in cache:
-                cache[key] = imgs.size_image(
-                    _read(record.source_path), plan.source_hw, None, _CTX.jpeg_quality, _CTX.max_image_pixels,
-                    _CTX.limits.factor,
-                )
-            source = cache[key]
-        except imgs.ImageRejected as exc:
-            out.append(Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths))
+        if key not in cache:
+            cache[key] = _sized(record.id, "source", record.source_path, plan.source_hw, paths)
+        source = cache[key]
+        edited = None if isinstance(source, Rejected) else _sized(
+            record.id, "edited", record.edited_path, plan.edited_hw, paths)
+        failed = source if isinstance(source, Rejected) else edited
+        if isinstance(failed, Rejected):  # a cached source failure is this record's too
+            out.append(Rejected(record.id, failed.reason, failed.detail, paths))
             continue
-        except FileRejected as exc:
-            out.append(Rejected(record.id, exc.reason, f"source {exc.detail}", paths))
-            continue
-        except OSError as exc:
-            out.append(Rejected(record.id, "unreadable_file", f"source {record.source_path}: {exc}", paths))
-            continue
-        try:
-            edited = imgs.size_image(
-                _read(record.edited_path), plan.edited_hw, None, _CTX.jpeg_quality, _CTX.max_image_pixels,
-                _CTX.limits.factor,
-            )
-        except imgs.ImageRejected as exc:
-            out.append(Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths))
-            continue
-        except FileRejected as exc:
-            out.append(Rejected(record.id, exc.reason, f"edited {exc.detail}", paths))
-            continue
-        except OSError as exc:
-            out.append(Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {exc}", paths))
-            continue
+        assert isinstance(source, imgs.SizedImage) and isinstance(edited, imgs.SizedImage)
         prompt_tokens = plan.text_tokens + source.tokens + edited.tokens
         row = {
             "data_source": prompts.DATA_SOURCE,
