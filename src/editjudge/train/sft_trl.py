@@ -164,10 +164,10 @@ def read_sft_dataset(paths: str | Path | Sequence[str | Path]):
 
 # ----------------------------------------------------------------------------------------------------- training
 def lora_config(settings: SftSettings):
-    from peft import LoraConfig
+    """The same PEFT LoRA as the GRPO engine builds (rank, alpha, targets, exclusions), so its adapter continues."""
+    from editjudge.train.trl import lora_config as grpo_lora_config
 
-    return LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, target_modules=settings.target_modules,
-                      exclude_modules=settings.exclude_modules, lora_dropout=0.0, task_type="CAUSAL_LM")
+    return grpo_lora_config(settings)  # type: ignore[arg-type]  # reads only the four LoRA fields
 
 
 def sft_config(settings: SftSettings, output_dir: Path):

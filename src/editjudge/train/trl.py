@@ -267,7 +267,8 @@ def build_dataset(examples: Examples, with_completion: bool = False):
 
 # ----------------------------------------------------------------------------------------------------- configs
 def lora_config(settings: TrlSettings):
-    """The PEFT LoRA of the preset: all LM linears, the vision tower excluded (PEFT full-matches the regex)."""
+    """The PEFT LoRA of the preset: all LM linears, the vision tower excluded (PEFT full-matches the regex). Reads only
+    ``lora_rank``, ``lora_alpha``, ``target_modules`` and ``exclude_modules`` (the SFT stage's settings share them)."""
     from peft import LoraConfig
 
     return LoraConfig(
