@@ -58,13 +58,13 @@ def test_the_demo_trains_with_what_train_preset_tiny_cpu_resolves() -> None:
     import argparse
 
     from editjudge.demo import preset_settings
-    from editjudge.train import trl as engine
+    from editjudge.train import trl_cli
     from editjudge.train.presets import load_preset
 
     flags = dict.fromkeys(("max_steps", "per_device_batch_size", "max_completion_length", "warm_start_steps",
                            "warm_start_lr", "seed"))
     args = argparse.Namespace(model="m", output_dir="o", overrides=[], **flags)
-    from_cli = engine.settings_from_args(args, load_preset("tiny_cpu"))
+    from_cli = trl_cli.settings_from_args(args, load_preset("tiny_cpu"))
     assert from_cli == preset_settings("m", "o")
     assert (from_cli.warm_start_steps, from_cli.max_steps, from_cli.seed) == (40, 60, 0)  # the trl: mapping is read
 

@@ -8,6 +8,7 @@ import pytest
 
 from editjudge.cli import build_parser, main
 from editjudge.train import trl as engine
+from editjudge.train import trl_cli
 from editjudge.train import trl_settings
 from editjudge.train.presets import load_preset
 from test_train_trl import _row, write_parquet
@@ -27,15 +28,15 @@ def _preset(tmp_path: Path, trl_block: str) -> Path:
 def test_preset_trl_mapping_then_command_line_then_flags(tmp_path: Path) -> None:
     preset = load_preset(str(_preset(tmp_path, "trl:\n  max_steps: 7\n  warm_start_steps: 3\n  warm_start_lr: 0.01\n"
                                                "  cpu_threads: 2\n  eval_max_rows: 16\n")))
-    settings = engine.settings_from_args(_args(), preset)  # flags left at their defaults do not mask the preset
+    settings = trl_cli.settings_from_args(_args(), preset)  # flags left at their defaults do not mask the preset
     assert (settings.max_steps, settings.warm_start_steps, settings.warm_start_lr) == (7, 3, 0.01)
     assert (settings.cpu_threads, settings.eval_max_rows) == (2, 16)
-    settings = engine.settings_from_args(_args("--", "trl.max_steps=9", "trl.beta=0.04"), preset)
+    settings = trl_cli.settings_from_args(_args("--", "trl.max_steps=9", "trl.beta=0.04"), preset)
     assert (settings.max_steps, settings.beta) == (9, 0.04)  # the command line wins over the preset
-    settings = engine.settings_from_args(_args("--max-steps", "11", "--", "trl.max_steps=9"), preset)
+    settings = trl_cli.settings_from_args(_args("--max-steps", "11", "--", "trl.max_steps=9"), preset)
     assert settings.max_steps == 11  # and a flag over both
     # the verl keys both engines share, trainer.logger included (TRL's report_to)
-    settings = engine.settings_from_args(_args("--", "trainer.logger=[console,tensorboard]",
+    settings = trl_cli.settings_from_args(_args("--", "trainer.logger=[console,tensorboard]",
                                                "actor_rollout_ref.rollout.top_p=0.9"), preset)
     assert settings.loggers == ["console", "tensorboard"] and settings.top_p == 0.9
     assert engine.report_to(settings.loggers) == ["tensorboard"] and engine.report_to(["console"]) == "none"
@@ -46,34 +47,34 @@ def test_keys_the_engine_does_not_read_are_refused_with_the_nearest(tmp_path: Pa
     for typo, meant in (("actor_rollout_ref.actor.optim.lrr=1e-5", "actor_rollout_ref.actor.optim.lr"),
                         ("trainer.total_epoch=3", "trainer.total_epochs")):
         with pytest.raises(ValueError) as info:
-            engine.settings_from_args(_args("--", typo), preset)
+            trl_cli.settings_from_args(_args("--", typo), preset)
         message = str(info.value)
         assert f"did you mean {meant}" in message and "It reads: " in message and "trl.warm_start_steps" in message
     with pytest.raises(ValueError, match="does not read 'actor_rollout_ref.actor.kl_loss_coef'"):
-        engine.settings_from_args(_args("--", "actor_rollout_ref.actor.kl_loss_coef=0.1"), preset)  # verl-only
+        trl_cli.settings_from_args(_args("--", "actor_rollout_ref.actor.kl_loss_coef=0.1"), preset)  # verl-only
     with pytest.raises(ValueError, match=r"trl.max_steps='x' is not a valid int"):
-        engine.settings_from_args(_args("--", "trl.max_steps=x"), preset)
+        trl_cli.settings_from_args(_args("--", "trl.max_steps=x"), preset)
     with pytest.raises(ValueError, match="the preset's trl: mapping"):
-        engine.settings_from_args(_args(), load_preset(str(_preset(tmp_path, "trl:\n  warm_start_step: 3\n"))))
+        trl_cli.settings_from_args(_args(), load_preset(str(_preset(tmp_path, "trl:\n  warm_start_step: 3\n"))))
 
 
 @pytest.mark.slow  # imports TRL for GRPOConfig's fields
 def test_grpo_config_fields_pass_through_checked(tmp_path: Path) -> None:
     preset = load_preset(str(_preset(tmp_path, "trl:\n  top_k: 5\n  loss_type: grpo\n")))
-    settings = engine.settings_from_args(_args("--", "trl.epsilon=0.3", "trl.top_p=0.9",
+    settings = trl_cli.settings_from_args(_args("--", "trl.epsilon=0.3", "trl.top_p=0.9",
                                                "trainer.logger=[console,tensorboard]"), preset)
     assert settings.grpo == {"top_k": 5, "loss_type": "grpo", "epsilon": 0.3}
     config = engine.grpo_config(settings, tmp_path)
     assert (config.top_k, config.loss_type, config.epsilon, config.top_p) == (5, "grpo", 0.3, 0.9)
     assert config.report_to == ["tensorboard"]
     with pytest.raises(ValueError, match=r"trl.top_k='abc' must be a number"):
-        engine.settings_from_args(_args("--", "trl.top_k=abc"), preset)
+        trl_cli.settings_from_args(_args("--", "trl.top_k=abc"), preset)
     with pytest.raises(ValueError, match="set by the engine from trainer.total_epochs"):
-        engine.settings_from_args(_args("--", "trl.num_train_epochs=3"), preset)
+        trl_cli.settings_from_args(_args("--", "trl.num_train_epochs=3"), preset)
     with pytest.raises(ValueError, match=r"did you mean trl.epsilon"):
-        engine.settings_from_args(_args("--", "trl.epsilonn=0.3"), preset)
+        trl_cli.settings_from_args(_args("--", "trl.epsilonn=0.3"), preset)
     with pytest.raises(ValueError, match=r"did you mean trl.max_steps.*It reads: "):
-        engine.settings_from_args(_args("--", "trl.max_stepss=3"), preset)
+        trl_cli.settings_from_args(_args("--", "trl.max_stepss=3"), preset)
     assert "trl.<any TRL GRPOConfig field" in trl_settings.read_keys()[-1]
 
 

@@ -1,7 +1,7 @@
 """``editjudge train``: GRPO + LoRA from a preset, on verl (GPU cluster, CPU pre-flight) or TRL (one process).
 
 Engines are imported only when chosen: ``editjudge.train.verl.run(args, preset)`` or
-``editjudge.train.trl.run(args, preset)``; both return an exit code.
+``editjudge.train.trl_cli.run(args, preset)``; both return an exit code.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra overrides after `--`: verl Hydra keys (verl engine; they win over the preset and the flags), "
         "or the shared verl keys and trl.<name> keys (TRL engine)",
     )
-    from editjudge.train.trl import add_trl_arguments  # light: the engine imports TRL only when it runs
+    from editjudge.train.trl_cli import add_trl_arguments  # light: the engine imports TRL only when it runs
 
     add_trl_arguments(parser)
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
               f"preset such as {DEFAULT_PRESET}", file=sys.stderr)
         return 2
     if args.engine == "trl":
-        from editjudge.train import trl as engine
+        from editjudge.train import trl_cli as engine
     else:
         from editjudge.train import verl as engine  # type: ignore[no-redef]
     return int(engine.run(args, preset) or 0)

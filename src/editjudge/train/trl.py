@@ -15,7 +15,6 @@ no-signal warning and the adapter at checkpoints in :mod:`editjudge.train.trl_ca
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -27,9 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
-from editjudge.reward import parse_label
+from editjudge.train.trl_data import (  # noqa: F401 (re-exported: the engine's data seam)
+    Examples,
+    build_dataset,
+    read_examples,
+    warm_start_target,
+)
 
 # verl Hydra key -> TrlSettings field, for the keys whose meaning both engines share (contract 5).
 PRESET_KEYS: dict[str, str] = {
@@ -55,21 +58,6 @@ METRICS_FILE = "metrics.jsonl"
 WALL_CLOCK_KEYS = frozenset({"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second",
                              "runtime", "samples_per_second", "steps_per_second"})
 ADAPTER_DIR = "adapter"
-
-
-WARM_START_THINK = "ok"
-WARM_START_DIGITS = tuple(range(prompts.SCORE_MIN, prompts.SCORE_MAX + 1))
-
-
-def warm_start_target(digit: int) -> str:
-    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``digit``.
-
-    The warm start pairs every training prompt with each of :data:`WARM_START_DIGITS` once (see
-    :func:`build_dataset`), so its targets carry nothing about the images or the label: the best it can learn is the
-    format with a uniform answer for every edit (a fixed random digit per row would be memorised, and sharp answers
-    leave GRPO's groups without reward variance). Whatever the judge learns about the edits comes from GRPO.
-    """
-    return prompts.format_answer(digit, WARM_START_THINK)
 
 
 @dataclass
@@ -177,92 +165,6 @@ def parse_cli_overrides(items: Iterable[str]) -> dict[str, str]:
         key, value = item.split("=", 1)
         out[key.lstrip("+")] = value
     return out
-
-
-# ----------------------------------------------------------------------------------------------------- data
-@dataclass
-class Examples:
-    """Training examples read from prepared parquet: Python prompts and labels, images left in Arrow (no copies)."""
-
-    prompts: list[list[dict[str, Any]]]  # messages with {"type": "image"} / {"type": "text"} content parts
-    images: Any  # pyarrow ChunkedArray, list<struct<bytes: binary>> (source, edited)
-    ground_truth: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ground_truth)
-
-
-def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
-    """Prepared parquet files (``prompt``, ``images``, ``reward_model.ground_truth``) as TRL examples; checked."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    files = [paths] if isinstance(paths, (str, Path)) else list(paths or [])
-    if not files:
-        raise ValueError("no training files given: pass --train-files PATH.parquet (written by `editjudge prepare`)")
-    prompts_out: list[list[dict[str, Any]]] = []
-    labels: list[str] = []
-    image_chunks: list[Any] = []
-    for file in files:
-        path = Path(file)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such parquet file (write one with `editjudge prepare`)")
-        names = set(pq.read_schema(path).names)
-        missing = {"prompt", "images", "reward_model"} - names
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; is it a parquet from `editjudge prepare`?")
-        table = pq.read_table(path, columns=["prompt", "images", "reward_model"])
-        image_counts = pc.fill_null(pc.list_value_length(table["images"]), 0).to_pylist()
-        truths = pc.struct_field(table["reward_model"], "ground_truth").to_pylist()
-        for i, (messages, count, truth) in enumerate(zip(table["prompt"].to_pylist(), image_counts, truths)):
-            placeholders = sum(str(m.get("content", "")).count(prompts.IMAGE_PLACEHOLDER) for m in messages)
-            if placeholders != count:
-                raise ValueError(f"{path} row {i}: {placeholders} {prompts.IMAGE_PLACEHOLDER} placeholders but "
-                                 f"{count} images")
-            if truth is None:
-                raise ValueError(f"{path} row {i}: reward_model.ground_truth is missing")
-            try:
-                parse_label(truth)
-            except ValueError as exc:
-                raise ValueError(f"{path} row {i}: {exc}") from None
-            prompts_out.append(prompts.to_content_parts(messages))
-            labels.append(str(truth))
-        image_chunks += table["images"].chunks
-    if not labels:
-        raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
-    return Examples(prompts_out, pa.chunked_array(image_chunks), labels)
-
-
-def build_dataset(examples: Examples, with_completion: bool = False):
-    """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume).
-
-    The image bytes go from the parquet's Arrow buffers into the dataset's without a copy through Python.
-    ``with_completion`` adds the warm start's supervised targets (:func:`warm_start_target`): each row once per
-    digit, so every prompt is paired with every answer equally often.
-    """
-    import datasets
-
-    text_part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
-    message = {"role": datasets.Value("string"), "content": datasets.List(text_part)}
-    features = {
-        "prompt": datasets.List(message),
-        "images": datasets.List(datasets.Image()),
-        "ground_truth": datasets.Value("string"),
-    }
-    columns: dict[str, Any] = {
-        "prompt": examples.prompts, "images": examples.images, "ground_truth": examples.ground_truth,
-    }
-    if with_completion:
-        rows = [row for row in range(len(examples)) for _ in WARM_START_DIGITS]
-        columns = {"prompt": [examples.prompts[r] for r in rows], "images": examples.images.take(rows),
-                   "ground_truth": [examples.ground_truth[r] for r in rows]}
-        features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
-        columns["completion"] = [
-            [{"role": "assistant", "content": warm_start_target(digit)}] for _ in range(len(examples))
-            for digit in WARM_START_DIGITS
-        ]
-    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 
 # ----------------------------------------------------------------------------------------------------- configs
@@ -602,119 +504,8 @@ def save_adapter(model, processor, adapter_dir: Path) -> Path:
     return adapter_dir
 
 
-# ----------------------------------------------------------------------------------------------------- CLI
-def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
-    """The "TRL engine" argument group of ``editjudge train``."""
-    group = parser.add_argument_group("TRL engine", "only used with --engine trl (single process, CPU or one GPU)")
-    group.add_argument("--max-steps", type=int, default=None,
-                       help="stop after this many GRPO steps (default: the preset's trl.max_steps, else run the "
-                       "epochs)")
-    group.add_argument("--per-device-batch-size", type=int, default=None,
-                       help="completions per step, a multiple of rollout.n (default: rollout.n, i.e. one prompt)")
-    group.add_argument("--max-completion-length", type=int, default=None,
-                       help="max new tokens per completion (default: the preset's data.max_response_length)")
-    group.add_argument("--warm-start-steps", type=int, default=None,
-                       help="supervised steps on the answer format before GRPO (cold start; default: the preset's "
-                       "trl.warm_start_steps, else 0)")
-    group.add_argument("--warm-start-lr", type=float, default=None,
-                       help="learning rate of the warm start (default: the preset's trl.warm_start_lr, else 1e-4)")
-    group.add_argument("--seed", type=int, default=None,
-                       help="seed of sampling, data order and LoRA init (default: the preset's trl.seed, else 42)")
-    group.add_argument("--force", action="store_true",
-                       help="train into an --output-dir that already holds files (replaces the adapter and metrics)")
-
-
-def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
-    """The preset's keys, its ``trl:`` mapping, then ``-- key=value`` overrides, then the TRL flags.
-
-    Every key is checked by name (:mod:`editjudge.train.trl_settings`): one the engine does not read is refused.
-    """
-    from editjudge.train import trl_settings
-
-    verl_keys, trl_keys = trl_settings.resolve(
-        dict(getattr(preset, "overrides", {}) or {}), dict(getattr(preset, "trl", {}) or {}),
-        trl_settings.parse_items(getattr(args, "overrides", None) or []),
-    )
-    model = getattr(args, "model", None) or getattr(preset, "model", None)
-    if not model:
-        raise ValueError("no model: pass --model PATH_OR_HUB_ID (or use a preset that names one)")
-    flags = {
-        "max_steps": getattr(args, "max_steps", None),
-        "per_device_batch_size": getattr(args, "per_device_batch_size", None),
-        "max_completion_length": getattr(args, "max_completion_length", None),
-        "warm_start_steps": getattr(args, "warm_start_steps", None),
-        "warm_start_lr": getattr(args, "warm_start_lr", None),
-        "seed": getattr(args, "seed", None),
-        "init_adapter": getattr(args, "init_adapter", None),
-    }
-    return settings_from_overrides(
-        verl_keys,
-        model=str(model),
-        output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
-        **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
-    )
-
-
-def _check_init_adapter(settings: TrlSettings) -> None:
-    """``ValueError`` naming each way ``--init-adapter`` does not fit this run (rank, alpha, modules, base model)."""
-    if not settings.init_adapter:
-        return
-    from editjudge.train.init_adapter import adapter_problems
-
-    problems = adapter_problems(
-        settings.init_adapter, rank=settings.lora_rank, alpha=settings.lora_alpha,
-        target_modules=settings.target_modules, exclude_modules=settings.exclude_modules, base_model=settings.model,
-        keys={k: f"actor_rollout_ref.model.{v}" for k, v in (("rank", "lora_rank"), ("alpha", "lora_alpha"),
-              ("target_modules", "target_modules"), ("exclude_modules", "exclude_modules"))},
-    )
-    if problems:
-        raise ValueError("; ".join(f"{problem} (fix: {fix})" for problem, fix in problems))
-
-
-def run(args: argparse.Namespace, preset) -> int:
-    """``editjudge train --engine trl``: returns the exit code (2 for bad settings or data)."""
-    try:
-        settings = settings_from_args(args, preset)
-        train_files = getattr(args, "train_files", None)
-        print("TRL engine settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), flush=True)
-        val_files = getattr(args, "val_files", None)
-        if val_files and settings.eval_steps <= 0:
-            print("note: trainer.test_freq <= 0, so --val-files is not used; evaluate with `editjudge eval`")
-        from editjudge.data.writer import check_output  # the one output rule (OutputExists is a ValueError)
-        from editjudge.train.trl_runtime import check_before_start
-
-        if not getattr(args, "dry_run", False):  # a previous run in the way is said first: nothing else matters then
-            check_output(settings.output_dir, force=bool(getattr(args, "force", False)),
-                         resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
-        settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
-        _check_init_adapter(settings)
-        if getattr(args, "dry_run", False):
-            examples = read_examples(train_files)  # the data must be readable even for a dry run
-            checked = len(read_examples(val_files)) if val_files else 0
-            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
-                  "nothing trained")
-            return 0
-        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"editjudge train: error: {error}")
-        return 2
-    except OSError as error:  # transformers' "not a model folder / not on the hub" errors
-        print(f"editjudge train: error: cannot load the model {settings.model!r} ({error}); pass --model with a "
-              "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
-        return 2
-    grpo = result.grpo_records()
-    if result.interrupted:
-        print(f"interrupted (Ctrl-C) after GRPO step {result.steps}: adapter saved to {result.adapter_dir}; "
-              "continue with the same command and --resume (from the newest checkpoint, if save_steps wrote one)")
-        return 130
-    print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
-          + (f"; last mean reward {grpo[-1]['reward_mean']:.3f}" if grpo else ""))
-    return 0
-
-
 __all__ = [
-    "PRESET_KEYS", "Examples", "TrainResult", "TrlSettings", "add_trl_arguments", "build_dataset", "grpo_config",
-    "load_model", "lora_config", "read_examples", "run", "save_adapter", "settings_from_args",
-    "settings_from_overrides", "train",
-    "warm_start", "warm_start_target",
+    "PRESET_KEYS", "Examples", "TrainResult", "TrlSettings", "build_dataset", "grpo_config", "load_model",
+    "lora_config", "read_examples", "save_adapter", "settings_from_overrides", "train", "warm_start",
+    "warm_start_target",
 ]
