@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +28,7 @@ from editjudge import prompts
 from editjudge.data import images as imgs
 from editjudge.data import labels as lbl
 from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, open_file, read_file
+from editjudge.data.parallel import OrderedPool, chunks
 from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
@@ -306,91 +305,6 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
     return out
 
 
-# ------------------------------------------------------------------------------------------ parallel map
-
-
-class _Gate:
-    """Lets at most ``limit`` tasks be in flight, so results never pile up in memory; stoppable."""
-
-    def __init__(self, limit: int) -> None:
-        self._sem = threading.Semaphore(limit)
-        self._stop = threading.Event()
-
-    def feed(self, items: Iterable[T]) -> Iterator[T]:
-        for item in items:
-            while not self._sem.acquire(timeout=0.1):
-                if self._stop.is_set():
-                    return
-            yield item
-
-    def done_one(self) -> None:
-        self._sem.release()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-@contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Block SIGINT in this thread for the duration (a no-op where the platform has no signal masks)."""
-    import signal
-
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-class _Mapper:
-    """Ordered map over a process pool (or in-process with one worker); same results in the same order."""
-
-    def __init__(self, config: PrepareConfig) -> None:
-        self.workers = max(1, int(config.workers))
-        self.pool = None
-        # The main process needs the context too (workers=1, and the report's limits); building it first means a
-        # bad --processor or template fails here, once, before any worker starts.
-        _init_worker(config, worker=False)
-        if self.workers > 1:
-            from multiprocessing import get_context
-
-            # Forking a process whose torch already started threads can deadlock the child; when a caller has
-            # imported torch (the demo, a notebook), start workers from a clean forkserver instead.
-            context = get_context("forkserver" if "torch" in sys.modules else None)
-            # A Ctrl-C that lands inside os.fork's at-fork callbacks is swallowed by CPython ("Exception ignored
-            # in _releaseLock"), and the run would go on: hold SIGINT back while forking; it arrives right after.
-            with _sigint_held():
-                self.pool = context.Pool(self.workers, initializer=_init_worker, initargs=(config,))
-
-    def map(self, fn: Any, tasks: Iterable[Any], in_flight: int) -> Iterator[Any]:
-        if self.pool is None:
-            yield from map(fn, tasks)
-            return
-        gate = _Gate(in_flight)
-        try:
-            for result in self.pool.imap(fn, gate.feed(tasks), chunksize=1):
-                gate.done_one()
-                yield result
-        finally:
-            gate.stop()
-
-    def close(self, ok: bool) -> None:
-        if self.pool is not None:
-            if ok:
-                self.pool.close()
-            else:
-                self.pool.terminate()
-            self.pool.join()
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _bar(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -428,12 +342,15 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         )
     rejects: JsonlSink | None = None
     sinks: dict[str, ParquetSink] = {}
-    mapper: _Mapper | None = None
+    mapper: OrderedPool | None = None
     ok = False
     stats = Stats()
     try:  # everything that creates a temporary file or a process is inside: an interrupt anywhere cleans up
         rejects = JsonlSink(out / "rejects.jsonl")
-        mapper = _Mapper(config)
+        # The main process needs the context too (workers=1, and the report's limits); building it first means a
+        # bad --processor or template fails here, once, before any worker starts.
+        _init_worker(config, worker=False)
+        mapper = OrderedPool(config.workers, _init_worker, (config,))
         for item in items:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
@@ -443,7 +360,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         # 1. inspect: group hash, headers, token plan (parallel, no pixel decoding)
         inspected: list[_Inspected | Rejected] = []
         with _bar(len(records), "inspect", config.progress) as bar:
-            for chunk in mapper.map(_inspect_chunk, _chunks(records, 16), in_flight=4 * mapper.workers):
+            for chunk in mapper.map(_inspect_chunk, chunks(records, 16), in_flight=4 * mapper.workers):
                 inspected += chunk
                 bar.update(len(chunk))
         good: list[tuple[EditRecord, _Inspected]] = []
