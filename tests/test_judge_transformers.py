@@ -132,9 +132,19 @@ def test_lora_adapter_loads_through_peft(answering_model_dir: Path, judge: Judge
     base = judge.score(source, edited, INSTRUCTION)
 
     def adapter(name: str, random_b: bool) -> Path:
+        import torch
+
+        torch.manual_seed(0)  # the adapter's weights must not depend on what ran before in this process
         model = AutoModelForImageTextToText.from_pretrained(answering_model_dir)
-        config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=not random_b)
-        get_peft_model(model, config).save_pretrained(tmp_path / name)
+        config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                            exclude_modules=r".*visual.*", init_lora_weights=not random_b)
+        peft_model = get_peft_model(model, config)
+        if random_b:  # a "trained" adapter whose effect is well above float noise (PEFT's own random B is tiny)
+            with torch.no_grad():
+                for param_name, param in peft_model.named_parameters():
+                    if "lora_B" in param_name:
+                        param.normal_(0.0, 2.0)
+        peft_model.save_pretrained(tmp_path / name)
         return tmp_path / name
 
     identity = Judge(answering_model_dir, adapter=adapter("zero", False), max_new_tokens=12, device="cpu")
