@@ -60,6 +60,26 @@ def test_both_paths_share_the_item_functions() -> None:
     assert decode_rows(encode_rows([row])) == [row]  # image bytes cross to the actors unchanged
 
 
+def test_the_judge_sees_the_stored_pixels(prepared: Path) -> None:
+    """With prepare's settings, the judge's sizing of a row's stored bytes gives back exactly the stored pixels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from editjudge import prompts
+    from editjudge.judge.request import ImageSizing
+    from editjudge.judge.score_items import PreparedEdit, edit_of, judge_row, read_items
+
+    items = [item for item in read_items(prepared) if isinstance(item, PreparedEdit)]
+    assert len(items) == 4
+    for i, item in enumerate(items):
+        edit = edit_of(judge_row(i, item, 0.9, 0.1))
+        sized = ImageSizing().size_pair(edit.source, edit.edited, prompts.build_messages(edit.instruction))
+        for image, stored in zip(sized, (item.source, item.edited)):
+            assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(stored)).convert("RGB")))
+
+
 @pytest.mark.slow
 def test_parquet_in_jsonl_and_parquet_out(
     tiny_model_dir: Path, prepared: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys
