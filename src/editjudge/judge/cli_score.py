@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", help="predictions file (.jsonl, .csv or .parquet, written atomically); required with --manifest"
     )
     what.add_argument("--force", action="store_true", help="replace an existing --out file")
-    labels = parser.add_argument_group("ground truth (when the manifest has scores)")
+    labels = parser.add_argument_group(
+        "ground truth (when the manifest has scores; a prepared parquet's labels are its rows' ground_truth)"
+    )
     labels.add_argument(
         "--score-median", type=float, default=None,
         help=f"median that turns scores into labels (default: the prepare report's, else {DEFAULT_MEDIAN})",
