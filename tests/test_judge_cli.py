@@ -114,7 +114,7 @@ def test_score_argument_errors(tmp_path: Path, capsys) -> None:
     assert main(["score", "--model", "m", "--source", "a.jpg"]) == 2
     assert "--source, --edited and --instruction" in capsys.readouterr().err
     assert main(["score", "--model", "m", "--manifest", str(tmp_path), "--out", "x.txt"]) == 2
-    assert ".jsonl or .csv" in capsys.readouterr().err
+    assert ".jsonl, .csv or .parquet" in capsys.readouterr().err
     image = tmp_path / "a.png"
     image.write_bytes(b"")
     argv = ["--source", str(image), "--edited", str(image), "--instruction", "x"]

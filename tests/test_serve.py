@@ -304,6 +304,20 @@ def test_score_ray_equals_score_and_resumes_after_a_kill(served: Served, tmp_pat
     assert sum(json.loads(line)["pred"] is not None for line in expected.splitlines()) == 48  # all judged
 
 
+def test_score_ray_on_a_prepared_parquet_equals_score(served: Served, tmp_path: Path) -> None:
+    """A prepared parquet (with a malformed row and a bad ground truth) through the actor pool into preds.parquet:
+    the bytes single-process ``score`` writes."""
+    from _prepared import write_prepared_with_bad_rows
+    from editjudge.cli import main
+
+    prepared = write_prepared_with_bad_rows(tmp_path)
+    common = ["score", *_flags(served.args), "--batch-size", "2", "--manifest", str(prepared)]
+    single, distributed = tmp_path / "single.parquet", tmp_path / "ray.parquet"
+    assert main([*common, "--out", str(single)]) == 0
+    assert main([*common, "--out", str(distributed), "--ray", "--actors", "1", "--cpus-per-actor", "0.5"]) == 0
+    assert distributed.read_bytes() == single.read_bytes()
+
+
 def test_replica_killed_under_load_every_request_is_carried(served: Served, reference: dict[str, Any]) -> None:
     answers: list[tuple[str, dict[str, Any]]] = []
     failures: list[BaseException] = []

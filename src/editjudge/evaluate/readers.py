@@ -229,41 +229,16 @@ def read_training_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_test_parquet(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows of a prepared parquet (contract 3) as dicts: id, group, label, gt_score, instruction, source, edited."""
-    import pyarrow.parquet as pq
+    """Rows of a prepared parquet (contract 3) as dicts: id, group, label, gt_score, instruction, source, edited
+    (:func:`editjudge.data.prepared_rows.prepared_row`); a malformed row raises ``ValueError`` naming it."""
+    from editjudge.data.prepared_rows import prepared_row, read_prepared_table
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"test parquet not found: {path} (write it with `editjudge prepare`)")
-    table = pq.read_table(path)
-    needed = {"images", "reward_model", "extra_info"}
-    missing = needed - set(table.column_names)
-    if missing:
-        raise ValueError(f"{path}: not an editjudge parquet (missing columns {sorted(missing)})")
-    rows = table.select(["images", "reward_model", "extra_info"]).to_pylist()
     out: list[dict[str, Any]] = []
-    for i, row in enumerate(rows[:limit] if limit is not None else rows):
-        extra = row["extra_info"] or {}
-        images = row["images"] or []
-        if len(images) != 2 or not all(isinstance(im, dict) and im.get("bytes") for im in images):
-            raise ValueError(f"{path}: row {i} must carry two images with bytes (source, edited)")
-        instruction = extra.get("instruction")
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(f"{path}: row {i} has no extra_info.instruction")
-        truth = (row["reward_model"] or {}).get("ground_truth", extra.get("label"))
-        group = extra.get("group")
-        out.append(
-            {
-                "id": str(extra.get("index", i)),
-                # what eval compares: prepare's group (the picture, or the manifest's group) + the instruction
-                "group": lbl.compare_key(str(group), instruction) if group is not None else None,
-                "label": truth,
-                "gt_score": extra.get("score"),
-                "instruction": instruction,
-                "source": images[0]["bytes"],
-                "edited": images[1]["bytes"],
-            }
-        )
+    for i, raw in enumerate(read_prepared_table(path, limit)):
+        row = prepared_row(raw, i)
+        if isinstance(row, str):
+            raise ValueError(f"{path}: {row}")
+        out.append(row)
     return out
 
 

@@ -1,4 +1,5 @@
-"""``editjudge score``: judge one edit, or every edit of a manifest / seed folder into a predictions file."""
+"""``editjudge score``: judge one edit, or every edit of a manifest / seed folder / prepared parquet into a predictions
+file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from editjudge.data.files import file_problem
 from editjudge.data.writer import check_output
 from editjudge.judge.cli_common import add_judge_arguments, judge_from_args, prepare_report
-from editjudge.judge.output import PredictionSink, check_output_path, manifest_prediction, outcome, prediction
+from editjudge.judge.output import check_output_path, outcome, prediction, prediction_sink
 
 DEFAULT_MEDIAN, DEFAULT_MAD = 0.9, 0.1  # the seed's --score_median / --score_mad
 
@@ -19,17 +20,26 @@ DEFAULT_MEDIAN, DEFAULT_MAD = 0.9, 0.1  # the seed's --score_median / --score_ma
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Score image edits with a trained judge. One pair: --source --edited --instruction (prints JSON). "
-        "Many: --manifest (JSONL/CSV with source, edited, instruction[, score, group, id]) or a seed-layout folder "
-        "-> --out preds.jsonl / preds.csv (one line per edit; a bad edit gets an 'error', the rest go on)."
+        "Many: --manifest (JSONL/CSV with source, edited, instruction[, score, group, id]), a seed-layout folder or "
+        "a prepared parquet (`editjudge prepare`'s train/test.parquet: its stored images, labelled with each row's "
+        "ground truth) -> --out preds.jsonl / preds.csv / preds.parquet (one record per edit, the same fields in "
+        "each format; a bad edit or row gets an 'error', the rest go on)."
     )
     what = parser.add_argument_group("what to score")
     what.add_argument("--source", help="the source (input) image of one edit")
     what.add_argument("--edited", help="the edited (output) image of one edit")
     what.add_argument("--instruction", help="the edit instruction of one edit")
-    what.add_argument("--manifest", help="a .jsonl/.csv manifest or a folder in the seed layout")
-    what.add_argument("--out", help="predictions file (.jsonl or .csv); required with --manifest")
+    what.add_argument(
+        "--manifest",
+        help="a .jsonl/.csv manifest, a folder in the seed layout, or a prepared .parquet (from `editjudge prepare`)",
+    )
+    what.add_argument(
+        "--out", help="predictions file (.jsonl, .csv or .parquet, written atomically); required with --manifest"
+    )
     what.add_argument("--force", action="store_true", help="replace an existing --out file")
-    labels = parser.add_argument_group("ground truth (when the manifest has scores)")
+    labels = parser.add_argument_group(
+        "ground truth (when the manifest has scores; a prepared parquet's labels are its rows' ground_truth)"
+    )
     labels.add_argument(
         "--score-median", type=float, default=None,
         help=f"median that turns scores into labels (default: the prepare report's, else {DEFAULT_MEDIAN})",
@@ -51,7 +61,7 @@ def _check(args: argparse.Namespace) -> str | None:
     if not args.manifest and not all(pair):
         return "give --source, --edited and --instruction for one edit, or --manifest for many"
     if args.manifest and not args.out:
-        return "--manifest needs --out preds.jsonl (or .csv)"
+        return "--manifest needs --out preds.jsonl (or .csv / .parquet)"
     if args.out:
         try:
             check_output_path(args.out)
@@ -72,11 +82,12 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def read_manifest(args: argparse.Namespace) -> tuple[list[Any], str | None]:
-    """The manifest's items (records and rejects), read before any model loads; (items, None) or ([], problem)."""
-    from editjudge.data.sources import read_sources
+    """The items of --manifest (records and rejects; :func:`editjudge.judge.score_items.read_items`), read before
+    any model loads; (items, None) or ([], problem)."""
+    from editjudge.judge.score_items import read_items
 
     try:
-        return list(read_sources(args.manifest, require_score=False)), None
+        return read_items(args.manifest), None
     except (OSError, ValueError) as exc:
         return [], str(exc)
 
@@ -122,27 +133,30 @@ def _score_pair(args: argparse.Namespace, judge: Any) -> int:
         id="pair", source=args.source, edited=args.edited, instruction=args.instruction, group=None, result=result
     )
     if args.out:
-        with PredictionSink(args.out) as sink:
+        with prediction_sink(args.out) as sink:
             sink.add(record)
     print(json.dumps(record, ensure_ascii=False, indent=2))
     return 1 if result.is_failure else 0
 
 
 def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
-    from editjudge.data.sources import EditRecord, Rejected
-    from editjudge.judge import EditItem
+    from editjudge.judge.score_items import edit_of, is_rejected, judge_row, reject_prediction, row_prediction
 
     items, problem = (args._items, None) if hasattr(args, "_items") else read_manifest(args)
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
-    records = [item for item in items if isinstance(item, EditRecord)]
     median, mad = _label_settings(args)
-    results = judge.iter_scores([EditItem(r.source_path, r.edited_path, r.instruction) for r in records], progress=True)
+    rows = [judge_row(i, item, median, mad) for i, item in enumerate(items) if not is_rejected(item)]
+    results = judge.iter_scores([edit_of(r) for r in rows], progress=True)
+    by_position = iter(rows)
     counts = {"parsed": 0, "unparsed": 0, "failed": 0}
-    with PredictionSink(args.out) as sink:
+    with prediction_sink(args.out) as sink:
         for item in items:
-            record = manifest_prediction(item, median, mad, None if isinstance(item, Rejected) else next(results))
+            if is_rejected(item):
+                record = reject_prediction(item, median, mad)
+            else:
+                record = row_prediction(next(by_position), next(results))
             counts[outcome(record)] += 1
             sink.add(record)
     results.close()  # finishes the progress bar

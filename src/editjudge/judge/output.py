@@ -1,4 +1,4 @@
-"""Prediction records (contract 8) and their atomic JSONL / CSV writer. Imports no torch."""
+"""Prediction records (contract 8) and their atomic JSONL / CSV / parquet writers. Imports no torch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PREDICTION_FIELDS = (
     "id", "source", "edited", "instruction", "group", "pred", "expected_score", "reasoning", "raw", "error",
     "gt_score", "label", "mean_score", "scores",
 )
-OUTPUT_SUFFIXES = (".jsonl", ".csv")
+OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting with these as a formula
 
 
@@ -83,10 +83,10 @@ def outcome(record: dict[str, Any]) -> str:
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if it ends in ``.jsonl`` or ``.csv``; ``ValueError`` with the fix otherwise."""
+    """``path`` if it ends in ``.jsonl``, ``.csv`` or ``.parquet``; ``ValueError`` with the fix otherwise."""
     out = Path(path)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--out {out}: use a .jsonl or .csv file name")
+        raise ValueError(f"--out {out}: use a .jsonl, .csv or .parquet file name")
     return out
 
 
@@ -94,7 +94,9 @@ class PredictionSink(AtomicTextFile):
     """Writes prediction records (JSONL or CSV by the file name) atomically: see :class:`AtomicTextFile`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(check_output_path(path), newline="")
+        if check_output_path(path).suffix.lower() == ".parquet":
+            raise ValueError(f"{path}: a parquet output is written by PredictionParquetSink (see prediction_sink)")
+        super().__init__(Path(path), newline="")
         self._csv = None
         if self.path.suffix.lower() == ".csv":
             self._csv = csv.DictWriter(self._handle, fieldnames=PREDICTION_FIELDS, extrasaction="ignore")
@@ -108,3 +110,53 @@ class PredictionSink(AtomicTextFile):
         else:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.rows += 1
+
+
+def _prediction_schema() -> Any:
+    import pyarrow as pa
+
+    text, real, whole = pa.string(), pa.float64(), pa.int64()
+    types = {"pred": whole, "expected_score": real, "gt_score": real, "label": whole, "mean_score": real,
+             "scores": pa.list_(whole)}
+    return pa.schema([(name, types.get(name, text)) for name in PREDICTION_FIELDS])
+
+
+class PredictionParquetSink:
+    """Writes prediction records to parquet (the JSONL's fields, :data:`PREDICTION_FIELDS`, typed) through
+    :class:`editjudge.data.writer.ParquetSink`: atomic, fixed writer settings, the same records give the same bytes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from editjudge.data.writer import ParquetSink
+
+        self._sink = ParquetSink(check_output_path(path), row_group_rows=1024, schema=_prediction_schema())
+        self.path = self._sink.path
+
+    @property
+    def rows(self) -> int:
+        return self._sink.rows
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._sink.add({name: record.get(name) for name in PREDICTION_FIELDS})
+
+    def commit(self) -> Path:
+        return self._sink.commit()
+
+    def discard(self) -> None:
+        self._sink.discard()
+
+    def __enter__(self) -> PredictionParquetSink:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def prediction_sink(path: str | os.PathLike[str]) -> PredictionSink | PredictionParquetSink:
+    """The writer for ``--out`` by its suffix: ``.parquet`` -> :class:`PredictionParquetSink`, else
+    :class:`PredictionSink` (``.jsonl`` / ``.csv``)."""
+    if check_output_path(path).suffix.lower() == ".parquet":
+        return PredictionParquetSink(path)
+    return PredictionSink(path)

@@ -1,16 +1,18 @@
-"""``editjudge score --ray``: score a manifest with a Ray Data actor pool of judges, resumably.
+"""``editjudge score --ray``: score a manifest, seed folder or prepared parquet with a Ray Data actor pool of judges,
+resumably.
 
 The edits are cut into the same chunks ``score`` uses (``--batch-size`` edits in manifest order) and each chunk goes
 to one judge actor as one ``score_many`` call, so every edit is judged in the same batch as in a single-process run
 and the output is the same, byte for byte. Finished chunks stream into ``OUT.partial`` (one JSON line per edit,
 flushed as it lands); after a kill, ``--resume`` keeps them and scores only the rest. When all are done the
-predictions are written to ``OUT`` atomically, in manifest order, in ``score``'s schema, and ``OUT.partial`` is removed.
+predictions are written to ``OUT`` (.jsonl, .csv or .parquet) atomically, in manifest order, in ``score``'s schema, and
+``OUT.partial`` is removed. Items, rows and records are made by :mod:`editjudge.judge.score_items`, the functions the
+single-process path calls, so the two give the same records.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -24,7 +26,10 @@ FORMAT = "editjudge-score-partial/1"
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--ray`` flags of ``editjudge score`` (its ``--force`` also drops ``OUT.partial``)."""
-    group = parser.add_argument_group("Ray Data (--ray): score a manifest with a pool of judge actors (cluster scale)")
+    group = parser.add_argument_group(
+        "Ray Data (--ray): score a manifest, seed folder or prepared parquet with a pool of judge actors (cluster "
+        "scale); the output equals the single-process run's"
+    )
     group.add_argument("--ray", action="store_true", help="score --manifest with a Ray Data actor pool of judges")
     group.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local Ray)")
     group.add_argument(
@@ -41,13 +46,6 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 
 def partial_path(out: str | os.PathLike[str]) -> Path:
     return Path(os.fspath(out) + PARTIAL_SUFFIX)
-
-
-def _fingerprint(items: list[Any]) -> str:
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(json.dumps([item.id, item.source_path, item.edited_path, item.instruction]).encode())
-    return digest.hexdigest()
 
 
 def _read_partial(path: Path, fingerprint: str) -> dict[int, dict[str, Any]]:
@@ -95,20 +93,13 @@ class ChunkScorer:
         self.judge.progress = False
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        from editjudge.judge import EditItem
-        from editjudge.judge.output import prediction
+        from editjudge.judge.score_items import decode_rows, edit_of, row_prediction
 
         lines = []
         for payload in batch["chunk"]:
-            rows = json.loads(payload)
-            results = self.judge.score_many([EditItem(r["source"], r["edited"], r["instruction"]) for r in rows])
-            records = [
-                {"i": r["i"], "record": prediction(
-                    id=r["id"], source=r["source"], edited=r["edited"], instruction=r["instruction"], group=r["group"],
-                    result=result, gt_score=r["gt_score"], label=r["label"],
-                )}
-                for r, result in zip(rows, results)
-            ]
+            rows = decode_rows(payload)
+            results = self.judge.score_many([edit_of(r) for r in rows])
+            records = [{"i": r["i"], "record": row_prediction(r, result)} for r, result in zip(rows, results)]
             lines.append("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
         return {"lines": lines}
 
@@ -126,27 +117,26 @@ def _pool_size(args: argparse.Namespace, gpus_per_actor: float) -> int:
 
 def run_ray(args: argparse.Namespace) -> int:
     """The ``--ray`` path of ``editjudge score``; exit codes as ``score``'s (2 for usage mistakes)."""
-    from editjudge.data.labels import label_of
-    from editjudge.data.sources import EditRecord, Rejected, read_sources
     from editjudge.judge.cli_score import _label_settings
-    from editjudge.judge.output import PredictionSink, manifest_prediction, outcome
+    from editjudge.judge.output import outcome, prediction_sink
+    from editjudge.judge.score_items import fingerprint, is_rejected, judge_row, read_items, reject_prediction
 
     problem = _problem(args)
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
     try:
-        items = list(read_sources(args.manifest, require_score=False))
+        items = read_items(args.manifest)
         median, mad = _label_settings(args)
     except (OSError, ValueError) as exc:
         print(f"editjudge score: error: {exc}", file=sys.stderr)
         return 2
-    fingerprint = _fingerprint(items)
+    digest = fingerprint(items)
     partial = partial_path(args.out)
     done: dict[int, dict[str, Any]] = {}
     if args.resume and partial.exists():
         try:
-            done = _read_partial(partial, fingerprint)
+            done = _read_partial(partial, digest)
         except (OSError, ValueError) as exc:
             print(f"editjudge score: error: {exc}", file=sys.stderr)
             return 2
@@ -154,7 +144,7 @@ def run_ray(args: argparse.Namespace) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fresh = partial.with_name(partial.name + ".tmp")  # the header + what survived, swapped in atomically
     with open(fresh, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps({"format": FORMAT, "fingerprint": fingerprint, "manifest": str(args.manifest)}) + "\n")
+        handle.write(json.dumps({"format": FORMAT, "fingerprint": digest, "manifest": str(args.manifest)}) + "\n")
         for i in sorted(done):
             handle.write(json.dumps({"i": i, "record": done[i]}, ensure_ascii=False) + "\n")
     os.replace(fresh, partial)
@@ -163,16 +153,14 @@ def run_ray(args: argparse.Namespace) -> int:
         for i, item in enumerate(items):
             if i in done:
                 continue
-            if isinstance(item, Rejected):
-                record = manifest_prediction(item, median, mad)
+            if is_rejected(item):
+                record = reject_prediction(item, median, mad)
                 done[i] = record
                 sink.write(json.dumps({"i": i, "record": record}, ensure_ascii=False) + "\n")
         sink.flush()
         for i, item in enumerate(items):
-            if isinstance(item, EditRecord):
-                rows.append({"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
-                             "instruction": item.instruction, "group": item.group, "gt_score": item.score,
-                             "label": label_of(item.score, median, mad) if item.score is not None else None})
+            if not is_rejected(item):
+                rows.append(judge_row(i, item, median, mad))
         size = max(1, args.batch_size)
         chunks = [rows[k : k + size] for k in range(0, len(rows), size)]  # score's chunks, in manifest order
         pending = [c for c in chunks if any(r["i"] not in done for r in c)]
@@ -184,7 +172,7 @@ def run_ray(args: argparse.Namespace) -> int:
             if code:
                 return code
     records = [done[i] for i in range(len(items))]
-    with PredictionSink(args.out) as out:
+    with prediction_sink(args.out) as out:
         for record in records:
             out.add(record)
     partial.unlink()
@@ -214,7 +202,9 @@ def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], don
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     judge_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-    dataset = ray.data.from_items([{"chunk": json.dumps(c)} for c in pending], override_num_blocks=min(len(pending), 10_000))
+    from editjudge.judge.score_items import encode_rows
+
+    dataset = ray.data.from_items([{"chunk": encode_rows(c)} for c in pending], override_num_blocks=min(len(pending), 10_000))
     scored = dataset.map_batches(
         ChunkScorer, fn_constructor_args=(judge_args,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=args.cpus_per_actor, num_gpus=gpus,

@@ -1,0 +1,192 @@
+"""What ``editjudge score`` judges, for both its paths (one process and ``--ray``): the items of a manifest, a seed
+folder or a prepared parquet; the row each judgeable item becomes; the judge's input and the prediction record of a
+row. Both paths call these functions, so the same input gives the same records. Imports no torch.
+
+A prepared parquet (``editjudge prepare``'s train/test.parquet) is judged on its stored image bytes, as prepare sized
+them, and labelled with the row's ``reward_model.ground_truth``; a malformed row becomes a :class:`PreparedReject`
+whose record carries an ``input_error`` naming the reason, and the rest of the file is judged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PARQUET_SUFFIX = ".parquet"
+
+
+@dataclass(frozen=True)
+class PreparedEdit:
+    """A judgeable row of a prepared parquet: the image bytes, and the ground truth the row was trained on."""
+
+    id: str
+    source: bytes
+    edited: bytes
+    instruction: str
+    group: str | None
+    gt_score: float | None
+    label: int
+    source_path: str | None
+    edited_path: str | None
+
+
+@dataclass(frozen=True)
+class PreparedReject:
+    """A row of a prepared parquet that cannot be judged: ``reason`` (a stable code) and ``detail``."""
+
+    id: str
+    reason: str
+    detail: str
+    instruction: str | None = None
+    group: str | None = None
+    gt_score: float | None = None
+    label: int | None = None
+    source_path: str | None = None
+    edited_path: str | None = None
+
+
+def is_prepared_parquet(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == PARQUET_SUFFIX and Path(path).is_file()
+
+
+def read_items(path: str | Path) -> list[Any]:
+    """Every item of ``path`` in order: ``data.sources`` EditRecord / Rejected for a manifest or seed folder,
+    :class:`PreparedEdit` / :class:`PreparedReject` for a prepared parquet. ``OSError`` / ``ValueError`` when the
+    input as a whole cannot be read (the CLI exits 2)."""
+    if is_prepared_parquet(path):
+        return read_prepared_items(path)
+    from editjudge.data.sources import read_sources
+
+    return list(read_sources(path, require_score=False))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _real(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _ground_truth(value: Any) -> int | None:
+    """The 0..9 label of a ``ground_truth`` (prepare writes a digit string), or None when it is not one."""
+    from editjudge.data.labels import LABEL_MAX, LABEL_MIN
+
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lstrip("-").isdigit():
+        text = int(text)
+    if isinstance(text, int) and not isinstance(text, bool) and LABEL_MIN <= text <= LABEL_MAX:
+        return text
+    return None
+
+
+def read_prepared_items(path: str | Path) -> list[PreparedEdit | PreparedReject]:
+    """The rows of a prepared parquet (:func:`editjudge.data.prepared_rows.prepared_row`), each judgeable or not."""
+    from editjudge.data.prepared_rows import prepared_row, read_prepared_table
+
+    items: list[PreparedEdit | PreparedReject] = []
+    for i, raw in enumerate(read_prepared_table(path)):
+        row = prepared_row(raw, i)
+        if isinstance(row, str):
+            extra = raw.get("extra_info") if isinstance(raw.get("extra_info"), dict) else {}
+            name = extra.get("id", extra.get("index"))
+            items.append(PreparedReject(
+                id=str(name) if name is not None else str(i), reason="malformed_row", detail=row,
+                instruction=_text(extra.get("instruction")), gt_score=_real(extra.get("score")),
+                source_path=_text(extra.get("source_path")), edited_path=_text(extra.get("edited_path")),
+            ))
+            continue
+        known = {
+            "id": row["name"] or row["id"], "instruction": row["instruction"], "group": row["group"],
+            "gt_score": _real(row["gt_score"]), "source_path": _text(row["source_path"]),
+            "edited_path": _text(row["edited_path"]),
+        }
+        label = _ground_truth(row["label"])
+        if label is None:
+            items.append(PreparedReject(
+                reason="bad_label", detail=f"row {i}: reward_model.ground_truth {row['label']!r} is not an integer 0..9",
+                **known,
+            ))
+            continue
+        items.append(PreparedEdit(source=row["source"], edited=row["edited"], label=label, **known))
+    return items
+
+
+def is_rejected(item: Any) -> bool:
+    from editjudge.data.sources import Rejected
+
+    return isinstance(item, (Rejected, PreparedReject))
+
+
+def judge_row(i: int, item: Any, median: float, mad: float) -> dict[str, Any]:
+    """The row a judgeable item becomes (position ``i``): what the record shows, and the judge's input images
+    (``source_image``/``edited_image``: a path, or a prepared parquet's bytes)."""
+    if isinstance(item, PreparedEdit):
+        return {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
+                "instruction": item.instruction, "group": item.group, "gt_score": item.gt_score, "label": item.label,
+                "source_image": item.source, "edited_image": item.edited}
+    from editjudge.data.labels import label_of
+
+    return {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
+            "instruction": item.instruction, "group": item.group, "gt_score": item.score,
+            "label": label_of(item.score, median, mad) if item.score is not None else None,
+            "source_image": item.source_path, "edited_image": item.edited_path}
+
+
+def edit_of(row: dict[str, Any]) -> Any:
+    """The judge's input for a row: an :class:`editjudge.judge.EditItem`."""
+    from editjudge.judge.judge import EditItem
+
+    return EditItem(row["source_image"], row["edited_image"], row["instruction"])
+
+
+def row_prediction(row: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The prediction record of a judged row."""
+    from editjudge.judge.output import prediction
+
+    return prediction(id=row["id"], source=row["source"], edited=row["edited"], instruction=row["instruction"],
+                      group=row["group"], result=result, gt_score=row["gt_score"], label=row["label"])
+
+
+def reject_prediction(item: Any, median: float, mad: float) -> dict[str, Any]:
+    """The record of an item that is never judged: an ``input_error`` naming the reason, the truth where known."""
+    from editjudge.judge.output import manifest_prediction, prediction
+    from editjudge.judge.result import JudgeResult
+
+    if not isinstance(item, PreparedReject):
+        return manifest_prediction(item, median, mad)
+    return prediction(id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,
+                      group=item.group, result=JudgeResult(error=f"input_error: {item.reason}: {item.detail}"),
+                      gt_score=item.gt_score, label=item.label)
+
+
+def fingerprint(items: list[Any]) -> str:
+    """A digest of the items (ids, paths, instructions; a parquet row's image bytes): ``--resume`` checks it."""
+    digest = hashlib.sha256()
+    for item in items:
+        parts = [item.id, getattr(item, "source_path", None), getattr(item, "edited_path", None), item.instruction]
+        if isinstance(item, PreparedEdit):
+            parts += [hashlib.sha256(item.source).hexdigest(), hashlib.sha256(item.edited).hexdigest(), item.label]
+        digest.update(json.dumps(parts).encode())
+    return digest.hexdigest()
+
+
+def encode_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as JSON (image bytes as ``{"b64": …}``) to cross a process boundary (Ray); :func:`decode_rows` inverts."""
+    def image(value: Any) -> Any:
+        return {"b64": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
+
+    return json.dumps([{**r, "source_image": image(r["source_image"]), "edited_image": image(r["edited_image"])}
+                       for r in rows])
+
+
+def decode_rows(payload: str) -> list[dict[str, Any]]:
+    def image(value: Any) -> Any:
+        return base64.b64decode(value["b64"]) if isinstance(value, dict) else value
+
+    return [{**r, "source_image": image(r["source_image"]), "edited_image": image(r["edited_image"])}
+            for r in json.loads(payload)]
