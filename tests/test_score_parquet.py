@@ -44,20 +44,13 @@ def test_usage_errors_exit_2_before_any_model_loads(prepared: Path, tmp_path: Pa
     assert not (tmp_path / "p.parquet").exists() and not (tmp_path / "p.jsonl").exists()
 
 
-def test_both_paths_share_the_item_functions() -> None:
-    """The single-process path and the Ray actors make rows and records with the same functions (no second copy)."""
-    import inspect
-
-    from editjudge.judge import cli_score, ray_score
+def test_image_bytes_cross_to_the_ray_actors_unchanged() -> None:
+    """The chunks ``score --ray`` sends its actors carry a prepared row's image bytes exactly (the byte-identity of
+    the two paths' outputs is checked end to end in tests/test_serve.py)."""
     from editjudge.judge.score_items import decode_rows, encode_rows
 
-    single, ray_side = inspect.getsource(cli_score._score_manifest), inspect.getsource(ray_score)
-    for name in ("read_items", "judge_row", "reject_prediction", "prediction_sink"):
-        assert name in inspect.getsource(cli_score) and name in ray_side
-    for name in ("edit_of", "row_prediction"):
-        assert name in single and name in inspect.getsource(ray_score.ChunkScorer)
     row = {"i": 0, "id": "a", "source_image": b"\x00\xffbytes", "edited_image": "/x.png", "instruction": "i"}
-    assert decode_rows(encode_rows([row])) == [row]  # image bytes cross to the actors unchanged
+    assert decode_rows(encode_rows([row])) == [row]
 
 
 def test_the_judge_sees_the_stored_pixels(prepared: Path) -> None:
