@@ -87,8 +87,27 @@ _WRITER_OPTIONS: dict[str, Any] = {
 }
 
 
-class ParquetSink:
-    """A parquet file being written: ``add(row)``, then ``commit()`` (atomic) or ``discard()``."""
+class _CommitOnSuccess:
+    """``with sink:`` commits when the block ends normally and discards on an exception (or interrupt)."""
+
+    def commit(self) -> Path:  # pragma: no cover - defined by each sink
+        raise NotImplementedError
+
+    def discard(self) -> None:  # pragma: no cover - defined by each sink
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - the sink itself
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class ParquetSink(_CommitOnSuccess):
+    """A parquet file being written: ``add(row)``, then ``commit()`` (atomic) or ``discard()``; or ``with`` it."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 64, schema: pa.Schema = SCHEMA) -> None:
         self.path = Path(path)
@@ -167,7 +186,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-class AtomicTextFile:
+class AtomicTextFile(_CommitOnSuccess):
     """A text file written through a hidden temporary file next to ``path``.
 
     ``commit()`` gives it the usual permissions and moves it into place with ``os.replace``; ``discard()`` (or leaving
@@ -191,15 +210,6 @@ class AtomicTextFile:
         if not self._handle.closed:
             self._handle.close()
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> AtomicTextFile:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
 
 
 class JsonlSink(AtomicTextFile):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from editjudge.data.writer import AtomicTextFile
+from editjudge.data.writer import AtomicTextFile, ParquetSink
 from editjudge.judge.result import FAILURE_KINDS, JudgeResult
 
 PREDICTION_FIELDS = (
@@ -121,37 +121,15 @@ def _prediction_schema() -> Any:
     return pa.schema([(name, types.get(name, text)) for name in PREDICTION_FIELDS])
 
 
-class PredictionParquetSink:
+class PredictionParquetSink(ParquetSink):
     """Writes prediction records to parquet (the JSONL's fields, :data:`PREDICTION_FIELDS`, typed) through
     :class:`editjudge.data.writer.ParquetSink`: atomic, fixed writer settings, the same records give the same bytes."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from editjudge.data.writer import ParquetSink
-
-        self._sink = ParquetSink(check_output_path(path), row_group_rows=1024, schema=_prediction_schema())
-        self.path = self._sink.path
-
-    @property
-    def rows(self) -> int:
-        return self._sink.rows
+        super().__init__(check_output_path(path), row_group_rows=1024, schema=_prediction_schema())
 
     def add(self, record: dict[str, Any]) -> None:
-        self._sink.add({name: record.get(name) for name in PREDICTION_FIELDS})
-
-    def commit(self) -> Path:
-        return self._sink.commit()
-
-    def discard(self) -> None:
-        self._sink.discard()
-
-    def __enter__(self) -> PredictionParquetSink:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
+        super().add({name: record.get(name) for name in PREDICTION_FIELDS})
 
 
 def prediction_sink(path: str | os.PathLike[str]) -> PredictionSink | PredictionParquetSink:
