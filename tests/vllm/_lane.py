@@ -110,3 +110,11 @@ def assert_agree(results: list[Any], expected: list[Any], tolerance: float) -> f
         worst = max(worst, abs(got_expected - want.expected_score))
     assert worst <= tolerance, f"expected scores differ by up to {worst:.2e} (tolerance {tolerance:.0e})"
     return worst
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
