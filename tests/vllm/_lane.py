@@ -118,3 +118,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_up(process: Any, url: str, log: Path, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail with the log's end when the process exits or ``timeout_s`` passes
+    (a hang catcher, not a speed limit)."""
+    import time
+
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited ({process.returncode}):\n" + log.read_text(errors="replace")[-4000:])
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not come up in {timeout_s:g} s:\n" + log.read_text(errors="replace")[-4000:])
+        time.sleep(2)

@@ -13,17 +13,15 @@ scores 2-6), so E = 1 + 6·p(7) and dE = 6·p(7)·p(1)·d(log p(7) − log p(1))
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _lane import MAX_NEW_TOKENS, assert_agree, free_port
+from _lane import MAX_NEW_TOKENS, assert_agree, free_port, wait_until_up
 
 pytestmark = pytest.mark.vllm
 BF16_TOLERANCE = 0.25
@@ -32,8 +30,6 @@ START_TIMEOUT_S = 600  # engine start is 36-98 s on 2 busy cores; this only catc
 
 @pytest.fixture(scope="module")
 def server(demo_model: Path, demo_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import httpx
-
     from editjudge.judge.backends.vllm_lora import read_adapter, server_command
 
     port = free_port()
@@ -46,19 +42,7 @@ def server(demo_model: Path, demo_adapter: Path, tmp_path_factory: pytest.TempPa
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the vLLM server exited ({process.returncode}): {shlex.join(command)}\n"
-                            + log.read_text(errors="replace")[-3000:])
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the vLLM server did not come up:\n" + log.read_text(errors="replace")[-3000:])
-            time.sleep(2)
+        wait_until_up(process, url + "/health", log, START_TIMEOUT_S)
         yield url, log
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _lane import MAX_NEW_TOKENS, assert_agree, free_port
+from _lane import MAX_NEW_TOKENS, assert_agree, free_port, wait_until_up
 
 pytestmark = pytest.mark.vllm
 FLOAT32_TOLERANCE = 5e-4  # see test_vllm_backend.py
@@ -28,8 +27,6 @@ START_TIMEOUT_S = 900  # Ray + engine start; only catches a hang
 
 @pytest.fixture(scope="module")
 def service(demo_model: Path, demo_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import httpx
-
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
     env = {**os.environ, "RAY_TMPDIR": str(tmp_path_factory.mktemp("ray"))}
@@ -41,18 +38,7 @@ def service(demo_model: Path, demo_adapter: Path, tmp_path_factory: pytest.TempP
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited ({process.returncode}):\n" + log.read_text(errors="replace")[-4000:])
-            try:
-                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("serve did not come up:\n" + log.read_text(errors="replace")[-4000:])
-            time.sleep(2)
+        wait_until_up(process, url + "/healthz", log, START_TIMEOUT_S)
         yield url, process, log
     finally:
         if process.poll() is None:
