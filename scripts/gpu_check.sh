@@ -160,6 +160,10 @@ run_checks() {
         bench judge_throughput 140 benchmarks/bench_judge_throughput.py --pairs 32 --batch-sizes 1 8 32 \
             --max-new-tokens 64 --repeat 1 --image-size 1024
         bench serve 120 benchmarks/bench_serve.py --no-ray
+        # vLLM against transformers (benchmarks/bench_vllm.py) needs vLLM, Ray and real weights, none of which this
+        # machine has: it is the plan for a GPU box with vLLM (docs/gpu.md), not a check of this run.
+        "$PY" -c "import vllm" 2>/dev/null || echo "=== vllm: not run (no vLLM here); on a GPU box with vLLM:" \
+            "python benchmarks/bench_vllm.py --model Qwen2.5-VL-3B-Instruct --image-size 448 --out bench_vllm_gpu.json"
     else
         export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
         export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

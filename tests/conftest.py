@@ -12,6 +12,17 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``vllm`` need vLLM's own environment (tests/vllm, ``.ci/run``'s vLLM lane): they run only when
+    ``-m`` names the marker (``-m vllm``); every other run deselects them, whatever else its ``-m`` says."""
+    if "vllm" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("vllm") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("vllm") is not None])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep Ray, HF datasets and W&B out of the user's home; never touch a model hub."""

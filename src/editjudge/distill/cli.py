@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     teacher.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     teacher.add_argument("--batch-size", type=int, default=8, help="rows per generate call (transformers, vllm)")
     teacher.add_argument("--device", default=None, help="transformers backend: torch device")
+    from editjudge.judge.cli_common import add_engine_arg
+
+    add_engine_arg(teacher)  # --engine-arg KEY=VALUE: vLLM engine options (vllm backend)
     teacher.add_argument("--price-in", type=float, metavar="USD", help="price per million prompt tokens (for the cost line)")
     teacher.add_argument("--price-out", type=float, metavar="USD", help="price per million completion tokens")
 
@@ -153,6 +156,9 @@ def _backend(args: argparse.Namespace) -> Any:
         options["batch_size"] = args.batch_size
     if args.backend == "transformers" and args.device:
         options["device"] = args.device
+    from editjudge.judge.cli_common import vllm_engine_args
+
+    options.update(vllm_engine_args(args))
     return load_backend(args.backend, args.teacher, args.adapter, **options)
 
 

@@ -59,6 +59,7 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("vllm backend")
     engine.add_argument("--tensor-parallel-size", type=int, default=None, help="GPUs per model (vLLM's default: 1)")
     engine.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM's GPU memory fraction")
+    add_engine_arg(engine)
     server = parser.add_argument_group("openai backend (OpenAI-compatible server, e.g. `vllm serve`)")
     server.add_argument("--base-url", default=None, help="server URL, e.g. http://localhost:8000/v1")
     server.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
@@ -66,6 +67,45 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--retries", type=int, default=3, help="retries on timeouts, connection errors, 429 and 5xx")
     server.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     server.add_argument("--no-logprobs", action="store_true", help="do not ask for logprobs (servers that reject them)")
+
+
+def engine_arg(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → ``(key, value)``: dashes in KEY become underscores (vLLM's CLI spelling works too), VALUE is
+    read as a YAML scalar or flow collection (``true``, ``4``, ``0.5``, ``'{"image": 2}'``; a bare word stays text)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. max_model_len=4096")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not JSON/YAML: {exc}") from None
+
+
+def add_engine_arg(group: Any) -> None:
+    """The repeatable ``--engine-arg KEY=VALUE`` (vLLM engine options, e.g. ``vllm.LLM``'s keyword arguments)."""
+    group.add_argument(
+        "--engine-arg", action="append", type=engine_arg, default=[], metavar="KEY=VALUE",
+        help="a vLLM engine option (an `vllm.LLM` / `AsyncEngineArgs` keyword), repeatable; VALUE is read as JSON/YAML, "
+        "e.g. --engine-arg max_model_len=4096 --engine-arg enforce_eager=true --engine-arg "
+        "'limit_mm_per_prompt={\"image\": 2}'. The adapter's needs (enable_lora, max_lora_rank, "
+        "enable_tower_connector_lora) are set from the adapter itself",
+    )
+
+
+def vllm_engine_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The vLLM engine options of the command line: the named flags, then every ``--engine-arg`` (later wins).
+
+    ``ValueError`` when engine options are given to a backend that runs no vLLM engine."""
+    named = {"tensor_parallel_size": getattr(args, "tensor_parallel_size", None),
+             "gpu_memory_utilization": getattr(args, "gpu_memory_utilization", None)}
+    options = {k: v for k, v in named.items() if v is not None}
+    options.update(dict(getattr(args, "engine_arg", None) or []))
+    if options and args.backend != "vllm":
+        raise ValueError(f"vLLM engine options ({', '.join(sorted(options))}) need --backend vllm, not {args.backend}")
+    return options
 
 
 def prepare_report(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,7 +154,6 @@ def judge_from_args(args: argparse.Namespace) -> Any:
         check_model_paths(model=args.model, adapter=args.adapter)  # at once, no hub retries
     if args.processor and not os.path.isdir(os.path.expanduser(args.processor)):
         raise FileNotFoundError(f"--processor {args.processor}: no such folder (give prepare's --processor folder)")
-    sizing = image_sizing(args)
     options: dict[str, Any] = {}
     if args.backend == "openai":
         options.update(
@@ -129,19 +168,17 @@ def judge_from_args(args: argparse.Namespace) -> Any:
         options["batch_size"] = args.batch_size
     if args.backend == "transformers":
         options.update(device=args.device, dtype=args.dtype, merge_adapter=args.merge_adapter)
-    if args.backend == "vllm":
-        engine = {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization}
-        options.update({k: v for k, v in engine.items() if v is not None})
-    return Judge(
-        args.model,
-        adapter=args.adapter,
-        backend=args.backend,
-        template=args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
-        sizing=sizing,
-        num_samples=args.samples,
-        temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        progress=True,
-        **options,
-    )
+    options.update(vllm_engine_args(args))
+    return Judge(args.model, adapter=args.adapter, backend=args.backend, progress=True, **judge_settings(args), **options)
+
+
+def judge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~editjudge.judge.Judge` settings every backend shares: prompt template, image sizing, sampling."""
+    return {
+        "template": args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
+        "sizing": image_sizing(args),
+        "num_samples": args.samples,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+    }

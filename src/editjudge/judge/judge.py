@@ -48,6 +48,18 @@ def describe_image(image: ImageInput) -> str:
     return f"<{type(image).__name__}>"
 
 
+def input_failure(exc: Exception) -> JudgeResult:
+    """The result of an edit whose request could not be built (unreadable image, empty instruction…)."""
+    reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
+    message = imgs.stable_message(exc) or type(exc).__name__
+    return failed("input_error", f"{reason}: {message}" if reason else message)
+
+
+def result_of(output: ItemOutput) -> JudgeResult:
+    """A backend's output for one edit → its :class:`JudgeResult` (the error, or the combined generations)."""
+    return JudgeResult(error=output.error) if output.error else combine(output.generations)
+
+
 class Judge:
     """Score image edits with a trained judge.
 
@@ -136,12 +148,10 @@ class Judge:
                 requests.append(self.request(edit.source, edit.edited, edit.instruction))
                 positions.append(i)
             except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the batch
-                reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
-                message = imgs.stable_message(exc) or type(exc).__name__
-                results[i] = failed("input_error", f"{reason}: {message}" if reason else message)
+                results[i] = input_failure(exc)
         outputs: list[ItemOutput] = self.backend.generate(requests, self.sampling) if requests else []
         for i, output in zip(positions, outputs):
-            results[i] = JudgeResult(error=output.error) if output.error else combine(output.generations)
+            results[i] = result_of(output)
         return [r for r in results if r is not None]
 
     def best_of_n(self, source: ImageInput, candidates: Sequence[ImageInput], instruction: str) -> Ranking:

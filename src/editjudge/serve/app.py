@@ -342,8 +342,12 @@ class Ingress:
 
 
 def build_app(settings: ServeSettings) -> Any:
-    """The bound Serve application: ``serve.run(build_app(settings))``."""
-    model = JudgeModel.options(
+    """The bound Serve application: ``serve.run(build_app(settings))``. With ``--backend vllm`` the replicas run
+    vLLM's async engine (continuous batching, :mod:`editjudge.serve.vllm_replica`) instead of ``serve.batch``."""
+    replica = JudgeModel
+    if settings.judge_args.backend == "vllm":
+        from editjudge.serve.vllm_replica import VLLMJudgeModel as replica  # noqa: N813
+    model = replica.options(
         num_replicas=settings.replicas,
         ray_actor_options={"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica},
         max_ongoing_requests=max(2 * settings.max_batch, 16),  # items queue in the replica's batcher, not the router

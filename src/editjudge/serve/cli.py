@@ -75,6 +75,12 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     if not is_loopback(args.host) and not args.token_env and not args.insecure_no_token:
         return (f"--host {args.host} is reachable from other machines: set --token-env VAR (a bearer token), "
                 "or pass --insecure-no-token")
+    from editjudge.judge.cli_common import vllm_engine_args
+
+    try:
+        vllm_engine_args(args)  # engine options only with --backend vllm
+    except ValueError as exc:
+        return str(exc)
     if args.allow_paths and not Path(args.allow_paths).is_dir():
         return f"--allow-paths {args.allow_paths}: no such folder"
     if args.backend != "openai":

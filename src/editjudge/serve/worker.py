@@ -51,7 +51,7 @@ class JudgeWorker:
         self.judge.progress = False
         self._views: dict[int, Any] = {self.judge.sampling.num_samples: self.judge}
 
-    def _judge_for(self, samples: int | None) -> Any:
+    def judge_for(self, samples: int | None) -> Any:
         """The judge, or a view of it drawing ``samples`` responses (Avg@k; sampled at the judge's temperature or 1)."""
         k = samples or self.judge.sampling.num_samples
         if k not in self._views:
@@ -71,6 +71,6 @@ class JudgeWorker:
             groups.setdefault(item.get("samples") or self.judge.sampling.num_samples, []).append(i)
         for samples, positions in groups.items():
             edits = [EditItem(items[i]["source"], items[i]["edited"], items[i]["instruction"]) for i in positions]
-            for i, result in zip(positions, self._judge_for(samples).score_many(edits, progress=False)):
+            for i, result in zip(positions, self.judge_for(samples).score_many(edits, progress=False)):
                 results[i] = result_payload(result)
         return [r for r in results if r is not None]

@@ -90,6 +90,18 @@ def _usage(completion: Any) -> dict[str, int] | None:
     return {k: int(v) for k, v in counts.items() if isinstance(v, int)} or None
 
 
+def _serve_hint(adapter: str) -> str:
+    """The vLLM server command for ``adapter`` with the options it needs (e.g. ``--enable-tower-connector-lora``)."""
+    import shlex
+
+    from editjudge.judge.backends.vllm_lora import read_adapter, server_command
+
+    try:
+        return "`" + shlex.join(server_command("BASE_MODEL", read_adapter(adapter))) + "`"
+    except ValueError as exc:
+        return f"with vLLM's --enable-lora --lora-modules judge=ADAPTER; {exc}"
+
+
 class OpenAIBackend:
     """Chat completions against ``base_url`` (default: the ``OPENAI_BASE_URL`` / OpenAI endpoint)."""
 
@@ -111,10 +123,8 @@ class OpenAIBackend:
         import openai
 
         if adapter:
-            raise ValueError(
-                "the openai backend cannot load an adapter: serve it (e.g. `vllm serve BASE --enable-lora "
-                "--lora-modules judge=ADAPTER`) and pass its served name as the model"
-            )
+            raise ValueError(f"the openai backend cannot load an adapter: serve it ({_serve_hint(adapter)}) and pass "
+                             "its served name (judge) as the model")
         self.model = model
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)

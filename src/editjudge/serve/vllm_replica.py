@@ -1,0 +1,58 @@
+"""The judge replica of ``serve --backend vllm``: vLLM's async engine, continuous batching, no ``serve.batch``.
+
+:class:`~editjudge.serve.app.JudgeModel` (the other backends) waits up to ``--batch-wait-ms`` for a ``serve.batch``
+to fill, then scores it in one ``generate`` call, so a request that arrives while a batch runs waits for the whole
+batch. Here each item goes straight into vLLM's ``AsyncLLM``: its scheduler adds the request to the running batch at
+the next step and returns it as soon as its answer is done. The interface is :class:`JudgeModel`'s (``score(item)``,
+``ready()``), so the ingress, limits, metrics and API are the same; ``batch`` in each result reports the requests
+the engine held when this one joined (the histogram of ``/metrics`` shows the continuous batch's size).
+
+Images are decoded and sized off the event loop (the judge's own request building), then the engine runs them.
+"""
+
+import asyncio
+import copy
+import uuid
+from typing import Any
+
+from ray import serve
+
+from editjudge.serve.app import ServeSettings
+
+
+@serve.deployment(name="JudgeModel")
+class VLLMJudgeModel:
+    """One ``AsyncLLM`` per replica; every request joins its running batch as it arrives."""
+
+    async def __init__(self, settings: ServeSettings) -> None:
+        from editjudge.judge import Judge
+        from editjudge.judge.backends.vllm_async import AsyncVLLMEngine
+        from editjudge.judge.cli_common import judge_settings, vllm_engine_args
+        from editjudge.serve.worker import JudgeWorker
+
+        args = copy.copy(settings.judge_args)
+        self.engine = AsyncVLLMEngine(args.model, args.adapter, **vllm_engine_args(args))
+        await self.engine.start()
+        # The Judge holds the prompt template, image sizing and sampling (Avg@k views per `samples`); its backend is
+        # this engine, driven here one request at a time instead of through Judge.score_many.
+        self.worker = JudgeWorker.from_judge(Judge.from_backend(self.engine, **judge_settings(args)))
+        self._replica = uuid.uuid4().hex[:12]
+        self._requests = 0
+
+    async def score(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One decoded item (``source``, ``edited`` bytes, ``instruction``, ``samples``) → its result payload."""
+        from editjudge.judge.judge import input_failure, result_of
+        from editjudge.serve.worker import result_payload
+
+        judge = self.worker.judge_for(item.get("samples"))
+        self._requests += 1
+        batch = [self._replica, self._requests, self.engine.in_flight + 1]
+        try:
+            request = await asyncio.to_thread(judge.request, item["source"], item["edited"], item["instruction"])
+        except Exception as exc:  # noqa: BLE001 - an unusable image is this item's error, like Judge.score_many's
+            return {**result_payload(input_failure(exc)), "batch": batch}
+        output = await self.engine.generate(request, judge.sampling)
+        return {**result_payload(result_of(output)), "batch": batch}
+
+    async def ready(self) -> bool:
+        return True
