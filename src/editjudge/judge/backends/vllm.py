@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
-from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
+from editjudge.formats import JudgmentFormat
+from editjudge.formats.slots import choices_from_top
 from editjudge.judge.request import JudgeRequest
-from editjudge.judge.result import Generation
+from editjudge.judge.result import Generation, generation_from_slots
 
 
 def _import_vllm() -> Any:
@@ -78,15 +79,18 @@ class VLLMBackend:
             for r in requests
         ]
         outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
-        return [ItemOutput(generations=tuple(_generation(c) for c in out.outputs)) for out in outputs]
+        return [
+            ItemOutput(generations=tuple(_generation(c, r.format) for c in out.outputs))
+            for r, out in zip(requests, outputs)
+        ]
 
 
-def _generation(completion: Any) -> Generation:
-    """A vLLM ``CompletionOutput`` → text + digit log-probabilities at the answer step."""
+def _generation(completion: Any, fmt: JudgmentFormat) -> Generation:
+    """A vLLM ``CompletionOutput`` → text + the format's choice log-probabilities at each answer slot."""
     steps = completion.logprobs or []
     tokens = [step[token_id].decoded_token or "" for token_id, step in zip(completion.token_ids, steps)]
-    index = answer_digit_index(tokens)
-    logprobs = None
-    if index is not None:
-        logprobs = digit_logprobs_from_top([(lp.decoded_token, lp.logprob) for lp in steps[index].values()]) or None
-    return Generation(text=completion.text, answer_logprobs=logprobs)
+    slots = [
+        choices_from_top([(lp.decoded_token, lp.logprob) for lp in steps[index].values()], fmt.choice_tokens) or None
+        for index in fmt.answer_slots(tokens)
+    ]
+    return generation_from_slots(completion.text, slots)
