@@ -93,3 +93,18 @@ def test_score_response_keeps_its_keys_in_order() -> None:
     keys = ["score", "format", "accuracy", "parsed", "pred", "abs_error"]
     assert list(score_response("<think>r</think><answer>7</answer>", "7", DEFAULT_OPTIONS)) == keys
     assert list(score_response("nothing", "7", DEFAULT_OPTIONS)) == keys
+
+
+def test_judge_verbs_refuse_an_unknown_format_before_loading_anything(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("")
+    out = subprocess.run(
+        [sys.executable, "-m", "editjudge.cli", "score", "--model", str(tmp_path / "no-model"), "--format", "pairz",
+         "--manifest", str(manifest), "--out", str(tmp_path / "p.jsonl")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "unknown judgment format 'pairz'" in out.stderr and "pointwise" in out.stderr

@@ -28,8 +28,13 @@ def get_format(spec: str | JudgmentFormat | None = None) -> JudgmentFormat:
     name = spec.strip()
     found = _BY_NAME.get(name)
     if found is None:
-        raise ValueError(f"unknown judgment format {spec!r}: use one of {sorted(_BY_NAME)}")
+        raise ValueError(f"unknown judgment format {spec!r}: use one of {format_names()}")
     return found
+
+
+def format_names() -> list[str]:
+    """The names a format spec may start with (for ``--help`` and errors)."""
+    return sorted(_BY_NAME)
 
 
 def format_for_data_source(data_source: object) -> JudgmentFormat:
@@ -40,5 +45,5 @@ def format_for_data_source(data_source: object) -> JudgmentFormat:
 
 __all__ = [
     "DEFAULT_FORMAT", "JudgmentFormat", "POINTWISE", "PointwiseFormat", "RewardRule", "Verdict", "digit_credit",
-    "format_for_data_source", "get_format",
+    "format_for_data_source", "format_names", "get_format",
 ]
