@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
-from editjudge.formats import POINTWISE, JudgmentFormat, format_for_data_source
+from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
 from editjudge.formats.pointwise import UNPARSED_ABS_ERROR, UNPARSED_PRED
 
 __all__ = [
@@ -140,7 +140,7 @@ def compute_score(
     ``extra_info`` is accepted and not used (the reward depends on the response and the label only). ``kwargs`` are the options of :class:`RewardOptions` (from ``reward_kwargs``) plus verl's own runtime
     keywords, which are ignored; any other name raises ``TypeError``. Never raises for any ``solution_str``.
     """
-    return score_response(solution_str, ground_truth, _options(kwargs), format_for_data_source(data_source))
+    return score_response(solution_str, ground_truth, _options(kwargs), format_for_row(data_source, ground_truth))
 
 
 # ---------------------------------------------------------------- TRL adapter
@@ -190,7 +190,7 @@ class _TrlRewardTerm:
             )
         if len(ground_truth) != len(completions):
             raise ValueError(f"got {len(completions)} completions but {len(ground_truth)} ground truths")
-        formats = _row_formats(kwargs.get("data_source"), len(completions))
+        formats = _row_formats(kwargs.get("data_source"), ground_truth)
         verdicts = [fmt.parse(completion_text(c)) for fmt, c in zip(formats, completions)]
         if self.term == "format":
             return [1.0 if v.has_think else 0.0 for v in verdicts]
@@ -207,13 +207,13 @@ class _TrlRewardTerm:
         return [p["accuracy"] for p in parts]
 
 
-def _row_formats(data_sources: Sequence[Any] | None, n: int) -> list[JudgmentFormat]:
+def _row_formats(data_sources: Sequence[Any] | None, ground_truth: Sequence[Any]) -> list[JudgmentFormat]:
     """Each row's format from TRL's ``data_source`` column (absent: the default format for every row)."""
     if data_sources is None:
-        return [POINTWISE] * n
-    if len(data_sources) != n:
-        raise ValueError(f"got {n} completions but {len(data_sources)} data_source values")
-    return [format_for_data_source(ds) for ds in data_sources]
+        return [POINTWISE] * len(ground_truth)
+    if len(data_sources) != len(ground_truth):
+        raise ValueError(f"got {len(ground_truth)} ground truths but {len(data_sources)} data_source values")
+    return [format_for_row(ds, gt) for ds, gt in zip(data_sources, ground_truth)]
 
 
 def trl_reward_funcs(**reward_kwargs: Any) -> list[Callable[..., list[float]]]:

@@ -92,8 +92,9 @@ class JudgmentFormat(Protocol):
         """``{"accuracy": 0..1, **extras}``: the reward's accuracy term and per-part extras (same keys every call)."""
         ...
 
-    def answer_slots(self, tokens: Sequence[str]) -> list[int]:
-        """Indices of the generated tokens (decoded text, in order) where :attr:`choice_tokens` are read."""
+    def answer_slots(self, tokens: Sequence[str]) -> list[Any]:
+        """The :class:`~editjudge.formats.slots.Slot` s (token index + the prefix of that token before the value) of
+        the generated tokens (decoded text, in order) where :attr:`choice_tokens` are read."""
         ...
 
     def read_slots(self, slot_logprobs: Sequence[Mapping[str, float] | None]) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from editjudge import prompts
 from editjudge.answer import ParsedResponse, parse_response
 from editjudge.formats.base import RewardRule, digit_credit
-from editjudge.formats.slots import DIGITS, answer_digit_index, expected_score
+from editjudge.formats.slots import DIGITS, Slot, expected_score, first_choice_after
 
 _LABELS = {str(d): d for d in range(prompts.SCORE_MIN, prompts.SCORE_MAX + 1)}
 ROLES = ("source", "edited")
@@ -93,9 +93,10 @@ class PointwiseFormat:
         distance = abs(score - label)
         return {"accuracy": digit_credit(distance, options), "pred": score, "abs_error": distance}
 
-    def answer_slots(self, tokens: Sequence[str]) -> list[int]:
-        index = answer_digit_index(tokens)
-        return [] if index is None else [index]
+    def answer_slots(self, tokens: Sequence[str]) -> list[Slot]:
+        """The first digit that begins the answer (after ``<answer>``, whitespace allowed)."""
+        slot = first_choice_after(tokens, DIGITS)
+        return [] if slot is None else [slot]
 
     def read_slots(self, slot_logprobs: Sequence[Mapping[str, float] | None]) -> float | None:
         """The expected score Σ k·p(k) at the answer digit (None without probabilities)."""

@@ -10,42 +10,87 @@ format's ``answer_slots``) and hand over the choices' log-probabilities; everyth
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
+from typing import NamedTuple
 
 from editjudge.prompts import ANSWER_OPEN, SCORE_MAX, SCORE_MIN
 
 DIGITS: tuple[str, ...] = tuple(str(k) for k in range(SCORE_MIN, SCORE_MAX + 1))
+_NON_SPACE = re.compile(r"\S")
 
 
-def tag_follows(tokens: Sequence[str], tag: str, start: int = 0) -> list[int]:
-    """Indices ``i >= start`` of the tokens that directly follow ``tag`` (whitespace between allowed), in order.
+class Slot(NamedTuple):
+    """Where an answer value begins in the generated tokens: the token ``index`` and the ``prefix`` of that token's
+    text that comes before the value (``""`` when the value starts a token; ``">"`` when a tokenizer merged the end
+    of ``<answer>`` with the value, as Qwen's byte-level BPE does with letters: ``<answer`` + ``>A``)."""
 
-    ``tokens`` are decoded token texts; ``tag`` may span several tokens (real tokenizers) or be one added token
-    (the tiny model). Linear time: only the last ``len(tag)`` characters of the text so far are kept (``core``: the
-    text without its trailing whitespace, ``space``: that whitespace), so ``core.endswith(tag)`` equals
-    ``prefix.rstrip().endswith(tag)``.
+    index: int
+    prefix: str
+
+
+def values_after(tokens: Sequence[str], tag: str, start: int = 0) -> list[Slot]:
+    """Every place where a value begins after ``tag`` (whitespace between allowed) in tokens ``>= start``, in order.
+
+    ``tokens`` are decoded token texts; ``tag`` may span several tokens, be one added token (the tiny model), or
+    share a token with the value. Linear in the text: one join, ``str.find`` for the tag, a bisection per hit.
     """
-    keep = len(tag)
-    core = space = ""
-    found: list[int] = []
-    for i, token in enumerate(tokens):
-        if i >= start and token.strip() and core.endswith(tag):
-            found.append(i)
-        body = token.rstrip()
-        if body:
-            core = (core + space + body)[-keep:]
-            space = token[len(body) :][-keep:]
-        else:
-            space = (space + token)[-keep:]
+    text = "".join(tokens)
+    ends = list(accumulate(len(tok) for tok in tokens))  # ends[i]: where token i ends in ``text``
+    found: list[Slot] = []
+    at = text.find(tag)
+    while at >= 0:
+        match = _NON_SPACE.search(text, at + len(tag))
+        if match is None:
+            break
+        body = match.start()
+        index = bisect_right(ends, body)
+        if index >= start:
+            found.append(Slot(index, text[ends[index] - len(tokens[index]) : body]))
+        at = text.find(tag, at + len(tag))
     return found
 
 
-def first_choice_after(tokens: Sequence[str], choices: Sequence[str], tag: str = ANSWER_OPEN) -> int | None:
-    """Index of the first token that is one of ``choices`` and directly follows ``tag``, else None."""
-    for i in tag_follows(tokens, tag):
-        if tokens[i] in choices:
-            return i
+def starts_choice(token: str, prefix: str, choices: Sequence[str]) -> str | None:
+    """The choice a token text begins at a slot with ``prefix`` (the text after the prefix is a start of exactly
+    that choice), or None. Digits: only the token ``"7"`` begins ``"7"``; pairwise: ``"t"``, ``"tie"`` begin tie."""
+    if not token.startswith(prefix) or len(token) == len(prefix):
+        return None
+    rest = token[len(prefix) :]
+    hits = [c for c in choices if c.startswith(rest)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def first_choice_after(tokens: Sequence[str], choices: Sequence[str], tag: str = ANSWER_OPEN) -> Slot | None:
+    """The first slot after ``tag`` whose token begins one of ``choices``, else None."""
+    for slot in values_after(tokens, tag):
+        if starts_choice(tokens[slot.index], slot.prefix, choices) is not None:
+            return slot
     return None
+
+
+def choice_logprobs(
+    candidates: Iterable[tuple[str, float]], prefix: str = "", choices: Sequence[str] = DIGITS
+) -> dict[str, float]:
+    """Each choice's log-probability at a slot from ``(token text, log-probability)`` candidates (a server's
+    top-logprobs, or a vocabulary): the texts that begin a choice (:func:`starts_choice`) add their probabilities;
+    the same text listed twice counts once, at its best (servers list the sampled token beside its top-k)."""
+    best: dict[str, float] = {}
+    for token, logprob in candidates:
+        value = float(logprob)
+        if math.isfinite(value) and starts_choice(token, prefix, choices) is not None:
+            if token not in best or value > best[token]:
+                best[token] = value
+    by_choice: dict[str, list[float]] = {}
+    for token, value in best.items():
+        by_choice.setdefault(starts_choice(token, prefix, choices), []).append(value)  # type: ignore[arg-type]
+    out = {}
+    for choice, values in by_choice.items():
+        top = max(values)
+        out[choice] = top if len(values) == 1 else top + math.log(sum(math.exp(v - top) for v in values))
+    return out
 
 
 def normalised(logprobs: Mapping[str, float] | None, choices: Sequence[str]) -> dict[str, float] | None:
@@ -64,7 +109,8 @@ def normalised(logprobs: Mapping[str, float] | None, choices: Sequence[str]) -> 
 def answer_digit_index(tokens: Sequence[str]) -> int | None:
     """Index of the first digit token that directly follows ``<answer>`` (whitespace allowed), else None: the
     pointwise format's one answer slot."""
-    return first_choice_after(tokens, DIGITS)
+    slot = first_choice_after(tokens, DIGITS)
+    return None if slot is None else slot.index
 
 
 def expected_score(digit_logprobs: Mapping[str, float] | None) -> float | None:
@@ -84,19 +130,7 @@ def expected_score(digit_logprobs: Mapping[str, float] | None) -> float | None:
     return sum(k * w for k, w in weights) / total
 
 
-def choices_from_top(
-    top_logprobs: Mapping[str, float] | Sequence[tuple[str, float]], choices: Sequence[str] = DIGITS
-) -> dict[str, float]:
-    """Keep the ``choices`` entries of one step's top-logprobs (token text → log-probability); the best wins on
-    repeats (a server may list one text under several token ids)."""
-    items = top_logprobs.items() if isinstance(top_logprobs, Mapping) else top_logprobs
-    out: dict[str, float] = {}
-    for token, logprob in items:
-        if token in choices and (token not in out or logprob > out[token]):
-            out[token] = float(logprob)
-    return out
-
-
 def digit_logprobs_from_top(top_logprobs: Mapping[str, float] | Sequence[tuple[str, float]]) -> dict[str, float]:
     """Keep the digit entries of one step's top-logprobs (token text → log-probability); the best wins on repeats."""
-    return choices_from_top(top_logprobs, DIGITS)
+    items = top_logprobs.items() if isinstance(top_logprobs, Mapping) else top_logprobs
+    return choice_logprobs(items, "", DIGITS)

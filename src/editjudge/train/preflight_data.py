@@ -291,7 +291,7 @@ def label_problems(parquet: Any) -> list[str]:
     (routed by ``data_source`` as the reward routes it; pointwise: :func:`~editjudge.reward.parse_label`)."""
     import pyarrow.compute as pc
 
-    from editjudge.formats import format_for_data_source
+    from editjudge.formats import format_for_row
 
     columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
     found: list[str] = []
@@ -301,7 +301,7 @@ def label_problems(parquet: Any) -> list[str]:
         sources = batch.column(1).to_pylist() if len(columns) > 1 else [None] * len(truths)
         for truth, source in zip(truths, sources):
             try:
-                format_for_data_source(source).parse_label(truth)
+                format_for_row(source, truth).parse_label(truth)
             except ValueError:
                 found.append(f"row {index}: {truth!r}")
             index += 1

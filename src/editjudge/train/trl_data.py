@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import prompts
-from editjudge.formats import POINTWISE, JudgmentFormat, format_for_data_source
+from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
 
 WARM_START_THINK = "ok"
 WARM_START_DIGITS = POINTWISE.warm_start_values()
@@ -41,7 +41,7 @@ class Examples:
         """Each row's judgment format."""
         if self.data_source is None:
             return [POINTWISE] * len(self)
-        return [format_for_data_source(ds) for ds in self.data_source]
+        return [format_for_row(ds, gt) for ds, gt in zip(self.data_source, self.ground_truth)]
 
     def __len__(self) -> int:
         return len(self.ground_truth)
@@ -81,8 +81,8 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
                                  f"{count} images")
             if truth is None:
                 raise ValueError(f"{path} row {i}: reward_model.ground_truth is missing")
-            fmt = format_for_data_source(data_source)
             try:
+                fmt = format_for_row(data_source, truth)
                 fmt.parse_label(truth)
             except ValueError as exc:
                 raise ValueError(f"{path} row {i}: {exc}") from None

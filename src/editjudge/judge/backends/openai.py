@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from editjudge.formats import JudgmentFormat
-from editjudge.formats.slots import choices_from_top
+from editjudge.formats.slots import choice_logprobs
 from editjudge.judge.backends import ItemOutput, SamplingOptions
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation, generation_from_slots
@@ -76,10 +76,10 @@ def _slot_logprobs(logprobs: Any, fmt: JudgmentFormat) -> list[dict[str, float] 
         return []
     try:
         slots = []
-        for step in fmt.answer_slots([entry.token for entry in content]):
-            entry = content[step]
+        for slot in fmt.answer_slots([entry.token for entry in content]):
+            entry = content[slot.index]
             pairs = [(entry.token, entry.logprob)] + [(top.token, top.logprob) for top in entry.top_logprobs or []]
-            slots.append(choices_from_top(pairs, fmt.choice_tokens) or None)
+            slots.append(choice_logprobs(pairs, slot.prefix, fmt.choice_tokens) or None)
         return slots
     except (AttributeError, TypeError, ValueError) as exc:
         raise MalformedResponse(f"unreadable 'logprobs' in the response: {exc}") from exc

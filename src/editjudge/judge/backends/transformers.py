@@ -14,6 +14,7 @@ from typing import Any
 
 from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
 from editjudge.formats import JudgmentFormat
+from editjudge.formats.slots import starts_choice
 from editjudge.judge.logprobs import DIGITS
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation, generation_from_slots
@@ -62,7 +63,8 @@ class TransformersBackend:
             if merge_adapter:
                 net = net.merge_and_unload()
         self.model = net.to(self.device).eval()
-        self._choice_ids: dict[tuple[str, ...], list[int]] = {}
+        self._choice_ids: dict[tuple[str, tuple[str, ...]], dict[str, list[int]]] = {}
+        self._texts: list[str] | None = None
         self.digit_ids = self.choice_token_ids(DIGITS)
 
     @classmethod
@@ -77,24 +79,46 @@ class TransformersBackend:
         self.model = model.eval()
         self.device = str(next(model.parameters()).device)
         self._choice_ids = {}
+        self._texts = None
         self.digit_ids = self.choice_token_ids(DIGITS)
         return self
 
     def choice_token_ids(self, choices: tuple[str, ...]) -> list[int]:
         """The token id of each choice (a format's answer tokens); ``ValueError`` when one is not a single token."""
-        if choices not in self._choice_ids:
+        tokenizer = self.processor.tokenizer
+        ids = []
+        for choice in choices:
+            encoded = tokenizer.encode(choice, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise ValueError(
+                    f"the tokenizer splits the answer token {choice!r} into {len(encoded)} tokens; the judge needs "
+                    "single-token answers to read answer probabilities (Qwen2/2.5-VL tokenizers have them)"
+                )
+            ids.append(encoded[0])
+        return ids
+
+    def choice_ids_at(self, prefix: str, choices: tuple[str, ...]) -> dict[str, list[int]]:
+        """The vocabulary ids whose text begins each choice at a slot with ``prefix`` (see
+        :func:`editjudge.formats.slots.starts_choice`); one id per digit in the usual case, found by a scan of the
+        vocabulary's texts (once per prefix) otherwise — e.g. ``>A`` where Qwen's BPE merges the tag with a letter."""
+        key = (prefix, choices)
+        if key not in self._choice_ids:
+            if not prefix and all(len(c) == 1 for c in choices):  # only the choice's own token begins it
+                ids: dict[str, list[int]] = {c: [i] for c, i in zip(choices, self.choice_token_ids(choices))}
+            else:
+                ids = {}
+                for token_id, text in enumerate(self._vocab_texts()):
+                    choice = starts_choice(text, prefix, choices)
+                    if choice is not None:
+                        ids.setdefault(choice, []).append(token_id)
+            self._choice_ids[key] = ids
+        return self._choice_ids[key]
+
+    def _vocab_texts(self) -> list[str]:
+        if self._texts is None:
             tokenizer = self.processor.tokenizer
-            ids = []
-            for choice in choices:
-                encoded = tokenizer.encode(choice, add_special_tokens=False)
-                if len(encoded) != 1:
-                    raise ValueError(
-                        f"the tokenizer splits the answer token {choice!r} into {len(encoded)} tokens; the judge needs "
-                        "single-token answers to read answer probabilities (Qwen2/2.5-VL tokenizers have them)"
-                    )
-                ids.append(encoded[0])
-            self._choice_ids[choices] = ids
-        return self._choice_ids[choices]
+            self._texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+        return self._texts
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
         """One output per request; a failing batch is retried item by item so one bad item cannot sink the rest."""
@@ -150,11 +174,12 @@ class TransformersBackend:
 
         tokenizer = self.processor.tokenizer
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        choice_ids = self.choice_token_ids(fmt.choice_tokens)
-        if not set(choice_ids).intersection(ids):
-            return Generation(text=text)
         slots = []
-        for step in fmt.answer_slots([tokenizer.decode([t]) for t in ids]):
-            row_logprobs = torch.log_softmax(step_logits[step][row].float(), dim=-1)
-            slots.append(dict(zip(fmt.choice_tokens, row_logprobs[choice_ids].tolist())))
+        for slot in fmt.answer_slots([tokenizer.decode([t]) for t in ids]):
+            row_logprobs = torch.log_softmax(step_logits[slot.index][row].float(), dim=-1)
+            by_choice = self.choice_ids_at(slot.prefix, fmt.choice_tokens)
+            slots.append({
+                choice: float(row_logprobs[ids_[0]]) if len(ids_) == 1 else float(torch.logsumexp(row_logprobs[ids_], 0))
+                for choice, ids_ in by_choice.items()
+            })
         return generation_from_slots(text, slots)

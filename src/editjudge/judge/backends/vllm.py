@@ -12,7 +12,7 @@ from typing import Any
 
 from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
 from editjudge.formats import JudgmentFormat
-from editjudge.formats.slots import choices_from_top
+from editjudge.formats.slots import choice_logprobs
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation, generation_from_slots
 
@@ -90,7 +90,8 @@ def _generation(completion: Any, fmt: JudgmentFormat) -> Generation:
     steps = completion.logprobs or []
     tokens = [step[token_id].decoded_token or "" for token_id, step in zip(completion.token_ids, steps)]
     slots = [
-        choices_from_top([(lp.decoded_token, lp.logprob) for lp in steps[index].values()], fmt.choice_tokens) or None
-        for index in fmt.answer_slots(tokens)
+        choice_logprobs([(lp.decoded_token or "", lp.logprob) for lp in steps[slot.index].values()], slot.prefix,
+                        fmt.choice_tokens) or None
+        for slot in fmt.answer_slots(tokens)
     ]
     return generation_from_slots(completion.text, slots)
