@@ -101,7 +101,12 @@ def test_non_strings_are_no_answer(value: object) -> None:
 @given(any_text)
 def test_never_raises_and_the_fast_path_agrees_with_the_full_rules(text: str) -> None:
     parsed = parse_response(text)
-    assert parsed == answer._classify(text)
+    fast = answer._well_formed_envelope(text)
+    assert fast is None or fast == answer._classify(text)  # the fast path never disagrees with the full rules
+    envelope = answer.parse_envelope(text)
+    assert envelope == answer._classify(text)
+    assert (parsed.think, parsed.answer_text) == (envelope.think, envelope.answer_text)
+    assert envelope.error is None or parsed.error == envelope.error
     assert isinstance(parsed, ParsedResponse)
     assert (parsed.error is None) == parsed.parsed
     assert parsed.error is None or parsed.error in REASONS

@@ -1,5 +1,10 @@
 """Parse a judge's response: the one parser shared by the reward, every judge backend and evaluation.
 
+Two layers. The **envelope** (:func:`parse_envelope`) is the same for every judgment format: the response's
+structure, ``<think>reasoning</think><answer>BODY</answer>``, read strictly with the structural reasons below. The
+**body** is the format's own grammar (:mod:`editjudge.formats`); :func:`parse_response` is the seed's pointwise
+reading of it — one number 0..9 — and what the rest of this docstring describes.
+
 A response is *well-formed* when, ignoring surrounding whitespace, it is exactly::
 
     <think>reasoning</think><answer>N</answer>      (whitespace allowed between the two blocks)
@@ -40,16 +45,34 @@ from editjudge.prompts import ANSWER_CLOSE, ANSWER_OPEN, SCORE_MAX, SCORE_MIN, T
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits only: [0-9], not \d
 _MAX_NUMBER_CHARS = 32
 
-REASONS = (
+#: The envelope's reasons (structure), the same for every format.
+ENVELOPE_REASONS = (
     "no_answer",
     "multiple_answers",
     "malformed_think",
     "answer_before_think",
     "nested_tags",
     "text_outside_tags",
-    "non_numeric_answer",
-    "out_of_range",
 )
+#: Every reason of the pointwise reading: the envelope's, then the number's.
+REASONS = (*ENVELOPE_REASONS, "non_numeric_answer", "out_of_range")
+
+
+class Envelope(NamedTuple):
+    """A response's structure: the reasoning and the answer's text, or the structural reason it is malformed.
+
+    ``answer_text`` is set whenever one ``<answer>…</answer>`` pair was found (also when the structure around it
+    is wrong, so a reason can show what was answered); ``think`` when the reasoning block was read.
+    """
+
+    think: str | None = None
+    answer_text: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the structure is well-formed (the body may still be refused by a format's grammar)."""
+        return self.error is None and self.answer_text is not None
 
 
 class ParsedResponse(NamedTuple):
@@ -63,6 +86,11 @@ class ParsedResponse(NamedTuple):
     think: str | None = None
     answer_text: str | None = None
     error: str | None = None
+
+    @property
+    def answer(self) -> int | None:
+        """The format's answer (:class:`editjudge.formats.base.Verdict`): the score."""
+        return self.score
 
     @property
     def parsed(self) -> bool:
@@ -82,14 +110,23 @@ def _blank(text: str) -> bool:
 _DIGITS = {str(d): d for d in range(SCORE_MIN, SCORE_MAX + 1)}
 
 
-def parse_response(text: str) -> ParsedResponse:
-    """Parse one response; never raises for any ``str`` (anything else is ``no_answer``)."""
+def parse_envelope(text: str) -> Envelope:
+    """The structure of one response (every format's first step); never raises for any ``str``."""
     if not isinstance(text, str):
-        return ParsedResponse(error="no_answer")
-    return _parse_well_formed(text) or _classify(text)
+        return Envelope(error="no_answer")
+    return _well_formed_envelope(text) or _classify(text)
 
 
-def _read_answer(think: str | None, answer_text: str) -> ParsedResponse:
+def parse_response(text: str) -> ParsedResponse:
+    """Parse one response in the seed's pointwise format; never raises for any ``str`` (else ``no_answer``)."""
+    envelope = parse_envelope(text)
+    if envelope.error is not None or envelope.answer_text is None:
+        return ParsedResponse(think=envelope.think, answer_text=envelope.answer_text, error=envelope.error or "no_answer")
+    return read_number(envelope.think, envelope.answer_text)
+
+
+def read_number(think: str | None, answer_text: str) -> ParsedResponse:
+    """The pointwise body: one plain number that rounds into 0..9, or why not (for a well-formed envelope)."""
     """The score of a structurally well-formed response, or why its answer is rejected."""
     stripped = answer_text.strip()
     digit = _DIGITS.get(stripped)
@@ -103,8 +140,8 @@ def _read_answer(think: str | None, answer_text: str) -> ParsedResponse:
     return ParsedResponse(score=int(round(value)), value=value, think=think, answer_text=answer_text)
 
 
-def _parse_well_formed(text: str) -> ParsedResponse | None:
-    """Fast path, one pass: the response when its only ``<`` characters are those of its tags, in the well-formed
+def _well_formed_envelope(text: str) -> Envelope | None:
+    """Fast path, one pass: the envelope when the only ``<`` characters are those of its tags, in the well-formed
     order with blank text around the blocks; else ``None`` (the full classifier then names the reason).
 
     With exactly as many ``<`` as tags found in order, no other tag can occur anywhere in the text.
@@ -133,38 +170,38 @@ def _parse_well_formed(text: str) -> ParsedResponse | None:
     a_close = text.find(ANSWER_CLOSE, a_body)
     if a_close < 0 or not _blank(text[a_close + len(ANSWER_CLOSE) :]):
         return None
-    return _read_answer(think, text[a_body:a_close])
+    return Envelope(think, text[a_body:a_close])
 
 
-def _classify(text: str) -> ParsedResponse:
+def _classify(text: str) -> Envelope:
     """The full rules, tag by tag (each ``str.count``/``str.find`` is one linear scan)."""
     n_ao, n_ac = text.count(ANSWER_OPEN), text.count(ANSWER_CLOSE)
     if n_ao == 0 or n_ac == 0:
-        return ParsedResponse(error="no_answer")
+        return Envelope(error="no_answer")
     if n_ao > 1 or n_ac > 1:
-        return ParsedResponse(error="multiple_answers")
+        return Envelope(error="multiple_answers")
     a_open, a_close = text.find(ANSWER_OPEN), text.find(ANSWER_CLOSE)
     if a_close < a_open:
-        return ParsedResponse(error="no_answer")
+        return Envelope(error="no_answer")
     answer_text = text[a_open + len(ANSWER_OPEN) : a_close]
 
     n_to, n_tc = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     think: str | None = None
     if n_to or n_tc:
         if n_to != 1 or n_tc != 1:
-            return ParsedResponse(answer_text=answer_text, error="malformed_think")
+            return Envelope(answer_text=answer_text, error="malformed_think")
         t_open, t_close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
         if t_close < t_open:
-            return ParsedResponse(answer_text=answer_text, error="malformed_think")
+            return Envelope(answer_text=answer_text, error="malformed_think")
         if a_open < t_open < a_close or a_open < t_close < a_close:
-            return ParsedResponse(answer_text=answer_text, error="nested_tags")
+            return Envelope(answer_text=answer_text, error="nested_tags")
         if t_open > a_open or t_open < a_open < t_close:
-            return ParsedResponse(answer_text=answer_text, error="answer_before_think")
+            return Envelope(answer_text=answer_text, error="answer_before_think")
         think = text[t_open + len(THINK_OPEN) : t_close]
         if not _blank(text[:t_open]) or not _blank(text[t_close + len(THINK_CLOSE) : a_open]):
-            return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
+            return Envelope(think=think, answer_text=answer_text, error="text_outside_tags")
     elif not _blank(text[:a_open]):
-        return ParsedResponse(answer_text=answer_text, error="text_outside_tags")
+        return Envelope(answer_text=answer_text, error="text_outside_tags")
     if not _blank(text[a_close + len(ANSWER_CLOSE) :]):
-        return ParsedResponse(think=think, answer_text=answer_text, error="text_outside_tags")
-    return _read_answer(think, answer_text)
+        return Envelope(think=think, answer_text=answer_text, error="text_outside_tags")
+    return Envelope(think, answer_text)

@@ -52,18 +52,21 @@ def check_instruction(instruction: str) -> str:
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A named pair of templates; ``user`` holds ``{instruction}`` and exactly two ``<image>`` placeholders."""
+    """A named pair of templates; ``user`` holds ``{instruction}`` and exactly ``images`` ``<image>`` placeholders
+    (two for the seed's pointwise format: source, then edited; a format's ``image_roles`` give the order)."""
 
     name: str
     system: str
     user: str
+    images: int = IMAGES_PER_PROMPT
 
     def __post_init__(self) -> None:
         count = self.user.count(IMAGE_PLACEHOLDER)
-        if count != IMAGES_PER_PROMPT:
+        if count != self.images:
+            order = " (source, then edited)" if self.images == IMAGES_PER_PROMPT else ""
             raise ValueError(
-                f"prompt template {self.name!r}: the user template must contain exactly {IMAGES_PER_PROMPT} "
-                f"{IMAGE_PLACEHOLDER} placeholders (source, then edited); found {count}"
+                f"prompt template {self.name!r}: the user template must contain exactly {self.images} "
+                f"{IMAGE_PLACEHOLDER} placeholders{order}; found {count}"
             )
         if "{instruction}" not in self.user:
             raise ValueError(f"prompt template {self.name!r}: the user template must contain '{{instruction}}'")
@@ -123,9 +126,10 @@ BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (EN, ZH, DEMO
 DEFAULT_TEMPLATE = "en"
 
 
-def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate:
-    """A built-in template by name (``en``, ``zh``, ``demo``) or a user file (YAML or JSON with ``system`` and ``user``)."""
-    if isinstance(name_or_path, str) and name_or_path in BUILTIN_TEMPLATES:
+def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE, images: int = IMAGES_PER_PROMPT) -> PromptTemplate:
+    """A built-in template by name (``en``, ``zh``, ``demo``) or a user file (YAML or JSON with ``system`` and
+    ``user``); ``images`` is the placeholder count the user template must hold (the built-ins hold two)."""
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_TEMPLATES and images == IMAGES_PER_PROMPT:
         return BUILTIN_TEMPLATES[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
@@ -142,7 +146,7 @@ def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE) -> PromptTemplate
         raise ValueError(f"prompt template file {path}: not readable YAML/JSON ({reason})") from None
     if not isinstance(data, dict) or not isinstance(data.get("system"), str) or not isinstance(data.get("user"), str):
         raise ValueError(f"prompt template file {path}: expected a mapping with string keys 'system' and 'user'")
-    return PromptTemplate(name=str(data.get("name", path.stem)), system=data["system"], user=data["user"])
+    return PromptTemplate(name=str(data.get("name", path.stem)), system=data["system"], user=data["user"], images=images)
 
 
 def build_messages(instruction: str, template: PromptTemplate | str = DEFAULT_TEMPLATE) -> list[dict[str, str]]:

@@ -1,6 +1,9 @@
 """The judge's reward for GRPO: verl's ``compute_score`` and TRL reward functions over one core.
 
-Both engines score a response the same way, through :func:`editjudge.answer.parse_response`:
+The row's judgment format (:mod:`editjudge.formats`, routed by ``data_source`` as verl routes rewards) reads the
+response and its label and gives the accuracy term; the format term and the weights are the same for every format,
+so every format keeps the seed's 0..2 scale. For the seed's pointwise format (the default) both engines score a
+response through :func:`editjudge.answer.parse_response`:
 
 * ``format`` = 1 when the response is well-formed *and* carries its reasoning, i.e.
   ``<think>…</think><answer>N</answer>`` with a valid ``N`` (else 0);
@@ -20,8 +23,8 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
-from editjudge.answer import ParsedResponse, parse_response
-from editjudge.prompts import SCORE_MAX, SCORE_MIN
+from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
+from editjudge.formats.pointwise import UNPARSED_ABS_ERROR, UNPARSED_PRED
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -38,10 +41,6 @@ __all__ = [
     "trl_reward_weights",
 ]
 
-#: ``pred`` of a response that yields no score (no valid answer): outside 0..9, so it never counts as a prediction.
-UNPARSED_PRED = -1
-#: ``abs_error`` of a response that yields no score: the largest possible error, so means count failures as worst.
-UNPARSED_ABS_ERROR = SCORE_MAX - SCORE_MIN
 #: Keyword arguments verl's reward managers add on their own (when a reward model router runs); accepted, ignored.
 VERL_RUNTIME_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
@@ -104,69 +103,31 @@ def _options(kwargs: Mapping[str, Any]) -> RewardOptions:
     return _cached_options(items)
 
 
-_LABELS = {str(d): d for d in range(SCORE_MIN, SCORE_MAX + 1)}
-
-
 def parse_label(ground_truth: Any) -> int:
-    """The integer label 0..9 from a ground truth (``"7"``, ``7``, ``7.0``, numpy scalars); rounded like the seed.
+    """The pointwise label 0..9 from a ground truth (``"7"``, ``7``, ``7.0``, numpy scalars); rounded like the seed.
 
     Raises ``ValueError`` naming the value: a bad label is a data bug, not a response to score 0.
     """
-    if type(ground_truth) is str:  # the parquet's "0".."9": a dict lookup
-        label = _LABELS.get(ground_truth)
-        if label is not None:
-            return label
-    try:
-        value = math.nan if isinstance(ground_truth, bool) else float(ground_truth)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or not SCORE_MIN <= round(value) <= SCORE_MAX:
-        raise ValueError(
-            f"ground_truth must be a score {SCORE_MIN}..{SCORE_MAX} (e.g. the string '7' that `editjudge prepare` "
-            f"writes to reward_model.ground_truth), got {ground_truth!r}"
-        )
-    return int(round(value))
+    return POINTWISE.parse_label(ground_truth)
 
 
-def _format_term(parsed: ParsedResponse) -> float:
-    """1 for a well-formed response with its ``<think>`` block, else 0."""
-    return 1.0 if parsed.has_think else 0.0
-
-
-def _accuracy_term(parsed: ParsedResponse, label: int, options: RewardOptions) -> float:
-    """1 (or the graded value) when the parsed score is within the tolerance of the label, else 0."""
-    if parsed.score is None:
-        return 0.0
-    distance = abs(parsed.score - label)
-    if distance > options.tolerance:
-        return 0.0
-    return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
-
-
-def score_response(solution_str: str, ground_truth: Any, options: RewardOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
-    """The reward of one response and its parts: ``score``, ``format``, ``accuracy``, ``parsed``, ``pred``,
-    ``abs_error`` (numbers only; an unparsed response has ``pred`` = -1 and ``abs_error`` = 9)."""
-    label = parse_label(ground_truth)
-    parsed = parse_response(solution_str)
-    pred = parsed.score
-    if pred is None:
-        return {
-            "score": 0.0,
-            "format": 0.0,
-            "accuracy": 0.0,
-            "parsed": 0.0,
-            "pred": UNPARSED_PRED,
-            "abs_error": UNPARSED_ABS_ERROR,
-        }
-    fmt = 1.0 if parsed.think is not None else 0.0  # parsed, so well-formed: has_think
-    acc = _accuracy_term(parsed, label, options)
+def score_response(
+    solution_str: str, ground_truth: Any, options: RewardOptions = DEFAULT_OPTIONS, fmt: JudgmentFormat = POINTWISE
+) -> dict[str, Any]:
+    """The reward of one response and its parts: ``score``, ``format``, ``accuracy``, ``parsed``, then the format's
+    extras (pointwise: ``pred``, ``abs_error``; an unparsed response has ``pred`` = -1 and ``abs_error`` = 9)."""
+    label = fmt.parse_label(ground_truth)
+    verdict = fmt.parse(solution_str)
+    parts = fmt.accuracy(verdict, label, options)
+    fmt_term = 1.0 if verdict.has_think else 0.0
+    parsed = 1.0 if verdict.parsed else 0.0
+    accuracy = parts.pop("accuracy")
     return {
-        "score": options.format_weight * fmt + options.accuracy_weight * acc,
-        "format": fmt,
-        "accuracy": acc,
-        "parsed": 1.0,
-        "pred": pred,
-        "abs_error": abs(pred - label),
+        "score": options.format_weight * fmt_term + options.accuracy_weight * accuracy,
+        "format": fmt_term,
+        "accuracy": accuracy,
+        "parsed": parsed,
+        **parts,
     }
 
 
@@ -175,11 +136,11 @@ def compute_score(
 ) -> dict[str, Any]:
     """verl's custom reward function (``reward.custom_reward_function``), seed-exact on well-formed responses.
 
-    ``data_source`` and ``extra_info`` are accepted and not used (the reward depends on the response and the label
-    only). ``kwargs`` are the options of :class:`RewardOptions` (from ``reward_kwargs``) plus verl's own runtime
+    ``data_source`` picks the row's judgment format (the seed's ``tts_edit_score`` and any unknown value: pointwise);
+    ``extra_info`` is accepted and not used (the reward depends on the response and the label only). ``kwargs`` are the options of :class:`RewardOptions` (from ``reward_kwargs``) plus verl's own runtime
     keywords, which are ignored; any other name raises ``TypeError``. Never raises for any ``solution_str``.
     """
-    return score_response(solution_str, ground_truth, _options(kwargs))
+    return score_response(solution_str, ground_truth, _options(kwargs), format_for_row(data_source, ground_truth))
 
 
 # ---------------------------------------------------------------- TRL adapter
@@ -229,19 +190,30 @@ class _TrlRewardTerm:
             )
         if len(ground_truth) != len(completions):
             raise ValueError(f"got {len(completions)} completions but {len(ground_truth)} ground truths")
-        parsed = [parse_response(completion_text(c)) for c in completions]
+        formats = _row_formats(kwargs.get("data_source"), ground_truth)
+        verdicts = [fmt.parse(completion_text(c)) for fmt, c in zip(formats, completions)]
         if self.term == "format":
-            return [_format_term(p) for p in parsed]
-        labels = [parse_label(gt) for gt in ground_truth]
-        rewards = [_accuracy_term(p, label, self.options) for p, label in zip(parsed, labels)]
+            return [1.0 if v.has_think else 0.0 for v in verdicts]
+        parts = [fmt.accuracy(v, fmt.parse_label(gt), self.options)
+                 for fmt, v, gt in zip(formats, verdicts, ground_truth)]
         log_metric = kwargs.get("log_metric")
-        if callable(log_metric) and parsed:
-            ok = [p.score is not None for p in parsed]
-            errors = [abs(p.score - label) for p, label in zip(parsed, labels) if p.score is not None]
-            log_metric("judge/parse_rate", sum(ok) / len(ok))
-            if errors:
-                log_metric("judge/abs_error", sum(errors) / len(errors))
-        return rewards
+        if callable(log_metric) and verdicts:
+            log_metric("judge/parse_rate", sum(v.parsed for v in verdicts) / len(verdicts))
+            parsed_parts = [p for p, v in zip(parts, verdicts) if v.parsed]
+            for key in formats[0].logged_extras:
+                values = [p[key] for p in parsed_parts if key in p]
+                if values:
+                    log_metric(f"judge/{key}", sum(values) / len(values))
+        return [p["accuracy"] for p in parts]
+
+
+def _row_formats(data_sources: Sequence[Any] | None, ground_truth: Sequence[Any]) -> list[JudgmentFormat]:
+    """Each row's format from TRL's ``data_source`` column (absent: the default format for every row)."""
+    if data_sources is None:
+        return [POINTWISE] * len(ground_truth)
+    if len(data_sources) != len(ground_truth):
+        raise ValueError(f"got {len(ground_truth)} ground truths but {len(data_sources)} data_source values")
+    return [format_for_row(ds, gt) for ds, gt in zip(data_sources, ground_truth)]
 
 
 def trl_reward_funcs(**reward_kwargs: Any) -> list[Callable[..., list[float]]]:

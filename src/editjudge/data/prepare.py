@@ -33,6 +33,7 @@ from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
+from editjudge.formats import JudgmentFormat, get_format
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
 
@@ -54,6 +55,7 @@ class PrepareConfig:
     balanced: bool = False
     seed: int = 42
     template: str = prompts.DEFAULT_TEMPLATE
+    format: str = "pointwise"  # the judgment format's spec (editjudge.formats.get_format)
     max_prompt_length: int = 1024
     processor: str | None = None
     min_pixels: int | None = None
@@ -83,6 +85,7 @@ class PrepareResult:
 
 @dataclass
 class _Context:
+    format: JudgmentFormat
     template: prompts.PromptTemplate
     counter: TextCounter
     limits: imgs.PixelLimits
@@ -110,8 +113,10 @@ def _make_context(config: PrepareConfig) -> _Context:
         # to the OS saves the page faults of thousands of fresh multi-MB allocations (≈ 8 % of the CPU time).
         Image.core.set_blocks_max(PIL_BLOCKS_MAX)
     counter: TextCounter = load_counter(config.processor) if config.processor else EstimateCounter()
+    fmt = get_format(config.format)
     return _Context(
-        template=prompts.load_template(config.template),
+        format=fmt,
+        template=fmt.load_template(config.template),
         counter=counter,
         limits=_limits(config),
         max_prompt_length=config.max_prompt_length,
@@ -141,7 +146,7 @@ def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
 @lru_cache(maxsize=4096)
 def _text_tokens(instruction: str) -> int:
     assert _CTX is not None
-    return _CTX.counter.text_tokens(prompts.build_messages(instruction, _CTX.template))
+    return _CTX.counter.text_tokens(_CTX.format.messages(instruction, _CTX.template))
 
 
 # --------------------------------------------------------------------------------------------- inspection
@@ -273,11 +278,11 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
         assert isinstance(source, imgs.SizedImage) and isinstance(edited, imgs.SizedImage)
         prompt_tokens = plan.text_tokens + source.tokens + edited.tokens
         row = {
-            "data_source": prompts.DATA_SOURCE,
-            "prompt": prompts.build_messages(record.instruction, _CTX.template),
+            "data_source": _CTX.format.data_source,
+            "prompt": _CTX.format.messages(record.instruction, _CTX.template),
             "images": [{"bytes": source.bytes}, {"bytes": edited.bytes}],
             "ability": prompts.ABILITY,
-            "reward_model": {"style": "rule", "ground_truth": str(job.label)},
+            "reward_model": {"style": "rule", "ground_truth": _CTX.format.encode_label(job.label)},
             "extra_info": {
                 "split": job.split,
                 "index": -1,  # set by the writer, in output order

@@ -9,6 +9,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.data.prepare import PrepareConfig
+from editjudge.formats import format_names
 from editjudge.judge.backends import BACKENDS
 
 
@@ -21,6 +22,11 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--adapter", help="LoRA adapter folder (as written by `editjudge export`) to load on --model")
     model.add_argument("--backend", choices=sorted(BACKENDS), default="transformers", help="how to run the judge")
+    model.add_argument(
+        "--format", default=None, metavar="SPEC",
+        help=f"judgment format the judge was trained in: {', '.join(format_names())} (default: the prepare report's, "
+        "else pointwise)",
+    )
     model.add_argument(
         "--template", default=None,
         help=f"prompt template used in training: {', '.join(sorted(prompts.BUILTIN_TEMPLATES))} or a YAML/JSON file "
@@ -127,6 +133,13 @@ def prepare_setting(args: argparse.Namespace, name: str) -> Any:
     return prepare_report(args).get("settings", {}).get(name)
 
 
+def judgment_format(args: argparse.Namespace) -> Any:
+    """The judge's format: ``--format``, else the one prepare recorded, else the default (pointwise)."""
+    from editjudge.formats import get_format
+
+    return get_format(getattr(args, "format", None) or prepare_setting(args, "format"))
+
+
 def image_sizing(args: argparse.Namespace) -> Any:
     """Prepare's image settings: the report's, overridden by explicit flags, else prepare's defaults."""
     from editjudge.judge.request import ImageSizing
@@ -150,6 +163,7 @@ def judge_from_args(args: argparse.Namespace) -> Any:
     from editjudge.judge import Judge
     from editjudge.model_path import check_model_paths
 
+    judgment_format(args)  # a misspelt format fails before anything loads
     if args.backend != "openai":  # there --model is the served model's name
         check_model_paths(model=args.model, adapter=args.adapter)  # at once, no hub retries
     if args.processor and not os.path.isdir(os.path.expanduser(args.processor)):
@@ -173,8 +187,10 @@ def judge_from_args(args: argparse.Namespace) -> Any:
 
 
 def judge_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~editjudge.judge.Judge` settings every backend shares: prompt template, image sizing, sampling."""
+    """The :class:`~editjudge.judge.Judge` settings every backend shares: judgment format, prompt template, image
+    sizing, sampling."""
     return {
+        "format": judgment_format(args),
         "template": args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
         "sizing": image_sizing(args),
         "num_samples": args.samples,

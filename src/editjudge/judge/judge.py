@@ -9,6 +9,7 @@ from itertools import islice
 from typing import Any
 
 from editjudge import prompts
+from editjudge.formats import POINTWISE, JudgmentFormat, get_format
 from editjudge.judge.backends import Backend, ItemOutput, SamplingOptions, load_backend
 from editjudge.judge.ranking import Ranking, build_ranking
 from editjudge.data import images as imgs
@@ -55,9 +56,10 @@ def input_failure(exc: Exception) -> JudgeResult:
     return failed("input_error", f"{reason}: {message}" if reason else message)
 
 
-def result_of(output: ItemOutput) -> JudgeResult:
-    """A backend's output for one edit → its :class:`JudgeResult` (the error, or the combined generations)."""
-    return JudgeResult(error=output.error) if output.error else combine(output.generations)
+def result_of(output: ItemOutput, fmt: JudgmentFormat = POINTWISE) -> JudgeResult:
+    """A backend's output for one edit → its :class:`JudgeResult` (the error, or the generations combined by the
+    judge's format)."""
+    return JudgeResult(error=output.error) if output.error else combine(output.generations, fmt)
 
 
 class Judge:
@@ -67,8 +69,9 @@ class Judge:
     merged model); ``backend="openai"`` talks to an OpenAI-compatible server (``base_url=…``) and ``"vllm"`` runs
     vLLM in process. ``sizing`` holds the image settings ``prepare`` used (default: prepare's defaults), so images
     are sized exactly as in training. ``num_samples=k > 1`` turns on Avg@k (sampled at ``temperature``, default
-    1.0). Extra keyword arguments go to the backend (e.g. ``batch_size``, ``device``, ``base_url``, ``timeout``,
-    ``concurrency``).
+    1.0). ``format`` is the judgment format the judge was trained in (a spec such as ``"pointwise"``, the default,
+    or a format object; :mod:`editjudge.formats`). Extra keyword arguments go to the backend (e.g. ``batch_size``,
+    ``device``, ``base_url``, ``timeout``, ``concurrency``).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class Judge:
         backend: str | Backend = "transformers",
         *,
         template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
+        format: JudgmentFormat | str | None = None,  # noqa: A002 - the judgment format, named as users say it
         sizing: ImageSizing | None = None,
         num_samples: int = 1,
         temperature: float | None = None,
@@ -92,7 +96,8 @@ class Judge:
             temperature = 1.0 if num_samples > 1 else 0.0
         if num_samples > 1 and temperature <= 0:
             raise ValueError("Avg@k with num_samples > 1 needs sampling: set temperature > 0")
-        self.template = template if isinstance(template, prompts.PromptTemplate) else prompts.load_template(template)
+        self.format = get_format(format)
+        self.template = self.format.load_template(template)
         self.sizing = sizing or ImageSizing()
         self.sampling = SamplingOptions(
             num_samples=num_samples, temperature=float(temperature), max_new_tokens=max_new_tokens, seed=seed
@@ -111,7 +116,7 @@ class Judge:
 
     def request(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeRequest:
         """The prompt + sized images for one edit (what every backend receives)."""
-        return build_request(source, edited, instruction, self.template, self.sizing)
+        return build_request(source, edited, instruction, self.template, self.sizing, self.format)
 
     def score(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeResult:
         """Judge one edit."""
@@ -151,7 +156,7 @@ class Judge:
                 results[i] = input_failure(exc)
         outputs: list[ItemOutput] = self.backend.generate(requests, self.sampling) if requests else []
         for i, output in zip(positions, outputs):
-            results[i] = result_of(output)
+            results[i] = result_of(output, self.format)
         return [r for r in results if r is not None]
 
     def best_of_n(self, source: ImageInput, candidates: Sequence[ImageInput], instruction: str) -> Ranking:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 from editjudge import prompts
 from editjudge.data import images as imgs
 from editjudge.data.prepare import PrepareConfig
+from editjudge.formats import POINTWISE, JudgmentFormat
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -123,10 +124,12 @@ def image_bytes(image: ImageInput, role: str = "image") -> bytes:
 
 @dataclass(frozen=True)
 class JudgeRequest:
-    """Messages in verl's form (two ``<image>`` placeholders) and the sized images in order: source, edited."""
+    """Messages in verl's form (one ``<image>`` placeholder per image) and the sized images in the format's order
+    (pointwise: source, edited); ``format`` tells backends where the answer slots are."""
 
     messages: list[dict[str, str]]
-    images: tuple[Any, Any]
+    images: tuple[Any, ...]
+    format: JudgmentFormat = POINTWISE
 
     def content_parts(self) -> list[dict[str, Any]]:
         """The messages in the Hugging Face multimodal form (``{"type": "image"}`` parts)."""
@@ -139,11 +142,12 @@ def build_request(
     instruction: str,
     template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
     sizing: ImageSizing | None = None,
+    fmt: JudgmentFormat = POINTWISE,
 ) -> JudgeRequest:
     """The request for one edit. Raises ``ValueError`` (incl. ``ImageRejected``), ``FileNotFoundError`` or
     ``TypeError`` naming the image and the problem when the edit cannot be judged."""
     if not isinstance(instruction, str) or not instruction.strip():
         raise ValueError("the edit instruction is empty")
-    messages = prompts.build_messages(instruction, template)
+    messages = fmt.messages(instruction, template)
     images = (sizing or ImageSizing()).size_pair(image_bytes(source, "source"), image_bytes(edited, "edited"), messages)
-    return JudgeRequest(messages=messages, images=images)
+    return JudgeRequest(messages=messages, images=images, format=fmt)

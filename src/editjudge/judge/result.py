@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from editjudge.answer import parse_response
-from editjudge.judge.logprobs import expected_score
+from editjudge.formats import POINTWISE, JudgmentFormat
 
 
 FAILURE_KINDS = ("input_error", "backend_error")
@@ -15,10 +14,28 @@ FAILURE_KINDS = ("input_error", "backend_error")
 
 @dataclass(frozen=True)
 class Generation:
-    """One sampled response and, when the backend saw it, the digits' log-probabilities at the answer step."""
+    """One sampled response and, when the backend saw them, the log-probabilities of the format's choice tokens at
+    each answer slot (``slot_logprobs``; the pointwise format has one slot: the digit after ``<answer>``).
+
+    ``answer_logprobs`` is the first slot's (what a pointwise backend hands over); give one or the other.
+    """
 
     text: str
     answer_logprobs: dict[str, float] | None = None
+    slot_logprobs: tuple[dict[str, float] | None, ...] = ()
+
+    @property
+    def slots(self) -> tuple[dict[str, float] | None, ...]:
+        """Every slot's log-probabilities (the first slot from ``answer_logprobs`` when only that was given)."""
+        if self.slot_logprobs:
+            return self.slot_logprobs
+        return (self.answer_logprobs,) if self.answer_logprobs is not None else ()
+
+
+def generation_from_slots(text: str, slots: list[dict[str, float] | None]) -> Generation:
+    """A generation whose slot log-probabilities a backend read (``answer_logprobs`` = the first slot's)."""
+    first = slots[0] if slots else None
+    return Generation(text=text, answer_logprobs=first, slot_logprobs=tuple(slots) if len(slots) > 1 else ())
 
 
 @dataclass(frozen=True)
@@ -62,17 +79,18 @@ def failed(kind: str, message: str) -> JudgeResult:
     return JudgeResult(error=f"{kind}: {message}")
 
 
-def combine(generations: Sequence[Generation]) -> JudgeResult:
-    """Parse every sample with :func:`editjudge.answer.parse_response` and aggregate them (Avg@k when k > 1)."""
+def combine(generations: Sequence[Generation], fmt: JudgmentFormat = POINTWISE) -> JudgeResult:
+    """Parse every sample with the format's parser (pointwise: :func:`editjudge.answer.parse_response`) and
+    aggregate them (Avg@k when k > 1)."""
     if not generations:
         return failed("backend_error", "the backend returned no generation")
-    parsed = [parse_response(g.text) for g in generations]
-    scores = tuple(p.score for p in parsed)
+    parsed = [fmt.parse(g.text) for g in generations]
+    scores = tuple(p.answer for p in parsed)
     good = [s for s in scores if s is not None]
     expected = [
         e
         for g, p in zip(generations, parsed)
-        if p.parsed and (e := expected_score(g.answer_logprobs)) is not None
+        if p.parsed and (e := fmt.read_slots(g.slots)) is not None
     ]
     first_ok = next((i for i, p in enumerate(parsed) if p.parsed), None)
     mean = sum(good) / len(good) if good else None

@@ -52,7 +52,7 @@ class VLLMJudgeModel:
         except Exception as exc:  # noqa: BLE001 - an unusable image is this item's error, like Judge.score_many's
             return {**result_payload(input_failure(exc)), "batch": batch}
         output = await self.engine.generate(request, judge.sampling)
-        return {**result_payload(result_of(output)), "batch": batch}
+        return {**result_payload(result_of(output, judge.format)), "batch": batch}
 
     async def ready(self) -> bool:
         return True

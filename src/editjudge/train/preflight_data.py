@@ -287,18 +287,21 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
 
 
 def label_problems(parquet: Any) -> list[str]:
-    """Rows whose ``reward_model.ground_truth`` the reward's :func:`~editjudge.reward.parse_label` refuses."""
+    """Rows whose ``reward_model.ground_truth`` the reward refuses: each row's label read by its judgment format
+    (routed by ``data_source`` as the reward routes it; pointwise: :func:`~editjudge.reward.parse_label`)."""
     import pyarrow.compute as pc
 
-    from editjudge.reward import parse_label
+    from editjudge.formats import format_for_row
 
+    columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
     found: list[str] = []
     index = 0
-    for batch in parquet.iter_batches(batch_size=4096, columns=["reward_model"]):
+    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
         truths = pc.struct_field(batch.column(0), "ground_truth").to_pylist()
-        for truth in truths:
+        sources = batch.column(1).to_pylist() if len(columns) > 1 else [None] * len(truths)
+        for truth, source in zip(truths, sources):
             try:
-                parse_label(truth)
+                format_for_row(source, truth).parse_label(truth)
             except ValueError:
                 found.append(f"row {index}: {truth!r}")
             index += 1

@@ -9,21 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import prompts
-from editjudge.reward import parse_label
+from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
 
 WARM_START_THINK = "ok"
-WARM_START_DIGITS = tuple(range(prompts.SCORE_MIN, prompts.SCORE_MAX + 1))
+WARM_START_DIGITS = POINTWISE.warm_start_values()
 
 
-def warm_start_target(digit: int) -> str:
-    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``digit``.
+def warm_start_target(value: Any, fmt: JudgmentFormat = POINTWISE) -> str:
+    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``value``.
 
-    The warm start pairs every training prompt with each of :data:`WARM_START_DIGITS` once (see
-    :func:`build_dataset`), so its targets carry nothing about the images or the label: the best it can learn is the
-    format with a uniform answer for every edit (a fixed random digit per row would be memorised, and sharp answers
-    leave GRPO's groups without reward variance). Whatever the judge learns about the edits comes from GRPO.
+    The warm start pairs every training prompt with each of the format's answers once (``fmt.warm_start_values()``;
+    pointwise: :data:`WARM_START_DIGITS`, see :func:`build_dataset`), so its targets carry nothing about the images
+    or the label: the best it can learn is the format with a uniform answer for every edit (a fixed random digit per
+    row would be memorised, and sharp answers leave GRPO's groups without reward variance). Whatever the judge
+    learns about the edits comes from GRPO.
     """
-    return prompts.format_answer(digit, WARM_START_THINK)
+    return fmt.answer_text(value, WARM_START_THINK)
 
 
 @dataclass
@@ -33,6 +34,14 @@ class Examples:
     prompts: list[list[dict[str, Any]]]  # messages with {"type": "image"} / {"type": "text"} content parts
     images: Any  # pyarrow ChunkedArray, list<struct<bytes: binary>> (source, edited)
     ground_truth: list[str]
+    data_source: list[str] | None = None  # the rows' data_source (their judgment format); None: all pointwise
+
+    @property
+    def formats(self) -> list[JudgmentFormat]:
+        """Each row's judgment format."""
+        if self.data_source is None:
+            return [POINTWISE] * len(self)
+        return [format_for_row(ds, gt) for ds, gt in zip(self.data_source, self.ground_truth)]
 
     def __len__(self) -> int:
         return len(self.ground_truth)
@@ -49,6 +58,7 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
         raise ValueError("no training files given: pass --train-files PATH.parquet (written by `editjudge prepare`)")
     prompts_out: list[list[dict[str, Any]]] = []
     labels: list[str] = []
+    sources: list[str] = []
     image_chunks: list[Any] = []
     for file in files:
         path = Path(file)
@@ -58,10 +68,13 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
         missing = {"prompt", "images", "reward_model"} - names
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; is it a parquet from `editjudge prepare`?")
-        table = pq.read_table(path, columns=["prompt", "images", "reward_model"])
+        columns = ["prompt", "images", "reward_model"] + (["data_source"] if "data_source" in names else [])
+        table = pq.read_table(path, columns=columns)
         image_counts = pc.fill_null(pc.list_value_length(table["images"]), 0).to_pylist()
         truths = pc.struct_field(table["reward_model"], "ground_truth").to_pylist()
-        for i, (messages, count, truth) in enumerate(zip(table["prompt"].to_pylist(), image_counts, truths)):
+        data_sources = table["data_source"].to_pylist() if "data_source" in names else [None] * len(truths)
+        rows = zip(table["prompt"].to_pylist(), image_counts, truths, data_sources)
+        for i, (messages, count, truth, data_source) in enumerate(rows):
             placeholders = sum(str(m.get("content", "")).count(prompts.IMAGE_PLACEHOLDER) for m in messages)
             if placeholders != count:
                 raise ValueError(f"{path} row {i}: {placeholders} {prompts.IMAGE_PLACEHOLDER} placeholders but "
@@ -69,15 +82,17 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
             if truth is None:
                 raise ValueError(f"{path} row {i}: reward_model.ground_truth is missing")
             try:
-                parse_label(truth)
+                fmt = format_for_row(data_source, truth)
+                fmt.parse_label(truth)
             except ValueError as exc:
                 raise ValueError(f"{path} row {i}: {exc}") from None
             prompts_out.append(prompts.to_content_parts(messages))
             labels.append(str(truth))
+            sources.append(data_source if isinstance(data_source, str) else fmt.data_source)
         image_chunks += table["images"].chunks
     if not labels:
         raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
-    return Examples(prompts_out, pa.chunked_array(image_chunks), labels)
+    return Examples(prompts_out, pa.chunked_array(image_chunks), labels, sources)
 
 
 def build_dataset(examples: Examples, with_completion: bool = False):
@@ -85,7 +100,8 @@ def build_dataset(examples: Examples, with_completion: bool = False):
 
     The image bytes go from the parquet's Arrow buffers into the dataset's without a copy through Python.
     ``with_completion`` adds the warm start's supervised targets (:func:`warm_start_target`): each row once per
-    digit, so every prompt is paired with every answer equally often.
+    answer of its format (pointwise: per digit), so every prompt is paired with every answer equally often. Rows
+    of another format than pointwise carry their ``data_source`` (the TRL reward functions route on it).
     """
     import datasets
 
@@ -99,15 +115,19 @@ def build_dataset(examples: Examples, with_completion: bool = False):
     columns: dict[str, Any] = {
         "prompt": examples.prompts, "images": examples.images, "ground_truth": examples.ground_truth,
     }
+    formats = examples.formats
     if with_completion:
-        rows = [row for row in range(len(examples)) for _ in WARM_START_DIGITS]
+        pairs = [(row, value) for row, fmt in enumerate(formats) for value in fmt.warm_start_values()]
+        rows = [row for row, _ in pairs]
         columns = {"prompt": [examples.prompts[r] for r in rows], "images": examples.images.take(rows),
                    "ground_truth": [examples.ground_truth[r] for r in rows]}
         features["completion"] = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
         columns["completion"] = [
-            [{"role": "assistant", "content": warm_start_target(digit)}] for _ in range(len(examples))
-            for digit in WARM_START_DIGITS
+            [{"role": "assistant", "content": warm_start_target(value, formats[row])}] for row, value in pairs
         ]
+    elif any(fmt is not POINTWISE for fmt in formats):  # the reward functions route each row by its data_source
+        features["data_source"] = datasets.Value("string")
+        columns["data_source"] = [fmt.data_source for fmt in formats]
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from editjudge.formats import JudgmentFormat
+from editjudge.formats.slots import choice_logprobs
 from editjudge.judge.backends import ItemOutput, SamplingOptions
-from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
 from editjudge.judge.request import JudgeRequest
-from editjudge.judge.result import Generation
+from editjudge.judge.result import Generation, generation_from_slots
 
 
 def image_data_url(image: Any, image_format: str = "PNG") -> str:
@@ -53,7 +54,7 @@ class MalformedResponse(ValueError):
     """The server answered, but not with a usable chat completion."""
 
 
-def _generations(completion: Any, expected: int) -> tuple[Generation, ...]:
+def _generations(completion: Any, expected: int, fmt: JudgmentFormat) -> tuple[Generation, ...]:
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list) or not choices:
         raise MalformedResponse(f"no 'choices' in the response (got {str(completion)[:200]!r})")
@@ -64,21 +65,22 @@ def _generations(completion: Any, expected: int) -> tuple[Generation, ...]:
         text = getattr(getattr(choice, "message", None), "content", None)
         if not isinstance(text, str):
             raise MalformedResponse(f"choice {i} has no 'message.content' string")
-        generations.append(Generation(text=text, answer_logprobs=_answer_logprobs(getattr(choice, "logprobs", None))))
+        generations.append(generation_from_slots(text, _slot_logprobs(getattr(choice, "logprobs", None), fmt)))
     return tuple(generations)
 
 
-def _answer_logprobs(logprobs: Any) -> dict[str, float] | None:
+def _slot_logprobs(logprobs: Any, fmt: JudgmentFormat) -> list[dict[str, float] | None]:
+    """The format's choice log-probabilities at each answer slot, from the server's per-token top-logprobs."""
     content = getattr(logprobs, "content", None)
     if not isinstance(content, list) or not content:
-        return None
+        return []
     try:
-        step = answer_digit_index([entry.token for entry in content])
-        if step is None:
-            return None
-        entry = content[step]
-        pairs = [(entry.token, entry.logprob)] + [(top.token, top.logprob) for top in entry.top_logprobs or []]
-        return digit_logprobs_from_top(pairs) or None
+        slots = []
+        for slot in fmt.answer_slots([entry.token for entry in content]):
+            entry = content[slot.index]
+            pairs = [(entry.token, entry.logprob)] + [(top.token, top.logprob) for top in entry.top_logprobs or []]
+            slots.append(choice_logprobs(pairs, slot.prefix, fmt.choice_tokens) or None)
+        return slots
     except (AttributeError, TypeError, ValueError) as exc:
         raise MalformedResponse(f"unreadable 'logprobs' in the response: {exc}") from exc
 
@@ -163,7 +165,7 @@ class OpenAIBackend:
         tries = f"{self.max_retries + 1} attempt(s)"
         try:
             completion = self.client.chat.completions.create(**kwargs)
-            return ItemOutput(generations=_generations(completion, sampling.num_samples), usage=_usage(completion))
+            return ItemOutput(generations=_generations(completion, sampling.num_samples, request.format), usage=_usage(completion))
         except openai.APITimeoutError:
             return ItemOutput(error=f"backend_error: timed out after {self.timeout:g}s ({tries}); raise --timeout")
         except openai.APIStatusError as exc:

@@ -1,8 +1,9 @@
 """Transformers backend: a Qwen2.5-VL checkpoint (+ optional peft LoRA adapter), batched generation.
 
 Prompts are left-padded so that every row of a batch generates from its last prompt token. ``generate`` returns
-the raw (unwarped) logits of every step; at the step that emits the digit right after ``<answer>`` the full-vocab
-log-softmax is read at the ten digit tokens and handed to the shared expected-score function.
+the raw (unwarped) logits of every step; at each answer slot the request's format names (pointwise: the step that
+emits the digit right after ``<answer>``) the full-vocab log-softmax is read at the format's choice tokens (the ten
+digits) and handed to the format.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
-from editjudge.judge.logprobs import DIGITS, answer_digit_index
+from editjudge.formats import JudgmentFormat
+from editjudge.formats.slots import starts_choice
+from editjudge.judge.logprobs import DIGITS
 from editjudge.judge.request import JudgeRequest
-from editjudge.judge.result import Generation
+from editjudge.judge.result import Generation, generation_from_slots
 from editjudge.prompts import to_content_parts
 
 
@@ -60,7 +63,9 @@ class TransformersBackend:
             if merge_adapter:
                 net = net.merge_and_unload()
         self.model = net.to(self.device).eval()
-        self.digit_ids = self._digit_token_ids()
+        self._choice_ids: dict[tuple[str, tuple[str, ...]], dict[str, list[int]]] = {}
+        self._texts: list[str] | None = None
+        self.digit_ids = self.choice_token_ids(DIGITS)
 
     @classmethod
     def from_loaded(cls, model: Any, processor: Any, *, batch_size: int = 8) -> TransformersBackend:
@@ -73,21 +78,47 @@ class TransformersBackend:
         self.processor = processor
         self.model = model.eval()
         self.device = str(next(model.parameters()).device)
-        self.digit_ids = self._digit_token_ids()
+        self._choice_ids = {}
+        self._texts = None
+        self.digit_ids = self.choice_token_ids(DIGITS)
         return self
 
-    def _digit_token_ids(self) -> list[int]:
+    def choice_token_ids(self, choices: tuple[str, ...]) -> list[int]:
+        """The token id of each choice (a format's answer tokens); ``ValueError`` when one is not a single token."""
         tokenizer = self.processor.tokenizer
         ids = []
-        for digit in DIGITS:
-            encoded = tokenizer.encode(digit, add_special_tokens=False)
+        for choice in choices:
+            encoded = tokenizer.encode(choice, add_special_tokens=False)
             if len(encoded) != 1:
                 raise ValueError(
-                    f"the tokenizer splits the digit {digit!r} into {len(encoded)} tokens; the judge needs single-token "
-                    "digits to read answer probabilities (Qwen2/2.5-VL tokenizers have them)"
+                    f"the tokenizer splits the answer token {choice!r} into {len(encoded)} tokens; the judge needs "
+                    "single-token answers to read answer probabilities (Qwen2/2.5-VL tokenizers have them)"
                 )
             ids.append(encoded[0])
         return ids
+
+    def choice_ids_at(self, prefix: str, choices: tuple[str, ...]) -> dict[str, list[int]]:
+        """The vocabulary ids whose text begins each choice at a slot with ``prefix`` (see
+        :func:`editjudge.formats.slots.starts_choice`); one id per digit in the usual case, found by a scan of the
+        vocabulary's texts (once per prefix) otherwise — e.g. ``>A`` where Qwen's BPE merges the tag with a letter."""
+        key = (prefix, choices)
+        if key not in self._choice_ids:
+            if not prefix and all(len(c) == 1 for c in choices):  # only the choice's own token begins it
+                ids: dict[str, list[int]] = {c: [i] for c, i in zip(choices, self.choice_token_ids(choices))}
+            else:
+                ids = {}
+                for token_id, text in enumerate(self._vocab_texts()):
+                    choice = starts_choice(text, prefix, choices)
+                    if choice is not None:
+                        ids.setdefault(choice, []).append(token_id)
+            self._choice_ids[key] = ids
+        return self._choice_ids[key]
+
+    def _vocab_texts(self) -> list[str]:
+        if self._texts is None:
+            tokenizer = self.processor.tokenizer
+            self._texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+        return self._texts
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: SamplingOptions) -> list[ItemOutput]:
         """One output per request; a failing batch is retried item by item so one bad item cannot sink the rest."""
@@ -128,7 +159,7 @@ class TransformersBackend:
             for row in range(i * k, (i + 1) * k):
                 ids = new_tokens[row]
                 end = next((j for j, t in enumerate(ids) if t in stop_ids), len(ids))
-                generations.append(self._to_generation(ids[:end], out.logits, row))
+                generations.append(self._to_generation(ids[:end], out.logits, row, requests[i].format))
             outputs.append(ItemOutput(generations=tuple(generations)))
         return outputs
 
@@ -138,17 +169,17 @@ class TransformersBackend:
         pad = self.processor.tokenizer.pad_token_id
         return [i for i in [*ids, pad] if i is not None]
 
-    def _to_generation(self, ids: list[int], step_logits: Sequence[Any], row: int) -> Generation:
+    def _to_generation(self, ids: list[int], step_logits: Sequence[Any], row: int, fmt: JudgmentFormat) -> Generation:
         import torch
 
         tokenizer = self.processor.tokenizer
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        digit_set = set(self.digit_ids)
-        logprobs = None
-        if any(t in digit_set for t in ids):
-            step = answer_digit_index([tokenizer.decode([t]) for t in ids])
-            if step is not None:
-                row_logprobs = torch.log_softmax(step_logits[step][row].float(), dim=-1)
-                values = row_logprobs[self.digit_ids].tolist()
-                logprobs = dict(zip(DIGITS, values))
-        return Generation(text=text, answer_logprobs=logprobs)
+        slots = []
+        for slot in fmt.answer_slots([tokenizer.decode([t]) for t in ids]):
+            row_logprobs = torch.log_softmax(step_logits[slot.index][row].float(), dim=-1)
+            by_choice = self.choice_ids_at(slot.prefix, fmt.choice_tokens)
+            slots.append({
+                choice: float(row_logprobs[ids_[0]]) if len(ids_) == 1 else float(torch.logsumexp(row_logprobs[ids_], 0))
+                for choice, ids_ in by_choice.items()
+            })
+        return generation_from_slots(text, slots)

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from editjudge.judge.backends import ItemOutput, SamplingOptions, check_local_paths, isolate_failures
-from editjudge.judge.logprobs import answer_digit_index, digit_logprobs_from_top
+from editjudge.formats import JudgmentFormat
+from editjudge.formats.slots import choice_logprobs
 from editjudge.judge.request import JudgeRequest
-from editjudge.judge.result import Generation
+from editjudge.judge.result import Generation, generation_from_slots
 
 IMAGES_PER_PROMPT = {"image": 2}  # source + edited: vLLM's limit_mm_per_prompt
 
@@ -68,9 +69,9 @@ def sampling_params(vllm: Any, sampling: SamplingOptions, top_logprobs: int) -> 
     )
 
 
-def item_output(output: Any) -> ItemOutput:
-    """A vLLM ``RequestOutput`` → the backend-independent :class:`ItemOutput`."""
-    return ItemOutput(generations=tuple(generation(c) for c in output.outputs))
+def item_output(output: Any, fmt: JudgmentFormat) -> ItemOutput:
+    """A vLLM ``RequestOutput`` → the backend-independent :class:`ItemOutput` (answer slots read by ``fmt``)."""
+    return ItemOutput(generations=tuple(generation(c, fmt) for c in output.outputs))
 
 
 class VLLMBackend:
@@ -115,15 +116,16 @@ class VLLMBackend:
         params = sampling_params(vllm, sampling, self.top_logprobs)
         prompts = [render_prompt(self.processor, r) for r in requests]
         outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
-        return [item_output(out) for out in outputs]
+        return [item_output(out, r.format) for r, out in zip(requests, outputs)]
 
 
-def generation(completion: Any) -> Generation:
-    """A vLLM ``CompletionOutput`` → text + digit log-probabilities at the answer step."""
+def generation(completion: Any, fmt: JudgmentFormat) -> Generation:
+    """A vLLM ``CompletionOutput`` → text + the format's choice log-probabilities at each answer slot."""
     steps = completion.logprobs or []
     tokens = [step[token_id].decoded_token or "" for token_id, step in zip(completion.token_ids, steps)]
-    index = answer_digit_index(tokens)
-    logprobs = None
-    if index is not None:
-        logprobs = digit_logprobs_from_top([(lp.decoded_token, lp.logprob) for lp in steps[index].values()]) or None
-    return Generation(text=completion.text, answer_logprobs=logprobs)
+    slots = [
+        choice_logprobs([(lp.decoded_token or "", lp.logprob) for lp in steps[slot.index].values()], slot.prefix,
+                        fmt.choice_tokens) or None
+        for slot in fmt.answer_slots(tokens)
+    ]
+    return generation_from_slots(completion.text, slots)

@@ -71,7 +71,7 @@ class AsyncVLLMEngine:
             self.in_flight -= 1
         if final is None or not final.finished:
             return ItemOutput(error="backend_error: vLLM returned no finished output")
-        return item_output(final)
+        return item_output(final, request.format)
 
     def shutdown(self) -> None:
         self.engine.shutdown()

@@ -1,0 +1,110 @@
+"""The judgment-format protocol: what the judge is asked, how its answer is read, how a row's label is stored, what
+the reward's accuracy term pays and where the answer's probabilities are read. Imports no torch.
+
+Every edge (prepare, both training engines, the judge's backends, eval, bench, serve, distill) asks a format instead
+of assuming one pointwise 0–9 score over two images; see ``shared/ARCHITECTURE.md`` ("The judgment format").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+
+
+@runtime_checkable
+class Verdict(Protocol):
+    """A parsed response: ``answer`` is the format's value (None unless well-formed and valid), ``error`` its reason."""
+
+    @property
+    def answer(self) -> Any: ...
+
+    @property
+    def think(self) -> str | None: ...
+
+    @property
+    def answer_text(self) -> str | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def parsed(self) -> bool: ...
+
+    @property
+    def has_think(self) -> bool: ...
+
+
+class RewardRule(Protocol):
+    """What a format's accuracy term reads of the reward's options (:class:`editjudge.reward.RewardOptions`)."""
+
+    tolerance: float
+    graded: bool
+
+
+@runtime_checkable
+class JudgmentFormat(Protocol):
+    """One way of judging. Implementations are frozen dataclasses: stateless, hashable, and named by ``spec``."""
+
+    name: str  # "pointwise", "dimensions", "pairwise"
+    data_source: str  # verl's data_source of this format's rows (reward routing)
+    choice_tokens: tuple[str, ...]  # the tokens whose probabilities are read at each answer slot
+    logged_extras: tuple[str, ...]  # extras of accuracy() a trainer logs per step (mean over parsed responses)
+
+    @property
+    def spec(self) -> str:
+        """The string :func:`editjudge.formats.get_format` turns back into this format (recorded in reports)."""
+        ...
+
+    def image_roles(self, n_sources: int = 1) -> tuple[str, ...]:
+        """The images of one prompt in order (one ``<image>`` placeholder each)."""
+        ...
+
+    def load_template(self, name_or_path: Any = ...) -> Any:
+        """A built-in template of this format by name, or a user file checked against :meth:`image_roles`."""
+        ...
+
+    def messages(self, instruction: str, template: Any = ..., n_sources: int = 1) -> list[dict[str, str]]:
+        """verl's two chat messages (system, user with one ``<image>`` per role)."""
+        ...
+
+    def parse(self, text: str) -> Verdict:
+        """The strict reading of one response: the envelope (:mod:`editjudge.answer`), then this format's body."""
+        ...
+
+    def answer_text(self, value: Any, reasoning: str = "") -> str:
+        """A well-formed response answering ``value``."""
+        ...
+
+    def warm_start_values(self) -> tuple[Any, ...]:
+        """Every answer the format can give, once (the format-only warm start pairs each prompt with each)."""
+        ...
+
+    def encode_label(self, label: Any) -> str:
+        """The label as ``reward_model.ground_truth`` stores it (a string)."""
+        ...
+
+    def parse_label(self, ground_truth: Any) -> Any:
+        """The label from a stored ground truth; ``ValueError`` naming the value and the fix."""
+        ...
+
+    def accuracy(self, verdict: Verdict, label: Any, options: RewardRule) -> dict[str, float]:
+        """``{"accuracy": 0..1, **extras}``: the reward's accuracy term and per-part extras (same keys every call)."""
+        ...
+
+    def answer_slots(self, tokens: Sequence[str]) -> list[Any]:
+        """The :class:`~editjudge.formats.slots.Slot` s (token index + the prefix of that token before the value) of
+        the generated tokens (decoded text, in order) where :attr:`choice_tokens` are read."""
+        ...
+
+    def read_slots(self, slot_logprobs: Sequence[Mapping[str, float] | None]) -> Any:
+        """What the answer tokens' log-probabilities say (Σ k·p(k) per slot; p(A), p(B), p(tie); …)."""
+        ...
+
+
+def digit_credit(distance: int, options: RewardRule) -> float:
+    """The seed's accuracy rule for one digit ``distance`` away from its label: 1 within the tolerance, else 0;
+    ``graded``: ``1 − distance / (tolerance + 1)`` inside the tolerance (closer earns more, never more than 1)."""
+    if distance > options.tolerance:
+        return 0.0
+    return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
