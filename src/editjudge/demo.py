@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from editjudge.model_path import recorded_path
+
 DEFAULT_OUT = "editjudge_demo"
 PRESET = "tiny_cpu"
 STAGES = 6
@@ -206,21 +208,22 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         torch.set_num_threads(threads)
 
     summary = {
-        "out": str(out),
+        "out": recorded_path(out),
         "seed": seed,
         "preset": str(preset),
         "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale},
         "template": template,
         "settings_overrides": {k: v for k, v in (settings_overrides or {}).items()},
-        "adapter": str(result.adapter_dir),
-        "metrics_jsonl": str(result.metrics_path),
-        "report": str(report),
+        "adapter": recorded_path(result.adapter_dir),
+        "metrics_jsonl": recorded_path(result.metrics_path),
+        "report": recorded_path(report),
         "n_train": counts.get("train"),
         "n_heldout": counts.get("test"),
         "stages": {name: stage_figures(metrics[name], sampled_metrics.get(name)) for name in metrics},
         "learning_curve": curve,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # no wall clock: same bytes
+    # (its paths are absolute: they resolve from any folder, so the same seed in the same --out gives the same bytes)
     return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
 
 

@@ -16,7 +16,7 @@ stem's path relative to the folder (``sub/dir/stem``).
 
 Manifest (``.jsonl`` or ``.csv``): columns ``source``, ``edited``, ``instruction``, ``score`` (optional, may be
 empty), ``group`` (optional), ``id`` (optional; default ``<manifest name>:<line>``). Relative paths resolve against
-the manifest's folder.
+the manifest's folder. A record's paths are absolute, so outputs that carry them resolve from any folder.
 
 With ``require_score=False`` (inference: :mod:`editjudge.judge`) a missing score is allowed and ``score`` is None;
 an invalid score (NaN, inf, text) is still rejected.
@@ -475,7 +475,8 @@ def read_sources(
     seen: set[str] = set()
     pairs: dict[tuple[str, str, str], str] = {}
     for position, path in enumerate(inputs):
-        for item in _read_one(path.expanduser(), require_score, max_file_bytes):
+        # absolute: every path a record carries into an output resolves the same from any working folder
+        for item in _read_one(Path(os.path.abspath(path.expanduser())), require_score, max_file_bytes):
             if len(inputs) > 1:
                 item = _prefixed(item, f"{position}/")
             if item.id in seen:

@@ -87,6 +87,16 @@ def prepare_setting(args: argparse.Namespace, name: str) -> Any:
     return prepare_report(args).get("settings", {}).get(name)
 
 
+def recorded_template(args: argparse.Namespace) -> str | None:
+    """The prepare report's template: a built-in name, or its file resolved as the report records it."""
+    template = prepare_setting(args, "template")
+    if not template or template in prompts.BUILTIN_TEMPLATES:
+        return template
+    from editjudge.model_path import resolve_recorded
+
+    return str(resolve_recorded(template, args.prepare_report))
+
+
 def image_sizing(args: argparse.Namespace) -> Any:
     """Prepare's image settings: the report's, overridden by explicit flags, else prepare's defaults."""
     from editjudge.judge.request import ImageSizing
@@ -136,7 +146,7 @@ def judge_from_args(args: argparse.Namespace) -> Any:
         args.model,
         adapter=args.adapter,
         backend=args.backend,
-        template=args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
+        template=args.template or recorded_template(args) or prompts.DEFAULT_TEMPLATE,
         sizing=sizing,
         num_samples=args.samples,
         temperature=args.temperature,

@@ -84,6 +84,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             check_local_paths(model=args.model, adapter=args.adapter)
         except FileNotFoundError as exc:
             return str(exc)
+    if getattr(args, "prepare_report", None):  # its recorded processor is checked here, not in a replica later
+        from editjudge.judge.cli_common import image_sizing
+
+        try:
+            image_sizing(args)
+        except (OSError, ValueError) as exc:
+            return str(exc)
     return None
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
+from editjudge.model_path import recorded_path
 
 # verl SFT key -> SftSettings field: the keys this engine reads (the others of an SFT preset are verl-only).
 SFT_KEYS: dict[str, str] = {
@@ -111,8 +109,10 @@ def settings_from_args(args: argparse.Namespace, preset: Any) -> SftSettings:
         raise ValueError(f"an SFT setting has the wrong type ({exc}); give numbers for rank, alpha, lr, batch, epochs")
     model = getattr(args, "model", None) or getattr(preset, "model", None)
     return SftSettings(
-        model=str(model), output_dir=str(getattr(args, "output_dir", None) or "outputs/sft"),
-        max_steps=getattr(args, "max_steps", -1) or -1, init_adapter=getattr(args, "init_adapter", None),
+        model=recorded_path(model) if model else str(model),
+        output_dir=recorded_path(getattr(args, "output_dir", None) or "outputs/sft"),
+        max_steps=getattr(args, "max_steps", -1) or -1,
+        init_adapter=recorded_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
         **({"seed": args.seed} if getattr(args, "seed", None) is not None else {}), **coerced,
     )
 
@@ -234,10 +234,9 @@ class SftResult:
 
 def train(settings: SftSettings, train_files: Any, model: Any = None, processor: Any = None) -> SftResult:
     """SFT with LoRA (fresh, or continuing ``settings.init_adapter``); adapter + processor saved atomically."""
-    from peft import PeftModel
     from trl import SFTTrainer
 
-    from editjudge.train.trl import load_model
+    from editjudge.train.trl import load_model, save_adapter
 
     out = Path(settings.output_dir)
     dataset = read_sft_dataset(train_files)
@@ -255,18 +254,7 @@ def train(settings: SftSettings, train_files: Any, model: Any = None, processor:
     trainer.train()
     if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
         (out / "checkpoints").rmdir()
-    if not isinstance(trainer.model, PeftModel):
-        raise RuntimeError("the trained model carries no LoRA adapter")
-    adapter_dir = out / ADAPTER_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ADAPTER_DIR}.", dir=out))
-    try:
-        trainer.model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        if adapter_dir.exists():
-            shutil.rmtree(adapter_dir)
-        os.replace(tmp, adapter_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    adapter_dir = save_adapter(trainer.model, processor, out / ADAPTER_DIR)  # the GRPO engine's atomic save
     return SftResult(adapter_dir, out / METRICS_FILE, records, trainer.model)
 
 
