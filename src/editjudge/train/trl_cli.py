@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 
+from editjudge.model_path import recorded_path
 from editjudge.train.trl import TrlSettings, read_examples, settings_from_overrides, train
 
 def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,12 +52,12 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
         "warm_start_steps": getattr(args, "warm_start_steps", None),
         "warm_start_lr": getattr(args, "warm_start_lr", None),
         "seed": getattr(args, "seed", None),
-        "init_adapter": getattr(args, "init_adapter", None),
+        "init_adapter": recorded_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
     }
     return settings_from_overrides(
         verl_keys,
         model=str(model),
-        output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
+        output_dir=recorded_path(getattr(args, "output_dir", None) or "outputs/trl"),  # trl_settings.json: absolute
         **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
     )
 
@@ -108,6 +110,13 @@ def run(args: argparse.Namespace, preset) -> int:
               "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
         return 2
     grpo = result.grpo_records()
+    if result.terminated:
+        from editjudge.train.trl_stop import EXIT_CODE
+
+        where = (f"checkpoint {_newest_checkpoint(settings)} and " if result.steps else "")
+        print(f"terminated (SIGTERM) after {'GRPO step ' + str(result.steps) if result.steps else 'the warm start'}: "
+              f"{where}adapter {result.adapter_dir} saved; continue with the same command and --resume")
+        return EXIT_CODE
     if result.interrupted:
         print(f"interrupted (Ctrl-C) after GRPO step {result.steps}: adapter saved to {result.adapter_dir}; "
               "continue with the same command and --resume (from the newest checkpoint, if save_steps wrote one)")
@@ -115,6 +124,12 @@ def run(args: argparse.Namespace, preset) -> int:
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
           + (f"; last mean reward {grpo[-1]['reward_mean']:.3f}" if grpo else ""))
     return 0
+
+
+def _newest_checkpoint(settings: TrlSettings) -> str:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return str(get_last_checkpoint(str(Path(settings.output_dir) / "checkpoints")))
 
 
 __all__ = ["add_trl_arguments", "run", "settings_from_args"]
