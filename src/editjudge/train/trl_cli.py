@@ -95,13 +95,23 @@ def run(args: argparse.Namespace, preset) -> int:
                          resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
         _check_init_adapter(settings)
+        from editjudge.train import trl_plan
+
+        # the steps; a GPU-sized recipe about to run on a CPU is said here, before the model loads
+        plan, parameters = trl_plan.plan_run(settings, getattr(preset, "name", None) or str(args.preset),
+                                             train_files, val_files)
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
             checked = len(read_examples(val_files)) if val_files else 0
-            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
-                  "nothing trained")
+            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable")
+            for line in trl_plan.estimate_lines(settings, plan, parameters, train_files):
+                print(line)
+            print("nothing trained")
             return 0
-        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
+        from editjudge.train.trl_stall import StallWatch
+
+        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files,
+                       callbacks=[StallWatch(settings)])
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
         return 2
@@ -110,6 +120,11 @@ def run(args: argparse.Namespace, preset) -> int:
               "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
         return 2
     grpo = result.grpo_records()
+    from editjudge.train.trl_stall import diagnose, format_findings
+
+    findings = diagnose(result.records, settings)  # why the run stalled, with the fix (or that it converged)
+    if findings:
+        print(format_findings(findings))
     if result.terminated:
         from editjudge.train.trl_stop import EXIT_CODE
 
