@@ -301,14 +301,17 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
 
 
 def _use_quiet_progress(trainer) -> None:
-    """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more)."""
+    """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more); no bar
+    at all when stderr is not a terminal (a log file): its redraws would interleave with the step lines there."""
+    import sys
+
     from transformers.trainer_callback import ProgressCallback
 
     class QuietProgress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             return None
 
-    if trainer.pop_callback(ProgressCallback) is not None:
+    if trainer.pop_callback(ProgressCallback) is not None and sys.stderr.isatty():
         trainer.add_callback(QuietProgress())
 
 
@@ -324,14 +327,15 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
             records.append(summarize_log(logs, state.global_step, phase))
             atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             r = records[-1]
+            of = f"/{state.max_steps}" if state.max_steps and r["phase"] != "validation" else ""
             if "reward_mean" in r:
                 tqdm.write(
-                    f"[{r['phase']}] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
+                    f"[{r['phase']}] step {r['step']}{of}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
                     + (f", format {r['format_rate']:.2f}" if "format_rate" in r else "")
                     + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else "")
                 )
             elif "loss" in r:
-                tqdm.write(f"[{phase}] step {r['step']}: loss {r['loss']:.3f}")
+                tqdm.write(f"[{phase}] step {r['step']}{of}: loss {r['loss']:.3f}")
 
     return MetricsJsonl()
 
