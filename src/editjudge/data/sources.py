@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -301,6 +302,20 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
         group=str(group) if group not in (None, "") else None,
         origin=str(files["meta"][0]),
     )
+
+
+def stem_groups(ids: Sequence[str]) -> list[str | None] | None:
+    """The groups a seed-layout folder names itself: the stems ``<name>_<candidate>`` (``s00012_c01``,
+    ``cat_2``) whose ``<name>`` (with its sub-folder) several stems share; ``None`` when no two stems share one (the
+    folder names no groups), else one name per id (``None`` for a stem without a candidate suffix)."""
+    names: list[str | None] = []
+    for stem in ids:
+        folder, _, last = stem.rpartition("/")
+        base, sep, candidate = last.rpartition("_")
+        names.append(f"{folder}/{base}" if folder and sep and base and candidate else base if sep and base and
+                     candidate else None)
+    counts = Counter(n for n in names if n is not None)
+    return names if any(c >= 2 for c in counts.values()) else None
 
 
 # -------------------------------------------------------------------------------------------------- manifests
