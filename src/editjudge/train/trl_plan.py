@@ -103,23 +103,26 @@ class Timing:
     warm_start_step: float | None
     grpo_step: float
     completion_tokens: float | None  # mean completion length of the measured step
+    grpo_step_cpu: float | None = None  # CPU seconds of this process in that step (< wall time on a busy machine)
 
 
 class _Clock:
     """A TrainerCallback factory timing each step (seconds per global step, in order)."""
 
     @staticmethod
-    def new(seconds: list[float]) -> Any:
+    def new(seconds: list[float], cpu: list[float] | None = None) -> Any:
         from transformers import TrainerCallback
 
         class Clock(TrainerCallback):
-            began = 0.0
+            began = used = 0.0
 
             def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-                self.began = time.perf_counter()
+                self.began, self.used = time.perf_counter(), time.process_time()
 
             def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
                 seconds.append(time.perf_counter() - self.began)
+                if cpu is not None:
+                    cpu.append(time.process_time() - self.used)
 
         return Clock()
 
@@ -131,6 +134,7 @@ def measure(settings: Any, train_files: Any) -> Timing:
 
     warm: list[float] = []
     grpo: list[float] = []
+    grpo_cpu: list[float] = []
     quiet = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="editjudge-dry-run-") as tmp, \
             contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
@@ -144,10 +148,11 @@ def measure(settings: Any, train_files: Any) -> Timing:
             engine.warm_start(model, processor, examples, replace(trial, warm_start_steps=2), Path(tmp) / "warm",
                               [], Path(tmp) / "warm.jsonl", callbacks=[_Clock.new(warm)])
             processor, model = engine.load_model(settings.model)  # GRPO's step on the model as it loads
-        result = engine.train(trial, train_files, model=model, processor=processor, callbacks=[_Clock.new(grpo)])
+        result = engine.train(trial, train_files, model=model, processor=processor, callbacks=[_Clock.new(grpo, grpo_cpu)])
     lengths = [r.get("completions/mean_length") for r in result.grpo_records()]
     return Timing(load=loaded, warm_start_step=warm[-1] if warm else None, grpo_step=grpo[0],
-                  completion_tokens=lengths[0] if lengths and lengths[0] is not None else None)
+                  completion_tokens=lengths[0] if lengths and lengths[0] is not None else None,
+                  grpo_step_cpu=grpo_cpu[0] if grpo_cpu else None)
 
 
 def matmul_flops() -> float:
@@ -218,6 +223,11 @@ def describe(plan: StepPlan, *, timing: Timing | None = None, lower_bound: float
             + (f" and one warm-start step of {timing.warm_start_step:.1f} s" if timing.warm_start_step else "")
             + f" × the steps above, + {timing.load:.0f} s to load the model; an untrained model's completions run "
             "to the length limit, so later steps are usually as fast or faster; other work on the machine slows it")
+        share = timing.grpo_step_cpu / timing.grpo_step if timing.grpo_step_cpu and timing.grpo_step else None
+        if share is not None and share < 0.8:
+            quiet = timing.load + warm * share + timing.grpo_step_cpu * grpo_equivalent
+            lines.append(f"      (that step had {share:.0%} of a CPU core to itself: about {_duration(quiet)} on this "
+                         "machine with nothing else running)")
     elif lower_bound is not None:
         lines.append(
             f"time: at least {_duration(lower_bound * grpo_equivalent)} (not measured: a model of "
