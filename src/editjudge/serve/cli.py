@@ -168,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge serve: error: {problem}", file=sys.stderr)
         return 2
+    from editjudge.ray_auth import local_token_auth
+
+    local_token_auth(args.address)  # Ray's default for a local cluster, said explicitly: no warning at each start
     settings = settings_from_args(args)
     done = threading.Event()
     try:
