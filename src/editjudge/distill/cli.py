@@ -28,7 +28,7 @@ examples:
   editjudge distill --data data/train.parquet --teacher Qwen/Qwen2.5-VL-72B-Instruct \\
       --base-url http://localhost:8000/v1 --samples 4 --keep 1 --out distill/
   editjudge distill --data data/train.parquet --traces manifest.jsonl --out distill/   # your own traces
-  editjudge score --manifest train_manifest.jsonl --model M --adapter sft_adapter --samples 4 --out preds.jsonl
+  editjudge score --manifest data/train.parquet --model M --adapter sft_adapter --samples 4 --out preds.jsonl
   editjudge distill --data data/train.parquet --select-hard preds.jsonl --min-wrong 2 --out hard/
 
 outputs (in --out):
