@@ -65,7 +65,8 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
     loaded = load_preset(preset)
     verl_keys, trl_keys = trl_settings.resolve(loaded.overrides, loaded.trl, {})
     trl_keys.update({k: v for k, v in fields_.items() if v is not None})
-    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=str(output_dir), **trl_keys)
+    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=recorded_path(output_dir),
+                                          **trl_keys)  # output_dir as `train` records it: absolute
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
