@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from editjudge.cli import main
-from editjudge.model_path import absolute_adapter_base, recorded_path, resolve_recorded
+from editjudge.model_path import absolute_adapter_base, absolute_path, recorded_path, resolve_recorded
 from editjudge.synthetic import write_synthetic_edits
 
 
@@ -25,6 +25,7 @@ def test_recorded_path_is_absolute_for_local_paths_and_keeps_hub_ids(tmp_path: P
     assert recorded_path("models/m") == str(tmp_path / "models" / "m")
     assert recorded_path("runs/not-yet/adapter") == str(tmp_path / "runs" / "not-yet" / "adapter")  # outputs too
     assert recorded_path("Qwen/Qwen2.5-VL-3B-Instruct") == "Qwen/Qwen2.5-VL-3B-Instruct"  # a hub id stays one
+    assert absolute_path("runs/trl") == str(tmp_path / "runs" / "trl")  # an output folder is never a hub id
     assert resolve_recorded("/abs/x", tmp_path / "data" / "r.json") == Path("/abs/x")
     assert resolve_recorded("../m", tmp_path / "data" / "r.json") == tmp_path / "m"  # the file's folder, not the cwd
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path
 
 DEFAULT_OUT = "editjudge_demo"
 PRESET = "tiny_cpu"
@@ -65,7 +65,7 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
     loaded = load_preset(preset)
     verl_keys, trl_keys = trl_settings.resolve(loaded.overrides, loaded.trl, {})
     trl_keys.update({k: v for k, v in fields_.items() if v is not None})
-    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=recorded_path(output_dir),
+    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=absolute_path(output_dir),
                                           **trl_keys)  # output_dir as `train` records it: absolute
 
 
@@ -209,15 +209,15 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         torch.set_num_threads(threads)
 
     summary = {
-        "out": recorded_path(out),
+        "out": absolute_path(out),
         "seed": seed,
         "preset": str(preset),
         "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale},
         "template": template,
         "settings_overrides": {k: v for k, v in (settings_overrides or {}).items()},
-        "adapter": recorded_path(result.adapter_dir),
-        "metrics_jsonl": recorded_path(result.metrics_path),
-        "report": recorded_path(report),
+        "adapter": absolute_path(result.adapter_dir),
+        "metrics_jsonl": absolute_path(result.metrics_path),
+        "report": absolute_path(report),
         "n_train": counts.get("train"),
         "n_heldout": counts.get("test"),
         "stages": {name: stage_figures(metrics[name], sampled_metrics.get(name)) for name in metrics},

@@ -7,7 +7,7 @@ a ``FileNotFoundError`` with the fix (the message the verl pre-flight gives).
 
 Paths that outputs record (a prepare report's processor, an adapter's ``base_model_name_or_path``, a demo summary's
 folders) follow one rule so that they resolve the same from any working folder: :func:`recorded_path` writes a local
-path absolute (a hub id as it is), and :func:`resolve_recorded` reads one back — absolute as it is, a relative one
+path absolute (a model argument that is a hub id as it is; :func:`absolute_path` for outputs and data files), and :func:`resolve_recorded` reads one back — absolute as it is, a relative one
 (hand-written, or from an older version) against the folder of the file that records it, never the working folder.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["absolute_adapter_base", "check_model_paths", "find_model_dir", "recorded_path", "resolve_model_path",
+__all__ = ["absolute_adapter_base", "absolute_path", "check_model_paths", "find_model_dir", "recorded_path", "resolve_model_path",
            "resolve_recorded"]
 
 
@@ -66,6 +66,12 @@ def check_model_paths(**named: str | os.PathLike[str] | None) -> None:
     for what, value in named.items():
         if value:
             resolve_model_path(value, f"--{what.replace('_', '-')}")
+
+
+def absolute_path(value: str | os.PathLike[str]) -> str:
+    """How an output records a path that is local by nature (an output folder, a data file): absolute, ``~``
+    expanded, symlinks kept — whether it exists yet or not."""
+    return os.path.abspath(Path(os.fspath(value)).expanduser())
 
 
 def recorded_path(value: str | os.PathLike[str]) -> str:

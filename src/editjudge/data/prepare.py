@@ -33,7 +33,7 @@ from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
 
@@ -439,7 +439,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             counter=counter_name,
             groups={"total": len(sizes), "train": len(train_groups), "source_files": sources,
                     "picture_groups": sum(1 for g in sizes if g.startswith("image:"))},
-            outputs={k: recorded_path(v) for k, v in paths.items()} | {"rejects": recorded_path(rejects_path)},
+            outputs={k: absolute_path(v) for k, v in paths.items()} | {"rejects": absolute_path(rejects_path)},
             seconds=time.perf_counter() - started,
         )
         report_path = atomic_write_text(out / "prepare_report.json", _json(report))
@@ -459,12 +459,12 @@ def recorded_settings(config: PrepareConfig) -> dict[str, Any]:
     """The settings as ``prepare_report.json`` records them: inputs, output folder, processor and a template file
     absolute, so that ``eval`` / ``score`` / ``bench --prepare-report`` resolve them the same from any folder."""
     settings = asdict(config)
-    settings["inputs"] = [recorded_path(p) for p in config.inputs]
-    settings["out_dir"] = recorded_path(config.out_dir)
+    settings["inputs"] = [absolute_path(p) for p in config.inputs]
+    settings["out_dir"] = absolute_path(config.out_dir)
     if config.processor:
-        settings["processor"] = recorded_path(config.processor)
+        settings["processor"] = absolute_path(config.processor)
     if config.template not in prompts.BUILTIN_TEMPLATES:
-        settings["template"] = recorded_path(config.template)
+        settings["template"] = absolute_path(config.template)
     return settings
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.judge.backends import BACKENDS
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path
 
 EPILOG = """\
 examples:
@@ -248,7 +248,7 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                     missed.add({"id": rid, "label": label, "answers": [j.answer for j in judged],
                                 "reasons": [j.reason for j in judged]})
         report = stats.report(args.price_in, args.price_out)
-        report["data"] = recorded_path(args.data)
+        report["data"] = absolute_path(args.data)
         report["teacher"] = args.teacher or None
         report["traces"] = args.traces or None
         sft.commit()
@@ -333,7 +333,7 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
             wrong_by_row, samples_by_row, sink.rows, len(set(predictions.samples) - seen), predictions.problems,
             rows, args.min_wrong, args.tolerance,
         )
-        report["predictions"] = recorded_path(args.select_hard)
+        report["predictions"] = absolute_path(args.select_hard)
         report["problems"] = predictions.problems[:100]
         sink.commit()
         atomic_write_text(out / "hard_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path, recorded_path
 
 EXPORT_INFO = "editjudge_export.json"
 
@@ -179,7 +179,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge: bool = False, base
 
                 AutoProcessor.from_pretrained(actor_dir / "huggingface").save_pretrained(result)
                 kind = "LoRA adapter"
-        info = {"kind": kind, "checkpoint": recorded_path(actor_dir),
+        info = {"kind": kind, "checkpoint": absolute_path(actor_dir),
                 "base_model": recorded_path(base_model) if base_model else None}
         _commit(result, info, out)
     finally:
@@ -238,8 +238,8 @@ def export_adapter(adapter: str | Path, out: str | Path, *, base_model: str | No
     try:
         result = work / "result"
         merge_adapter(base_dir, adapter_dir, result)
-        info = {"kind": "merged model (LoRA folded into the base weights)", "adapter": recorded_path(adapter_dir),
-                "base_model": recorded_path(base_dir)}
+        info = {"kind": "merged model (LoRA folded into the base weights)", "adapter": absolute_path(adapter_dir),
+                "base_model": absolute_path(base_dir)}
         _commit(result, info, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

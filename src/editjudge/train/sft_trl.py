@@ -18,7 +18,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path, recorded_path
 
 # verl SFT key -> SftSettings field: the keys this engine reads (the others of an SFT preset are verl-only).
 SFT_KEYS: dict[str, str] = {
@@ -110,9 +110,9 @@ def settings_from_args(args: argparse.Namespace, preset: Any) -> SftSettings:
     model = getattr(args, "model", None) or getattr(preset, "model", None)
     return SftSettings(
         model=recorded_path(model) if model else str(model),
-        output_dir=recorded_path(getattr(args, "output_dir", None) or "outputs/sft"),
+        output_dir=absolute_path(getattr(args, "output_dir", None) or "outputs/sft"),
         max_steps=getattr(args, "max_steps", -1) or -1,
-        init_adapter=recorded_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
+        init_adapter=absolute_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
         **({"seed": args.seed} if getattr(args, "seed", None) is not None else {}), **coerced,
     )
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from editjudge.model_path import recorded_path
+from editjudge.model_path import absolute_path
 from editjudge.train.trl import TrlSettings, read_examples, settings_from_overrides, train
 
 def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,12 +52,12 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
         "warm_start_steps": getattr(args, "warm_start_steps", None),
         "warm_start_lr": getattr(args, "warm_start_lr", None),
         "seed": getattr(args, "seed", None),
-        "init_adapter": recorded_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
+        "init_adapter": absolute_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
     }
     return settings_from_overrides(
         verl_keys,
         model=str(model),
-        output_dir=recorded_path(getattr(args, "output_dir", None) or "outputs/trl"),  # trl_settings.json: absolute
+        output_dir=absolute_path(getattr(args, "output_dir", None) or "outputs/trl"),  # trl_settings.json: absolute
         **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
     )
 
