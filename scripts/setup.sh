@@ -13,4 +13,4 @@ EXTRAS=${EXTRAS:-all,dev}
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
-echo "editjudge is set up in .venv ($(.venv/bin/editjudge --version))"
+echo "editjudge is set up in .venv ($(.venv/bin/editjudge --version)); activate it: source .venv/bin/activate"

@@ -122,3 +122,19 @@ def test_grpo_refuses_an_adapter_of_another_shape(sft_run: dict, sft_data: dict,
     out = capsys.readouterr().out
     assert "rank 8 in the adapter" in out and "actor_rollout_ref.model.lora_rank=8" in out
     assert main(argv + ["--", "actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16"]) == 0
+
+
+def test_cli_warns_a_batch_over_the_rows_and_a_loss_that_did_not_move(sft_data: dict, tiny_model_dir: Path,
+                                                                       tmp_path: Path, capsys) -> None:
+    base = ["train", "--stage", "sft", "--engine", "trl", "--model", str(tiny_model_dir), "--train-files",
+            str(sft_data["sft"]), "--output-dir", str(tmp_path / "o")]
+    lora = ["model.lora_rank=4", "model.lora_alpha=8"]
+    assert main([*base, "--dry-run", "--", *lora, "data.train_batch_size=64"]) == 0
+    rows = sft_data["rows"]
+    assert f"data.train_batch_size=64 rows per optimiser step, but {rows} SFT rows" in capsys.readouterr().err
+    # the new user's run: a batch over all the rows each step, too small a learning rate: "loss x -> x"
+    assert main([*base, "--max-steps", "2", "--", *lora, "optim.lr=1e-12", "data.train_batch_size=64"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the loss did not move over 2 step(s)" in captured.err and "raise optim.lr" in captured.err
+    assert "[sft] step 2/2: loss" in captured.out  # one line per step ...
+    assert "{'loss'" not in captured.out + captured.err  # ... and no raw trainer dicts

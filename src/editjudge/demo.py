@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from editjudge.model_path import absolute_path
+
 DEFAULT_OUT = "editjudge_demo"
 PRESET = "tiny_cpu"
 STAGES = 6
@@ -63,7 +65,8 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
     loaded = load_preset(preset)
     verl_keys, trl_keys = trl_settings.resolve(loaded.overrides, loaded.trl, {})
     trl_keys.update({k: v for k, v in fields_.items() if v is not None})
-    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=str(output_dir), **trl_keys)
+    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=absolute_path(output_dir),
+                                          **trl_keys)  # output_dir as `train` records it: absolute
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -206,21 +209,22 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         torch.set_num_threads(threads)
 
     summary = {
-        "out": str(out),
+        "out": absolute_path(out),
         "seed": seed,
         "preset": str(preset),
         "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale},
         "template": template,
         "settings_overrides": {k: v for k, v in (settings_overrides or {}).items()},
-        "adapter": str(result.adapter_dir),
-        "metrics_jsonl": str(result.metrics_path),
-        "report": str(report),
+        "adapter": absolute_path(result.adapter_dir),
+        "metrics_jsonl": absolute_path(result.metrics_path),
+        "report": absolute_path(report),
         "n_train": counts.get("train"),
         "n_heldout": counts.get("test"),
         "stages": {name: stage_figures(metrics[name], sampled_metrics.get(name)) for name in metrics},
         "learning_curve": curve,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # no wall clock: same bytes
+    # (its paths are absolute: they resolve from any folder, so the same seed in the same --out gives the same bytes)
     return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
 
 

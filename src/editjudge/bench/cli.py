@@ -185,8 +185,9 @@ def run(args: argparse.Namespace) -> int:
             _error_kind(scores[k].error) if k in scores else "no_prediction" for k in missing).items()))
         results[variant] = res
 
-    name = args.name or (Path(args.adapter).name if args.adapter else Path(str(args.model)).name if args.model
-                         else Path(args.predictions).stem)
+    from editjudge.judge.cli_common import judge_name
+
+    name = args.name or (judge_name(args.model, args.adapter) if args.model else Path(args.predictions).stem)
     reasons = Counter(f.reason for f in failed)
     bench = {
         "suite": args.suite,

@@ -34,6 +34,7 @@ from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
 from editjudge.formats import JudgmentFormat, get_format
+from editjudge.model_path import absolute_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
 
@@ -433,7 +434,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         limits = _CTX.limits if _CTX is not None else _limits(config)
         counter_name = _CTX.counter.name if _CTX is not None else "estimate"
         report = build_report(
-            config=asdict(config),
+            config=recorded_settings(config),
             found=found,
             stats=stats,
             median=median,
@@ -443,7 +444,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             counter=counter_name,
             groups={"total": len(sizes), "train": len(train_groups), "source_files": sources,
                     "picture_groups": sum(1 for g in sizes if g.startswith("image:"))},
-            outputs={k: str(v) for k, v in paths.items()} | {"rejects": str(rejects_path)},
+            outputs={k: absolute_path(v) for k, v in paths.items()} | {"rejects": absolute_path(rejects_path)},
             seconds=time.perf_counter() - started,
         )
         report_path = atomic_write_text(out / "prepare_report.json", _json(report))
@@ -457,6 +458,19 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                 sink.discard()
             if rejects is not None:
                 rejects.discard()
+
+
+def recorded_settings(config: PrepareConfig) -> dict[str, Any]:
+    """The settings as ``prepare_report.json`` records them: inputs, output folder, processor and a template file
+    absolute, so that ``eval`` / ``score`` / ``bench --prepare-report`` resolve them the same from any folder."""
+    settings = asdict(config)
+    settings["inputs"] = [absolute_path(p) for p in config.inputs]
+    settings["out_dir"] = absolute_path(config.out_dir)
+    if config.processor:
+        settings["processor"] = absolute_path(config.processor)
+    if config.template not in prompts.BUILTIN_TEMPLATES:
+        settings["template"] = absolute_path(config.template)
+    return settings
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:

@@ -16,7 +16,7 @@ stem's path relative to the folder (``sub/dir/stem``).
 
 Manifest (``.jsonl`` or ``.csv``): columns ``source``, ``edited``, ``instruction``, ``score`` (optional, may be
 empty), ``group`` (optional), ``id`` (optional; default ``<manifest name>:<line>``). Relative paths resolve against
-the manifest's folder.
+the manifest's folder. A record's paths are absolute, so outputs that carry them resolve from any folder.
 
 With ``require_score=False`` (inference: :mod:`editjudge.judge`) a missing score is allowed and ``score`` is None;
 an invalid score (NaN, inf, text) is still rejected.
@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -303,6 +304,20 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
     )
 
 
+def stem_groups(ids: Sequence[str]) -> list[str | None] | None:
+    """The groups a seed-layout folder names itself: the stems ``<name>_<candidate>`` (``s00012_c01``,
+    ``cat_2``) whose ``<name>`` (with its sub-folder) several stems share; ``None`` when no two stems share one (the
+    folder names no groups), else one name per id (``None`` for a stem without a candidate suffix)."""
+    names: list[str | None] = []
+    for stem in ids:
+        folder, _, last = stem.rpartition("/")
+        base, sep, candidate = last.rpartition("_")
+        names.append(f"{folder}/{base}" if folder and sep and base and candidate else base if sep and base and
+                     candidate else None)
+    counts = Counter(n for n in names if n is not None)
+    return names if any(c >= 2 for c in counts.values()) else None
+
+
 # -------------------------------------------------------------------------------------------------- manifests
 
 
@@ -475,7 +490,8 @@ def read_sources(
     seen: set[str] = set()
     pairs: dict[tuple[str, str, str], str] = {}
     for position, path in enumerate(inputs):
-        for item in _read_one(path.expanduser(), require_score, max_file_bytes):
+        # absolute: every path a record carries into an output resolves the same from any working folder
+        for item in _read_one(Path(os.path.abspath(path.expanduser())), require_score, max_file_bytes):
             if len(inputs) > 1:
                 item = _prefixed(item, f"{position}/")
             if item.id in seen:

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.judge.backends import BACKENDS
+from editjudge.model_path import absolute_path
 
 EPILOG = """\
 examples:
   editjudge distill --data data/train.parquet --teacher Qwen/Qwen2.5-VL-72B-Instruct \\
       --base-url http://localhost:8000/v1 --samples 4 --keep 1 --out distill/
   editjudge distill --data data/train.parquet --traces manifest.jsonl --out distill/   # your own traces
-  editjudge score --manifest train_manifest.jsonl --model M --adapter sft_adapter --samples 4 --out preds.jsonl
+  editjudge score --manifest data/train.parquet --model M --adapter sft_adapter --samples 4 --out preds.jsonl
   editjudge distill --data data/train.parquet --select-hard preds.jsonl --min-wrong 2 --out hard/
 
 outputs (in --out):
@@ -253,7 +254,7 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                     missed.add({"id": rid, "label": label, "answers": [j.answer for j in judged],
                                 "reasons": [j.reason for j in judged]})
         report = stats.report(args.price_in, args.price_out)
-        report["data"] = os.fspath(args.data)
+        report["data"] = absolute_path(args.data)
         report["teacher"] = args.teacher or None
         report["traces"] = args.traces or None
         sft.commit()
@@ -338,7 +339,7 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
             wrong_by_row, samples_by_row, sink.rows, len(set(predictions.samples) - seen), predictions.problems,
             rows, args.min_wrong, args.tolerance,
         )
-        report["predictions"] = os.fspath(args.select_hard)
+        report["predictions"] = absolute_path(args.select_hard)
         report["problems"] = predictions.problems[:100]
         sink.commit()
         atomic_write_text(out / "hard_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")

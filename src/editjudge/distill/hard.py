@@ -1,6 +1,6 @@
 """``--select-hard``: the train rows a judge gets wrong in at least M of its K samples. Imports no torch.
 
-Predictions come from ``editjudge score --manifest … --samples K --out preds.jsonl`` on the train set's manifest: one
+Predictions come from ``editjudge score --manifest data/train.parquet --samples K --out preds.jsonl``: one
 JSON object a line with ``id`` and ``scores`` (K answers, ``null`` for an unparsable one; a single-sample run has
 ``pred`` only). They are matched to the train parquet's rows by ``extra_info.id``; the label is the parquet's. A
 sample is wrong when it is unparsable or further than ``tolerance`` from the label. Every prediction line that cannot

@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
     sources: list[tuple[str, str, Any]] = [("predictions", Path(p).stem, p) for p in args.predictions]
     sources += [("verl", Path(d).name or "verl", d) for d in args.verl_dumps]
     if args.data:
-        default = Path(args.adapter).name if args.adapter else Path(str(args.model)).name
-        sources.append(("judge", default or "judge", args.data))
+        from editjudge.judge.cli_common import judge_name
+
+        sources.append(("judge", judge_name(args.model, args.adapter), args.data))
     if args.name and len(args.name) != len(sources):
         return _error(f"--name got {len(args.name)} names for {len(sources)} judges; give one per input")
     names = _unique(args.name or [s[1] for s in sources])
@@ -184,17 +185,25 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             log = _merge_logs({k: v for k, v in logs.items() if k == name or k not in names})
             pages.append(write_report({name: metrics[name]}, {name: records[name]}, out / slug(name), training_log=log))
+    from editjudge.evaluate.failures import describe
+
     for name in names:
         m = metrics[name]
         print(f"{name}: n={m['n']} parse={_pct(m['format']['parse_rate'])} exact={_pct(m['accuracy']['exact'])} "
               f"±1={_pct(m['accuracy']['within_1'])} pairwise strict={_pct(m['pairwise']['strict']['value'])} "
               f"failed={failures.get(name, 0)} (counted as wrong)")
+        for line in describe(m["format"].get("reasons") or []):  # why rows have no score, with an example each
+            print(f"  {line}")
     for page in pages:
         print(f"report: {page}")
     judged = [name for name, (kind, _, _) in zip(names, sources) if kind == "judge"]
-    if any(failures.get(name) == len(records[name]) for name in judged):
-        print("editjudge eval: error: the judge could not judge a single row (see 'error' in the report)", file=sys.stderr)
-        return 1
+    for name in judged:
+        if failures.get(name) == len(records[name]):
+            top = (metrics[name]["format"].get("reasons") or [{}])[0]
+            print(f"editjudge eval: error: the judge could not judge a single row: {top.get('count')} × "
+                  f"{top.get('example', {}).get('message')} (all reasons: 'format.reasons' in metrics.json and the "
+                  "report)", file=sys.stderr)
+            return 1
     return 0
 
 

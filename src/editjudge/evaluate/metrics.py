@@ -35,6 +35,7 @@ import numpy as np
 
 from editjudge.answer import parse_response
 from editjudge.evaluate import pairwise
+from editjudge.evaluate.failures import top_reasons
 from editjudge.evaluate.records import EvalRecord, as_records
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
 
@@ -337,6 +338,13 @@ def _error_kind(rec: EvalRecord) -> str:
     return "no_answer"
 
 
+def _why(rec: EvalRecord) -> str:
+    """The whole reason a record has no score: its error message, else the parse reason and the response."""
+    if rec.error:
+        return rec.error
+    return f"{_error_kind(rec)}: {rec.raw!r}" if rec.raw is not None else "no_answer"
+
+
 def _format(records: Sequence[EvalRecord]) -> dict[str, Any]:
     n = len(records)
     parsed = sum(r.pred is not None for r in records)
@@ -346,6 +354,7 @@ def _format(records: Sequence[EvalRecord]) -> dict[str, Any]:
         "n_parsed": parsed,
         "parse_rate": parsed / n,
         "errors": dict(sorted(Counter(_error_kind(r) for r in records if r.pred is None).items())),
+        "reasons": top_reasons([r for r in records if r.pred is None], _why),  # with an example each
     }
     if with_raw:
         well = sum(parse_response(r.raw).has_think for r in with_raw)

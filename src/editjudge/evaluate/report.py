@@ -15,6 +15,7 @@ from typing import Any
 
 
 from editjudge.data.writer import atomic_write_bytes
+from editjudge.evaluate.failures import describe as describe_reasons
 from editjudge.evaluate.metrics import json_safe
 from editjudge.evaluate.plots import (
     ACCURACY_KEYS,
@@ -105,7 +106,8 @@ def _notes(name: str, m: Mapping[str, Any]) -> list[str]:
     fmt = m.get("format", {})
     if fmt.get("errors"):
         errs = ", ".join(f"{k}: {v}" for k, v in fmt["errors"].items())
-        out.append(f"- unparsed answers ({fmt['n'] - fmt['n_parsed']} of {fmt['n']}): {errs}")
+        out.append(f"- unparsed answers ({fmt['n'] - fmt['n_parsed']} of {fmt['n']}): {errs}; top reasons:")
+        out += [f"  - {line}" for line in describe_reasons(fmt.get("reasons") or [])]
     pw = m.get("pairwise", {})
     for kind in ("strict", "with_ties"):
         if _get(pw, f"{kind}.reason"):

@@ -15,8 +15,10 @@ from editjudge.judge.cli_common import add_judge_arguments, judge_from_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Rank N candidate edits with a trained judge: by score, ties broken by the expected score. One source: "
-        "--source --candidates A B C --instruction. Many: --folder (seed layout or a manifest): edits that share a "
-        "source image (or a 'group') and an instruction are ranked together."
+        "--source --candidates A B C --instruction. Many: --folder (seed layout or a manifest): edits the input "
+        "names as one group (a 'group' column or meta key; in the seed layout, stems <name>_<candidate> sharing "
+        "<name>, with the same source picture), else edits that share a source picture, and an instruction, are "
+        "ranked together; a summary line ends the run."
     )
     what = parser.add_argument_group("what to rank")
     what.add_argument("--source", help="the source image")
@@ -60,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge best-of-n: error: {problem}", file=sys.stderr)
         return 2
+    grouped_by = "the given source"
     if args.folder:
         try:
-            groups, rejected = _groups_of(args.folder)
+            groups, rejected, grouped_by = _groups_of(args.folder)
         except (OSError, ValueError) as exc:
             print(f"editjudge best-of-n: error: {exc}", file=sys.stderr)
             return 2
@@ -90,19 +93,40 @@ def run(args: argparse.Namespace) -> int:
         ranking["oracle"] = _oracle(ranking)
         rankings.append(ranking)
         _print_ranking(ranking)
+    print(summary_line(rankings, grouped_by))
     if args.out:
         _write(args.out, rankings)
         print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
     return 0 if any(r["best"] is not None for r in rankings) else 1
 
 
-def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str], list[float | None]]], list[Any]]:
-    """Records grouped as ``eval`` groups them (:func:`editjudge.data.labels.group_keys` + ``compare_key``: the
-    manifest's group, else the source picture and the instruction), in first-seen order."""
+def summary_line(rankings: Sequence[dict[str, Any]], grouped_by: str) -> str:
+    """One line for the whole run: rankings, candidates, how they were grouped, how often the pick was the oracle's
+    (when every candidate of a ranking has a known score) and the mean regret."""
+    candidates = sum(len(r["candidates"]) for r in rankings)
+    judged = sum(r["best"] is not None for r in rankings)
+    line = (f"best-of-n: {len(rankings)} ranking(s) of {candidates} candidate(s) (groups: {grouped_by}); "
+            f"{judged} with a pick")
+    known = [r["oracle"] for r in rankings if r.get("oracle") is not None]
+    if known:
+        hits = sum(o["picked_oracle"] for o in known)
+        regret = sum(o["regret"] for o in known) / len(known)
+        line += (f"; the pick was the oracle's in {hits} of {len(known)} ranking(s) with known scores "
+                 f"({hits / len(known):.0%}), mean regret {regret:.4g}")
+    return line
+
+
+def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str], list[float | None]]], list[Any], str]:
+    """Records grouped by the names the input gives (a manifest's or meta's ``group``; a seed folder's stems
+    ``<name>_<candidate>``, together with the source picture so that one name never holds two pictures), else as
+    ``eval`` groups them (:func:`editjudge.data.labels.group_keys`: the source picture), each with the instruction
+    (``compare_key``); in first-seen order. Also returns what the groups came from, for the summary."""
+    from collections import Counter
+
     from editjudge.data import images as imgs
     from editjudge.data import labels as lbl
     from editjudge.data.files import FileRejected, read_file
-    from editjudge.data.sources import EditRecord, Rejected, read_sources
+    from editjudge.data.sources import EditRecord, Rejected, read_sources, stem_groups
 
     records: list[EditRecord] = []
     rejected = []
@@ -121,13 +145,20 @@ def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str], 
             continue
         records.append(item)
     keys = lbl.group_keys([r.group for r in records], [pictures.get(r.source_path) for r in records])
+    # flat pictures (a square on grey) fool any perceptual rule: the folder's own names keep their sources apart
+    stems = (stem_groups([r.id for r in records]) if Path(folder).is_dir() else None) or [None] * len(records)
     groups: dict[str, tuple[str, str, list[str], list[str], list[float | None]]] = {}
-    for record, key in zip(records, keys):
+    kinds: Counter[str] = Counter()
+    for record, key, stem in zip(records, keys, stems):
+        if record.group is None and stem is not None:
+            key = f"stem:{stem}|{key}"
+        kinds["group names" if record.group is not None else "stem names + source picture" if stem is not None
+              else "source picture"] += 1
         entry = groups.setdefault(lbl.compare_key(key, record.instruction), (record.source_path, record.instruction, [], [], []))
         entry[2].append(record.edited_path)
         entry[3].append(record.id)
         entry[4].append(record.score)
-    return list(groups.values()), rejected
+    return list(groups.values()), rejected, ", ".join(f"{kind} ({n} edits)" for kind, n in kinds.most_common())
 
 
 def _oracle(ranking: dict[str, Any]) -> dict[str, Any] | None:
@@ -150,13 +181,27 @@ def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def expected_decimals(candidates: Sequence[dict[str, Any]], least: int = 3, most: int = 8) -> int:
+    """Decimals that show the expected scores apart where they break a tie: the fewest (at least ``least``) at
+    which candidates with the same score and different expected scores print differently."""
+    by_score: dict[Any, set[float]] = {}
+    for c in candidates:
+        if c.get("expected_score") is not None:
+            by_score.setdefault(c.get("score"), set()).add(float(c["expected_score"]))
+    for decimals in range(least, most + 1):
+        if all(len({f"{v:.{decimals}f}" for v in values}) == len(values) for values in by_score.values()):
+            return decimals
+    return most
+
+
 def ranking_table(ranking: dict[str, Any]) -> str:
     """The ranking as a text table: rank, score, expected score, known score (when given), candidate, error."""
     known = any(c.get("gt_score") is not None for c in ranking["candidates"])
     header = ["rank", "score", "expected"] + (["known"] if known else []) + ["candidate", "error"]
     rows = []
+    spec = f".{expected_decimals(ranking['candidates'])}f"
     for c in ranking["candidates"]:
-        row = [str(c["rank"]), _fmt(c["score"], "d"), _fmt(c["expected_score"], ".3f")]
+        row = [str(c["rank"]), _fmt(c["score"], "d"), _fmt(c["expected_score"], spec)]
         if known:
             row.append(_fmt(c.get("gt_score"), ".4g"))
         rows.append(row + [str(c["candidate"]), c["error"] or ""])

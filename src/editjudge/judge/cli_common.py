@@ -114,6 +114,32 @@ def vllm_engine_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+# folder names that say what a folder holds, not which judge it is: reports name such a judge by the folder above too
+GENERIC_FOLDERS = frozenset({"adapter", "lora_adapter", "actor", "huggingface", "model", "merged", "final", "output",
+                             "outputs", "checkpoints"})
+
+
+def judge_name(model: str | os.PathLike[str] | None, adapter: str | os.PathLike[str] | None = None) -> str:
+    """A judge's default name in reports: its adapter's (else its model's) folder name, prefixed with the folder
+    above while the name alone says nothing (``runs/trl/adapter`` -> ``trl-adapter``, ``global_step_40/actor`` ->
+    ``judge1-global_step_40-actor``); ``judge`` when neither is given."""
+    from pathlib import Path
+
+    value = adapter if adapter else model
+    if not value:
+        return "judge"
+    parts = [p for p in Path(os.path.abspath(os.path.expanduser(os.fspath(value)))).parts if p not in ("/", "")]
+    if not Path(os.path.expanduser(os.fspath(value))).exists() and not adapter:
+        return Path(os.fspath(value)).name or "judge"  # a hub id or served model name: its own name
+    name: list[str] = []
+    while parts:
+        name.insert(0, parts.pop())
+        last = name[0].lower()
+        if last not in GENERIC_FOLDERS and not last.startswith(("checkpoint-", "global_step_")):
+            break
+    return "-".join(name) or "judge"
+
+
 def prepare_report(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--prepare-report`` JSON (empty without the flag); ``ValueError`` naming the file when unreadable."""
     if not args.prepare_report:
@@ -138,6 +164,16 @@ def judgment_format(args: argparse.Namespace) -> Any:
     from editjudge.formats import get_format
 
     return get_format(getattr(args, "format", None) or prepare_setting(args, "format"))
+
+
+def recorded_template(args: argparse.Namespace) -> str | None:
+    """The prepare report's template: a built-in name, or its file resolved as the report records it."""
+    template = prepare_setting(args, "template")
+    if not template or template in prompts.BUILTIN_TEMPLATES:
+        return template
+    from editjudge.model_path import resolve_recorded
+
+    return str(resolve_recorded(template, args.prepare_report))
 
 
 def image_sizing(args: argparse.Namespace) -> Any:
@@ -191,7 +227,7 @@ def judge_settings(args: argparse.Namespace) -> dict[str, Any]:
     sizing, sampling."""
     return {
         "format": judgment_format(args),
-        "template": args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE,
+        "template": args.template or recorded_template(args) or prompts.DEFAULT_TEMPLATE,
         "sizing": image_sizing(args),
         "num_samples": args.samples,
         "temperature": args.temperature,

@@ -186,6 +186,9 @@ def run_ray(args: argparse.Namespace) -> int:
 def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], done: dict[int, dict[str, Any]],
               sink: Any) -> int:
     """Stream the pending chunks through the actor pool; each finished chunk is appended to ``sink`` at once."""
+    from editjudge.ray_auth import local_token_auth
+
+    local_token_auth(args.ray_address)  # before Ray is imported: Ray's default, said explicitly, warns no more
     import ray
     from tqdm.auto import tqdm
 

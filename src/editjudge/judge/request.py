@@ -12,6 +12,7 @@ import io
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from editjudge import prompts
@@ -55,6 +56,8 @@ class ImageSizing:
             raise ValueError(f"{os.fspath(path)}: not a prepare_report.json (no 'settings'); pass the image flags instead")
         names = [f for f in cls.__dataclass_fields__ if f in settings]
         values = {name: settings[name] for name in names}
+        if values.get("processor") and overrides.get("processor") is None:
+            values["processor"] = str(recorded_processor(values["processor"], path))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -91,6 +94,21 @@ class ImageSizing:
         image = Image.open(io.BytesIO(sized.bytes))
         image.load()
         return imgs.to_rgb(image)
+
+
+def recorded_processor(value: str, report: str | os.PathLike[str]) -> Path:
+    """The processor folder a prepare report records (absolute, or relative to the report), checked now: a folder
+    holding ``tokenizer.json``; ``FileNotFoundError`` naming the fix otherwise, before any model is loaded."""
+    from editjudge.model_path import resolve_recorded
+
+    folder = resolve_recorded(value, report)
+    if not (folder / "tokenizer.json").is_file():
+        where = "no such folder" if not folder.is_dir() else "no tokenizer.json there"
+        raise FileNotFoundError(
+            f"{os.fspath(report)} records the processor {value!r} ({folder}: {where}): pass --processor with the "
+            "folder `editjudge prepare --processor` was given, or rerun prepare (it records absolute paths)"
+        )
+    return folder
 
 
 def _probe(data: bytes, role: str, bomb_pixels: int) -> imgs.ImageInfo:

@@ -90,6 +90,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             check_local_paths(model=args.model, adapter=args.adapter)
         except FileNotFoundError as exc:
             return str(exc)
+    if getattr(args, "prepare_report", None):  # its recorded processor is checked here, not in a replica later
+        from editjudge.judge.cli_common import image_sizing
+
+        try:
+            image_sizing(args)
+        except (OSError, ValueError) as exc:
+            return str(exc)
     return None
 
 
@@ -167,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge serve: error: {problem}", file=sys.stderr)
         return 2
+    from editjudge.ray_auth import local_token_auth
+
+    local_token_auth(args.address)  # Ray's default for a local cluster, said explicitly: no warning at each start
     settings = settings_from_args(args)
     done = threading.Event()
     try:

@@ -1,9 +1,11 @@
-"""``editjudge export``: a verl FSDP checkpoint -> a LoRA adapter, or (``--merge``) a merged Hugging Face model.
+"""``editjudge export``: a verl FSDP checkpoint -> a LoRA adapter, or (``--merge``) a merged Hugging Face model;
+a PEFT adapter (the TRL engine's ``<output-dir>/adapter``) -> a merged model.
 
 verl's own model merger (``verl.model_merger``, FSDP backend) gathers the shards and splits off the adapter; with
 ``--merge`` peft folds the adapter into the base weights (``merge_and_unload``) and the result is saved with its
-processor, ready for ``transformers`` and vLLM. Outputs appear atomically: built in a temporary sibling folder,
-then renamed into place.
+processor, ready for ``transformers`` and vLLM. A PEFT adapter needs no export to be used (``--model BASE --adapter
+DIR``); ``--adapter DIR --merge`` folds it into its base model (``--base-model``, else the adapter's recorded
+``base_model_name_or_path``). Outputs appear atomically: built in a temporary sibling folder, then renamed into place.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from editjudge.model_path import absolute_path, recorded_path
+
 EXPORT_INFO = "editjudge_export.json"
 
 
@@ -25,9 +29,15 @@ class ExportError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``export`` verb's flags."""
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="DIR",
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--checkpoint", metavar="DIR",
         help="verl checkpoint: <checkpoints>/global_step_N/actor (or global_step_N)",
+    )
+    what.add_argument(
+        "--adapter", metavar="DIR",
+        help="a PEFT LoRA adapter (e.g. the TRL engine's <output-dir>/adapter) to fold into its base with --merge; "
+        "without --merge there is nothing to export: judge verbs load it with --model BASE --adapter DIR",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, or be empty)")
     parser.add_argument(
@@ -36,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--base-model", metavar="PATH_OR_ID",
-        help="recorded as the adapter's base_model_name_or_path (default: none; the judge is told the base)",
+        help="recorded as the adapter's base_model_name_or_path (default: none; the judge is told the base); with "
+        "--adapter: the base to merge into (default: the adapter's base_model_name_or_path)",
     )
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
 
@@ -96,7 +107,7 @@ def finish_adapter_config(adapter_dir: Path, base_model: str | None) -> None:
     if keys and not any(".visual." in k for k in keys) and not config.get("exclude_modules"):
         config["exclude_modules"] = ".*visual.*"
     if base_model:
-        config["base_model_name_or_path"] = base_model
+        config["base_model_name_or_path"] = recorded_path(base_model)
     config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -133,10 +144,7 @@ def export(checkpoint: str | Path, out: str | Path, *, merge: bool = False, base
            force: bool = False) -> Path:
     """Export ``checkpoint`` to ``out``; returns ``out``. Raises :class:`ExportError` with the fix."""
     actor_dir = resolve_actor_dir(checkpoint)
-    out = Path(os.path.expanduser(str(out))).absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ExportError(f"{out} exists and is not empty: choose another --out or pass --force")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(out, force)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         full, result = work / "full", work / "result"
@@ -171,20 +179,92 @@ def export(checkpoint: str | Path, out: str | Path, *, merge: bool = False, base
 
                 AutoProcessor.from_pretrained(actor_dir / "huggingface").save_pretrained(result)
                 kind = "LoRA adapter"
-        info = {"kind": kind, "checkpoint": str(actor_dir), "base_model": base_model}
-        (result / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(result, out)
+        info = {"kind": kind, "checkpoint": absolute_path(actor_dir),
+                "base_model": recorded_path(base_model) if base_model else None}
+        _commit(result, info, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
 
 
+def _commit(result: Path, info: dict, out: Path) -> None:
+    """Write the export record into ``result`` and rename it to ``out`` (replacing what ``--force`` allowed)."""
+    (result / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(result, out)
+
+
+def _output_folder(out: str | Path, force: bool) -> Path:
+    """``out`` made absolute; refused when it holds files and ``force`` is not set."""
+    out = Path(os.path.expanduser(str(out))).absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ExportError(f"{out} exists and is not empty: choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def adapter_base(adapter_dir: Path, base_model: str | None) -> Path:
+    """The local base model folder a PEFT adapter merges into: ``base_model``, else the adapter's recorded
+    ``base_model_name_or_path`` (absolute, or relative to the adapter folder); :class:`ExportError` with the fix."""
+    from editjudge.model_path import find_model_dir, resolve_recorded
+
+    if base_model:
+        found = find_model_dir(base_model)
+        where = "--base-model"
+    else:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        recorded = config.get("base_model_name_or_path")
+        if not recorded:
+            raise ExportError(f"{adapter_dir}/adapter_config.json names no base model: pass --base-model BASE_FOLDER")
+        local = resolve_recorded(recorded, adapter_dir / "adapter_config.json")
+        found = local if local.is_dir() else find_model_dir(recorded)
+        base_model, where = str(recorded), f"the adapter's base_model_name_or_path ({adapter_dir}/adapter_config.json)"
+    if found is None or not (found / "config.json").is_file():
+        raise ExportError(f"{where} {base_model!r} is not a local model folder (nor a cached hub snapshot): pass "
+                          "--base-model with the folder of the model the adapter was trained on")
+    return found
+
+
+def export_adapter(adapter: str | Path, out: str | Path, *, base_model: str | None = None, force: bool = False) -> Path:
+    """Fold a PEFT adapter into its base model (peft ``merge_and_unload``) and save model + processor to ``out``."""
+    adapter_dir = Path(os.path.expanduser(str(adapter))).absolute()
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ExportError(f"--adapter {adapter_dir}: no adapter_config.json there (pass the folder PEFT saved, e.g. "
+                          "<output-dir>/adapter of `editjudge train --engine trl`)")
+    base_dir = adapter_base(adapter_dir, base_model)  # before anything loads or is written
+    out = _output_folder(out, force)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        result = work / "result"
+        merge_adapter(base_dir, adapter_dir, result)
+        info = {"kind": "merged model (LoRA folded into the base weights)", "adapter": absolute_path(adapter_dir),
+                "base_model": absolute_path(base_dir)}
+        _commit(result, info, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def is_adapter_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a PEFT adapter folder (``adapter_config.json``) rather than a verl checkpoint."""
+    folder = Path(os.path.expanduser(str(path)))
+    return (folder / "adapter_config.json").is_file() and not (folder / "fsdp_config.json").is_file()
+
+
 def run(args: argparse.Namespace) -> int:
     """``editjudge export``."""
+    adapter = args.adapter or (args.checkpoint if is_adapter_folder(args.checkpoint) else None)
+    if adapter and not args.merge:
+        print(f"editjudge export: {adapter} is a PEFT adapter already: nothing to export. Use it as it is "
+              f"(`editjudge score --model BASE --adapter {adapter}`, the same for eval, best-of-n, serve), or pass "
+              "--merge to fold it into its base model (one folder that transformers and vLLM load)", file=sys.stderr)
+        return 2
     try:
-        out = export(args.checkpoint, args.out, merge=args.merge, base_model=args.base_model, force=args.force)
+        if adapter:
+            out = export_adapter(adapter, args.out, base_model=args.base_model, force=args.force)
+        else:
+            out = export(args.checkpoint, args.out, merge=args.merge, base_model=args.base_model, force=args.force)
     except ExportError as exc:
         print(f"editjudge export: error: {exc}", file=sys.stderr)
         return 2

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.data.writer import atomic_write_text
+from editjudge.model_path import absolute_path, recorded_path
 
 # verl SFT key -> SftSettings field: the keys this engine reads (the others of an SFT preset are verl-only).
 SFT_KEYS: dict[str, str] = {
@@ -111,8 +109,10 @@ def settings_from_args(args: argparse.Namespace, preset: Any) -> SftSettings:
         raise ValueError(f"an SFT setting has the wrong type ({exc}); give numbers for rank, alpha, lr, batch, epochs")
     model = getattr(args, "model", None) or getattr(preset, "model", None)
     return SftSettings(
-        model=str(model), output_dir=str(getattr(args, "output_dir", None) or "outputs/sft"),
-        max_steps=getattr(args, "max_steps", -1) or -1, init_adapter=getattr(args, "init_adapter", None),
+        model=recorded_path(model) if model else str(model),
+        output_dir=absolute_path(getattr(args, "output_dir", None) or "outputs/sft"),
+        max_steps=getattr(args, "max_steps", -1) or -1,
+        init_adapter=absolute_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
         **({"seed": args.seed} if getattr(args, "seed", None) is not None else {}), **coerced,
     )
 
@@ -201,22 +201,6 @@ def sft_config(settings: SftSettings, output_dir: Path):
     )
 
 
-def _metrics(path: Path, records: list[dict[str, Any]]):
-    from transformers import TrainerCallback
-
-    class MetricsJsonl(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if not logs or "train_runtime" in logs:
-                return
-            record = {"phase": "sft", "step": state.global_step}
-            record.update({k: v for k, v in logs.items() if isinstance(v, (int, float)) and "runtime" not in k
-                           and "per_second" not in k})
-            records.append(record)
-            atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-    return MetricsJsonl()
-
-
 def with_adapter(model: Any, adapter: str | Path):
     """``model`` wrapped with a trainable copy of a saved LoRA adapter (the weights it starts from)."""
     from peft import PeftModel
@@ -234,10 +218,11 @@ class SftResult:
 
 def train(settings: SftSettings, train_files: Any, model: Any = None, processor: Any = None) -> SftResult:
     """SFT with LoRA (fresh, or continuing ``settings.init_adapter``); adapter + processor saved atomically."""
-    from peft import PeftModel
     from trl import SFTTrainer
 
-    from editjudge.train.trl import load_model
+    from editjudge.train.trl import _metrics_callback as metrics_callback
+    from editjudge.train.trl import _use_quiet_progress as quiet_progress
+    from editjudge.train.trl import load_model, save_adapter
 
     out = Path(settings.output_dir)
     dataset = read_sft_dataset(train_files)
@@ -251,22 +236,12 @@ def train(settings: SftSettings, train_files: Any, model: Any = None, processor:
     records: list[dict[str, Any]] = []
     trainer = SFTTrainer(model=model, args=sft_config(settings, out / "checkpoints"), train_dataset=dataset,
                          processing_class=processor, peft_config=peft_config,
-                         callbacks=[_metrics(out / METRICS_FILE, records)])
+                         callbacks=[metrics_callback(out / METRICS_FILE, "sft", records)])
+    quiet_progress(trainer)  # one line per step, no raw log dicts; no bar in a log file
     trainer.train()
     if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
         (out / "checkpoints").rmdir()
-    if not isinstance(trainer.model, PeftModel):
-        raise RuntimeError("the trained model carries no LoRA adapter")
-    adapter_dir = out / ADAPTER_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ADAPTER_DIR}.", dir=out))
-    try:
-        trainer.model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        if adapter_dir.exists():
-            shutil.rmtree(adapter_dir)
-        os.replace(tmp, adapter_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    adapter_dir = save_adapter(trainer.model, processor, out / ADAPTER_DIR)  # the GRPO engine's atomic save
     return SftResult(adapter_dir, out / METRICS_FILE, records, trainer.model)
 
 
@@ -316,13 +291,23 @@ def run(args: argparse.Namespace, preset: Any) -> int:
     if problems:
         return 2
     print("TRL SFT settings:\n" + json.dumps(asdict(settings), indent=2, sort_keys=True), file=sys.stderr)
+    if settings.batch_size > len(dataset):
+        print(f"warning: data.train_batch_size={settings.batch_size} rows per optimiser step, but {len(dataset)} "
+              f"SFT rows: every epoch is one step over {len(dataset)} rows here (and verl's SFT trainer drops the "
+              f"incomplete batch, so it would train nothing): set data.train_batch_size <= {len(dataset)}",
+              file=sys.stderr)
     if getattr(args, "dry_run", False):
         print(f"dry run: settings valid, {len(dataset)} SFT rows readable; nothing trained")
         return 0
     result = train(settings, args.train_files)
     losses = [r["loss"] for r in result.records if "loss" in r]
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
-          + (f"; loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""))
+          + (f"; loss {losses[0]:.4g} -> {losses[-1]:.4g} over {len(losses)} steps" if losses else ""))
+    if losses and abs(losses[-1] - losses[0]) <= 1e-3 * max(1.0, abs(losses[0])):
+        print(f"warning: the loss did not move over {len(losses)} step(s) ({losses[0]:.4g} -> {losses[-1]:.4g}): "
+              f"too few steps at optim.lr={settings.learning_rate:g} to change the adapter (LoRA starts as a no-op); "
+              "train longer (trainer.total_epochs, --max-steps, a smaller data.train_batch_size) or raise optim.lr",
+              file=sys.stderr)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.data.writer import atomic_write_text
+from editjudge.train import trl_stop
 from editjudge.train.trl_data import (  # noqa: F401 (re-exported: the engine's data seam)
     Examples,
     build_dataset,
@@ -83,7 +84,7 @@ class TrlSettings:
     beta: float = 0.0
     seed: int = 42
     logging_steps: int = 1
-    save_steps: int = 0  # 0: no intermediate checkpoints, only the final adapter
+    save_steps: int = 20  # checkpoint every N GRPO steps (0: none; SIGTERM writes one anyway)
     eval_steps: int = 0  # validate on --val-files every N steps (0: never)
     warm_start_steps: int = 0
     warm_start_lr: float = 1e-4
@@ -300,14 +301,17 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
 
 
 def _use_quiet_progress(trainer) -> None:
-    """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more)."""
+    """Keep the trainer's tqdm bar but not its raw log dicts (metrics.jsonl and one line per step tell more); no bar
+    at all when stderr is not a terminal (a log file): its redraws would interleave with the step lines there."""
+    import sys
+
     from transformers.trainer_callback import ProgressCallback
 
     class QuietProgress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             return None
 
-    if trainer.pop_callback(ProgressCallback) is not None:
+    if trainer.pop_callback(ProgressCallback) is not None and sys.stderr.isatty():
         trainer.add_callback(QuietProgress())
 
 
@@ -323,14 +327,15 @@ def _metrics_callback(path: Path, phase: str, records: list[dict[str, Any]]):
             records.append(summarize_log(logs, state.global_step, phase))
             atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             r = records[-1]
+            of = f"/{state.max_steps}" if state.max_steps and r["phase"] != "validation" else ""
             if "reward_mean" in r:
                 tqdm.write(
-                    f"[{r['phase']}] step {r['step']}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
+                    f"[{r['phase']}] step {r['step']}{of}: reward {r['reward_mean']:.3f} ± {r.get('reward_std') or 0:.3f}"
                     + (f", format {r['format_rate']:.2f}" if "format_rate" in r else "")
                     + (f", accuracy {r['accuracy_rate']:.2f}" if "accuracy_rate" in r else "")
                 )
             elif "loss" in r:
-                tqdm.write(f"[{phase}] step {r['step']}: loss {r['loss']:.3f}")
+                tqdm.write(f"[{phase}] step {r['step']}{of}: loss {r['loss']:.3f}")
 
     return MetricsJsonl()
 
@@ -347,6 +352,7 @@ class TrainResult:
     model: Any = None
     interrupted: bool = False  # Ctrl-C: the adapter holds the weights of the last finished step
     steps: int = 0  # GRPO steps done
+    terminated: bool = False  # SIGTERM: stopped after a finished step, checkpoint-N written (train/trl_stop.py)
 
     def grpo_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["phase"] == "grpo" and "reward_mean" in r]
@@ -357,6 +363,9 @@ def load_model(model: str | Path):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from editjudge.model_path import recorded_path
+
+    model = recorded_path(model)  # PEFT records it as the adapter's base: it must resolve from any folder
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     processor = AutoProcessor.from_pretrained(model)
     loaded = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype)
@@ -373,7 +382,7 @@ def reward_functions(reward_kwargs: Mapping[str, Any] | None = None) -> list:
 
 
 def warm_start(model, processor, examples: Examples, settings: TrlSettings, work_dir: Path,
-               records: list[dict[str, Any]], metrics_path: Path):
+               records: list[dict[str, Any]], metrics_path: Path, callbacks: Sequence[Any] = ()):
     """Supervised steps on ``format_answer(label, …)`` targets; returns the model with its trained LoRA adapter."""
     from trl import SFTTrainer
 
@@ -383,7 +392,7 @@ def warm_start(model, processor, examples: Examples, settings: TrlSettings, work
         train_dataset=build_dataset(examples, with_completion=True),
         processing_class=processor,
         peft_config=lora_config(settings),
-        callbacks=[_metrics_callback(metrics_path, "warm_start", records)],
+        callbacks=[_metrics_callback(metrics_path, "warm_start", records), *callbacks],
     )
     _use_quiet_progress(trainer)
     trainer.train()
@@ -418,6 +427,7 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
+@trl_stop.sigterm_checkpoints  # SIGTERM: finish the step, checkpoint, stop (exit 143 in the CLI)
 def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path], resume: str | None = None,
           model=None, processor=None, callbacks: Sequence[Any] = (),
           val_files: str | Path | Sequence[str | Path] | None = None) -> TrainResult:
@@ -458,8 +468,12 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         print("[warm start] skipped: resuming GRPO from a checkpoint that holds the adapter", flush=True)
     elif settings.warm_start_steps > 0:
         print(f"[warm start] {settings.warm_start_steps} supervised steps on the answer format", flush=True)
-        model = warm_start(model, processor, examples, settings, out / "warm_start", records, metrics_path)
+        model = warm_start(model, processor, examples, settings, out / "warm_start", records, metrics_path,
+                           callbacks=[trl_stop.active().callback(save=False)])
         peft_config = None  # GRPO continues training the same adapter
+        if trl_stop.active().requested:  # SIGTERM in the warm start: keep its adapter, no GRPO
+            return TrainResult(save_adapter(model, processor, out / ADAPTER_DIR), metrics_path, records,
+                               time.perf_counter() - started, model, terminated=True)
     engine_callbacks = trl_callbacks.engine_callbacks(  # no-signal warning, adapter at checkpoints, validation cost
         settings, out / ADAPTER_DIR, processor, save_adapter, validation_rows=len(validation) if validation else 0)
     with trl_runtime.logging_environment(settings):  # read by the loggers' callbacks as the trainer starts
@@ -471,7 +485,8 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
             eval_dataset=build_dataset(validation) if validation is not None else None,
             processing_class=processor,
             peft_config=peft_config,
-            callbacks=[_metrics_callback(metrics_path, "grpo", records), *engine_callbacks, *callbacks],
+            callbacks=[_metrics_callback(metrics_path, "grpo", records), *engine_callbacks, *callbacks,
+                       trl_stop.active().callback(save=True)],
         )
         _use_quiet_progress(trainer)
         interrupted = False
@@ -482,12 +497,15 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     _remove_if_empty(out / "checkpoints")
     adapter_dir = save_adapter(trainer.model, processor, out / ADAPTER_DIR)
     return TrainResult(adapter_dir, metrics_path, records, time.perf_counter() - started, trainer.model,
-                       interrupted=interrupted, steps=int(trainer.state.global_step))
+                       interrupted=interrupted, steps=int(trainer.state.global_step),
+                       terminated=trl_stop.active().step is not None and not interrupted)
 
 
 def save_adapter(model, processor, adapter_dir: Path) -> Path:
     """Write the LoRA adapter and the processor to ``adapter_dir`` atomically (a sibling temp folder, renamed)."""
     from peft import PeftModel
+
+    from editjudge.model_path import absolute_adapter_base
 
     adapter_dir = Path(adapter_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{adapter_dir.name}.", dir=adapter_dir.parent))
@@ -496,6 +514,7 @@ def save_adapter(model, processor, adapter_dir: Path) -> Path:
             raise RuntimeError("the trained model carries no LoRA adapter")
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        absolute_adapter_base(tmp)  # base_model_name_or_path resolves from any folder
         if adapter_dir.exists():
             shutil.rmtree(adapter_dir)
         os.replace(tmp, adapter_dir)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 
+from editjudge.model_path import absolute_path
 from editjudge.train.trl import TrlSettings, read_examples, settings_from_overrides, train
 
 def add_trl_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,12 +52,12 @@ def settings_from_args(args: argparse.Namespace, preset) -> TrlSettings:
         "warm_start_steps": getattr(args, "warm_start_steps", None),
         "warm_start_lr": getattr(args, "warm_start_lr", None),
         "seed": getattr(args, "seed", None),
-        "init_adapter": getattr(args, "init_adapter", None),
+        "init_adapter": absolute_path(args.init_adapter) if getattr(args, "init_adapter", None) else None,
     }
     return settings_from_overrides(
         verl_keys,
         model=str(model),
-        output_dir=str(getattr(args, "output_dir", None) or "outputs/trl"),
+        output_dir=absolute_path(getattr(args, "output_dir", None) or "outputs/trl"),  # trl_settings.json: absolute
         **{**trl_keys, **{k: v for k, v in flags.items() if v is not None}},
     )
 
@@ -93,13 +95,23 @@ def run(args: argparse.Namespace, preset) -> int:
                          resume=bool(getattr(args, "resume", None)), flag="--output-dir", can_resume=True)
         settings = check_before_start(args, settings, train_files, val_files)  # verl flags, model, leaks, W&B
         _check_init_adapter(settings)
+        from editjudge.train import trl_plan
+
+        # the steps; a GPU-sized recipe about to run on a CPU is said here, before the model loads
+        plan, parameters = trl_plan.plan_run(settings, getattr(preset, "name", None) or str(args.preset),
+                                             train_files, val_files)
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
             checked = len(read_examples(val_files)) if val_files else 0
-            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable; "
-                  "nothing trained")
+            print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable")
+            for line in trl_plan.estimate_lines(settings, plan, parameters, train_files):
+                print(line)
+            print("nothing trained")
             return 0
-        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files)
+        from editjudge.train.trl_stall import StallWatch
+
+        result = train(settings, train_files, resume=getattr(args, "resume", None), val_files=val_files,
+                       callbacks=[StallWatch(settings)])
     except (FileNotFoundError, ValueError) as error:
         print(f"editjudge train: error: {error}")
         return 2
@@ -108,6 +120,18 @@ def run(args: argparse.Namespace, preset) -> int:
               "local Qwen2.5-VL folder (or build one with `editjudge tiny-model`)")
         return 2
     grpo = result.grpo_records()
+    from editjudge.train.trl_stall import diagnose, format_findings
+
+    findings = diagnose(result.records, settings)  # why the run stalled, with the fix (or that it converged)
+    if findings:
+        print(format_findings(findings))
+    if result.terminated:
+        from editjudge.train.trl_stop import EXIT_CODE
+
+        where = (f"checkpoint {_newest_checkpoint(settings)} and " if result.steps else "")
+        print(f"terminated (SIGTERM) after {'GRPO step ' + str(result.steps) if result.steps else 'the warm start'}: "
+              f"{where}adapter {result.adapter_dir} saved; continue with the same command and --resume")
+        return EXIT_CODE
     if result.interrupted:
         print(f"interrupted (Ctrl-C) after GRPO step {result.steps}: adapter saved to {result.adapter_dir}; "
               "continue with the same command and --resume (from the newest checkpoint, if save_steps wrote one)")
@@ -115,6 +139,12 @@ def run(args: argparse.Namespace, preset) -> int:
     print(f"adapter saved to {result.adapter_dir}; per-step metrics in {result.metrics_path}"
           + (f"; last mean reward {grpo[-1]['reward_mean']:.3f}" if grpo else ""))
     return 0
+
+
+def _newest_checkpoint(settings: TrlSettings) -> str:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return str(get_last_checkpoint(str(Path(settings.output_dir) / "checkpoints")))
 
 
 __all__ = ["add_trl_arguments", "run", "settings_from_args"]
