@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +27,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep Ray, HF datasets and W&B out of the user's home; never touch a model hub."""
     root = tmp_path_factory.mktemp("caches")
-    for var, sub in (("HF_HOME", "hf"), ("RAY_TMPDIR", "ray"), ("WANDB_DIR", "wandb"), ("MPLCONFIGDIR", "mpl")):
+    for var, sub in (("HF_HOME", "hf"), ("WANDB_DIR", "wandb"), ("MPLCONFIGDIR", "mpl")):
         os.environ.setdefault(var, str(root / sub))
+    # Ray's socket paths (<RAY_TMPDIR>/ray/session_<date>_<pid>/sockets/plasma_store) must stay under 108 bytes:
+    # pytest's basetemp (/tmp/pytest-of-<user>/pytest-<N>/caches0/) leaves too little room, so Ray gets a short folder
+    ray_tmp = None
+    if "RAY_TMPDIR" not in os.environ:
+        ray_tmp = tempfile.mkdtemp(prefix="ej-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        os.environ["RAY_TMPDIR"] = ray_tmp
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    yield
+    if ray_tmp is not None:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

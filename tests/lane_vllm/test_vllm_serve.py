@@ -29,7 +29,7 @@ START_TIMEOUT_S = 900  # Ray + engine start; only catches a hang
 def service(demo_model: Path, demo_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
-    env = {**os.environ, "RAY_TMPDIR": str(tmp_path_factory.mktemp("ray"))}
+    env = dict(os.environ)  # conftest's short RAY_TMPDIR: Ray's socket paths must fit AF_UNIX's 107 bytes
     command = [sys.executable, "-m", "editjudge.cli", "serve", "--backend", "vllm", "--model", str(demo_model),
                "--adapter", str(demo_adapter), "--port", str(port), "--num-cpus", "2", "--cpus-per-replica", "1",
                "--max-new-tokens", str(MAX_NEW_TOKENS), "--engine-arg", "dtype=float32",
