@@ -30,6 +30,12 @@ SPECIAL_TOKENS = [
 ]
 # Tags become single tokens so that even a random model emits them now and then.
 ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, prompts.ANSWER_CLOSE]
+# Answer words that the BPE leaves in pieces ("tie" is t + i + e) become single tokens too, matched as whole words
+# only ("tied", "entities" keep their pieces): every answer of every format is then one token ("0".."9", "A", "B"
+# are bytes of the alphabet). Added last, after the tags, so every earlier id is unchanged; the model gives them
+# embedding rows equal to the mean of the others (:func:`_add_word_rows`): the pointwise model's weights are the
+# ones it had before these words existed, and its greedy answers with them.
+ANSWER_WORDS = ["tie"]
 
 # Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -64,7 +70,7 @@ def _training_corpus() -> list[str]:
 
 def build_tokenizer(vocab_size: int = 600):
     """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -85,8 +91,23 @@ def build_tokenizer(vocab_size: int = 600):
         additional_special_tokens=SPECIAL_TOKENS[1:],
     )
     fast.add_tokens(ADDED_TOKENS)
+    fast.add_tokens([AddedToken(word, single_word=True) for word in ANSWER_WORDS])
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def _add_word_rows(model, vocab_size: int) -> None:
+    """Grow the (tied) embedding to ``vocab_size`` rows, each new row the mean of the existing ones: no random
+    draw, and a new token's logit is the mean logit, never the greedy argmax of an untrained model."""
+    import torch
+
+    old = model.get_input_embeddings().weight.shape[0]
+    if vocab_size == old:
+        return
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        weight[old:] = weight[:old].mean(dim=0, keepdim=True)
 
 
 def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS):
@@ -112,14 +133,16 @@ def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = M
 INITIALIZER_RANGE = 0.2
 
 
-def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE):
-    """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2."""
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE,
+                 vocab_size: int | None = None):
+    """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2; ``vocab_size`` defaults to the
+    tokenizer's."""
     heads = 4
     head_dim = hidden_size // heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
     text_config = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": len(tokenizer) if vocab_size is None else vocab_size,
         "hidden_size": hidden_size,
         "intermediate_size": hidden_size * 2,
         "num_hidden_layers": layers,
@@ -251,13 +274,13 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
 
     out = Path(out_dir)
     options = {"seed": seed, "hidden_size": hidden_size, "layers": layers, "initializer_range": INITIALIZER_RANGE,
-               "qk_scale": qk_scale}
+               "qk_scale": qk_scale, "answer_words": ANSWER_WORDS}
     if (out / "config.json").is_file() and (out / "processor_config.json").is_file():
         try:
             built = json.loads((out / "editjudge_tiny.json").read_text())
         except (OSError, ValueError):
             built = None
-        if built is None or {"qk_scale": 1.0, **built} == options:
+        if built is None or {"qk_scale": 1.0, "answer_words": [], **built} == options:
             return out
         raise ValueError(f"{out} holds a tiny model built with {built}, not {options}: remove it or pick another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,8 +289,11 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
         torch.manual_seed(seed)
         tokenizer = build_tokenizer()
         processor = build_processor(tokenizer)
-        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers)
+        # the random init draws the rows of the tokens before ANSWER_WORDS only (the same weights as without them)
+        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers,
+                              vocab_size=len(tokenizer) - len(ANSWER_WORDS))
         model = Qwen2_5_VLForConditionalGeneration(config)
+        _add_word_rows(model, len(tokenizer))
         scale_attention_logits(model, qk_scale)
         model.generation_config = GenerationConfig(
             eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id, do_sample=False
