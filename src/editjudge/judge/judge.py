@@ -149,6 +149,8 @@ class Judge:
         self.progress = progress
         if isinstance(backend, str):
             adapter_str = os.fspath(adapter) if adapter is not None else None
+            if backend == "vllm":  # vLLM reserves room for a fixed number of images per prompt: the format's
+                backend_options.setdefault("images_per_prompt", len(self.format.image_roles()))
             self.backend: Backend = load_backend(backend, os.fspath(model), adapter_str, **backend_options)
         else:
             self.backend = backend

@@ -27,11 +27,12 @@ class VLLMJudgeModel:
     async def __init__(self, settings: ServeSettings) -> None:
         from editjudge.judge import Judge
         from editjudge.judge.backends.vllm_async import AsyncVLLMEngine
-        from editjudge.judge.cli_common import judge_settings, vllm_engine_args
+        from editjudge.judge.cli_common import judge_settings, judgment_format, vllm_engine_args
         from editjudge.serve.worker import JudgeWorker
 
         args = copy.copy(settings.judge_args)
-        self.engine = AsyncVLLMEngine(args.model, args.adapter, **vllm_engine_args(args))
+        images = len(judgment_format(args).image_roles())  # vLLM's room per prompt: the format's images
+        self.engine = AsyncVLLMEngine(args.model, args.adapter, images_per_prompt=images, **vllm_engine_args(args))
         await self.engine.start()
         # The Judge holds the prompt template, image sizing and sampling (Avg@k views per `samples`); its backend is
         # this engine, driven here one request at a time instead of through Judge.score_many.
