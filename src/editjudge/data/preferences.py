@@ -90,7 +90,7 @@ def is_preference_file(path: str | os.PathLike[str]) -> bool:
 def _records(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(number, row) or (number, error) per record: a JSON list's items, or manifest lines."""
     if path.suffix.lower() != ".json":
-        yield from _manifest_rows(path, max_bytes)
+        yield from _manifest_rows(path, max_bytes, required=())  # each row is checked for either layout
         return
     try:
         data = json.loads(read_file(path, max_bytes).decode("utf-8-sig"))

@@ -365,8 +365,10 @@ def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None]]:
             yield number, None
 
 
-def _manifest_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row dict) or (line number, error message) for each data line of a manifest."""
+def _manifest_rows(path: Path, max_bytes: int, required: tuple[str, ...] = ("source", "edited")) \
+        -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row dict) or (line number, error message) for each data line of a manifest (a CSV header
+    lacking ``required`` columns is refused)."""
     try:
         data = read_file(path, max_bytes)
     except FileRejected as exc:
@@ -378,7 +380,7 @@ def _manifest_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, 
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise ValueError(f"{path}: not a CSV file ({exc})") from None
-        missing = {"source", "edited"} - set(fieldnames or [])
+        missing = set(required) - set(fieldnames or [])
         if missing:
             raise ValueError(f"{path}: CSV header lacks column(s) {sorted(missing)}; found {fieldnames}")
         while True:
