@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.judge.cli_common import add_judge_arguments, judge_from_args
+from editjudge.judge.cli_tournament import add_tournament_arguments, check_cost, run_tournaments, wants_tournament
+from editjudge.judge.cli_tournament import error as tournament_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Rank N candidate edits with a trained judge: by score, ties broken by the expected score. One source: "
         "--source --candidates A B C --instruction. Many: --folder (seed layout or a manifest): edits that share a "
-        "source image (or a 'group') and an instruction are ranked together."
+        "source image (or a 'group') and an instruction are ranked together. A pairwise judge ranks by a "
+        "tournament of comparisons instead (--pairwise knockout|round-robin; the cost in comparisons is printed)."
     )
     what = parser.add_argument_group("what to rank")
     what.add_argument("--source", help="the source image")
@@ -26,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--out", help="write the rankings to this .json or .jsonl file")
     what.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_judge_arguments(parser)
+    add_tournament_arguments(parser)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -78,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError) as exc:
         print(f"editjudge best-of-n: error: cannot set up the judge: {exc}", file=sys.stderr)
         return 2
+    try:
+        tournament = wants_tournament(args, judge)
+    except ValueError as exc:
+        return tournament_error(str(exc))
+    if tournament:
+        problem = check_cost(args, [len(g[2]) for g in groups])
+        if problem:
+            return tournament_error(problem)
+        judge.progress = False
+        rankings = run_tournaments(args, judge, groups)
+        if args.out:
+            _write(args.out, rankings)
+            print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
+        return 0 if any(r["best"] is not None for r in rankings) else 1
     from tqdm.auto import tqdm
 
     rankings = []

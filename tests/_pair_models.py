@@ -1,0 +1,67 @@
+"""A tiny Qwen2.5-VL taught (a few optimizer steps on CPU) to answer the pairwise format, ``<answer>A|B|tie``.
+
+The random tiny model never writes a parsable answer; the pairwise verbs' tests (serve's /v1/compare, best-of-n
+--pairwise, eval on pair rows) need one that does, so that preferences and p(A), p(B), p(tie) come from real
+generations. Each example's answer follows the candidates' colours (the redder one, tie for two of one colour).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PAIRS = [("red", "blue", "A"), ("blue", "red", "B"), ("red", "red", "tie"), ("blue", "blue", "tie")]
+INSTRUCTION = "make the square red"
+
+
+def build_pair_answering_model(base: Path, out: Path, steps: int = 40, lr: float = 8e-3) -> Path:
+    """Fine-tune the tiny model at ``base`` into ``out`` (reused when it already exists)."""
+    if (out / "config.json").is_file():
+        return out
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from editjudge import prompts
+    from editjudge.formats import PAIRWISE
+
+    torch.manual_seed(0)
+    processor = AutoProcessor.from_pretrained(base)
+    model = AutoModelForImageTextToText.from_pretrained(base)
+    processor.tokenizer.padding_side = "right"
+    messages = prompts.to_content_parts(PAIRWISE.messages(INSTRUCTION, "demo"))
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    texts, images, prompt_lengths = [], [], []
+    for a, b, choice in PAIRS:
+        trio = [Image.new("RGB", (56, 56), "blue"), Image.new("RGB", (56, 56), a), Image.new("RGB", (56, 56), b)]
+        texts.append(prompt + PAIRWISE.answer_text(choice, "r") + "<|im_end|>")
+        images.append(trio)
+        prompt_lengths.append(processor(text=[prompt], images=trio, return_tensors="pt")["input_ids"].shape[1])
+    batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    for row, length in enumerate(prompt_lengths):
+        labels[row, :length] = -100
+    labels[batch["attention_mask"] == 0] = -100
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            model(**batch, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # built concurrently by another fixture: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
