@@ -55,5 +55,28 @@ class VLLMJudgeModel:
         output = await self.engine.generate(request, judge.sampling)
         return {**result_payload(result_of(output, judge.format)), "batch": batch}
 
+    async def compare(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One decoded pair (``source``, ``a``, ``b``, ``instruction``, ``both_orders``, ``samples``) → its
+        comparison payload; both orders run in the engine at once."""
+        from editjudge.judge.comparison import both_orders
+        from editjudge.judge.judge import comparison_of, input_failure
+        from editjudge.serve.worker import comparison_payload
+
+        judge = self.worker.judge_for(item.get("samples"))
+        self._requests += 1
+        batch = [self._replica, self._requests, self.engine.in_flight + 1]
+        orders = [(item["a"], item["b"]), (item["b"], item["a"])] if item.get("both_orders") else [(item["a"], item["b"])]
+        try:
+            requests = [await asyncio.to_thread(judge.pair_request, item["source"], x, y, item["instruction"])
+                        for x, y in orders]
+        except Exception as exc:  # noqa: BLE001 - an unusable image is this item's error
+            from editjudge.judge.comparison import Comparison
+
+            return {**comparison_payload(Comparison(error=input_failure(exc).error)), "batch": batch}
+        outputs = await asyncio.gather(*(self.engine.generate(r, judge.sampling) for r in requests))
+        judged = [comparison_of(output) for output in outputs]
+        result = both_orders(*judged) if len(judged) == 2 else judged[0]
+        return {**comparison_payload(result), "batch": batch}
+
     async def ready(self) -> bool:
         return True
