@@ -17,9 +17,13 @@ INSTRUCTION = "make the square red"
 
 
 def build_pair_answering_model(base: Path, out: Path, steps: int = 40, lr: float = 8e-3) -> Path:
-    """Fine-tune the tiny model at ``base`` into ``out`` (reused when it already exists)."""
+    """Fine-tune a pairwise tiny model ('tie' one token; built beside ``out``, with ``base``'s seed and size: the
+    defaults) into ``out`` (reused when it already exists)."""
     if (out / "config.json").is_file():
         return out
+    from editjudge.tiny import ANSWER_WORDS, build_tiny_model
+
+    base = build_tiny_model(out.parent / f"{out.name}-base", answer_words=ANSWER_WORDS)
     import torch
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor

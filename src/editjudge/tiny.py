@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from editjudge import prompts
@@ -30,11 +31,12 @@ SPECIAL_TOKENS = [
 ]
 # Tags become single tokens so that even a random model emits them now and then.
 ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, prompts.ANSWER_CLOSE]
-# Answer words that the BPE leaves in pieces ("tie" is t + i + e) become single tokens too, matched as whole words
-# only ("tied", "entities" keep their pieces): every answer of every format is then one token ("0".."9", "A", "B"
-# are bytes of the alphabet). Added last, after the tags, so every earlier id is unchanged; the model gives them
-# embedding rows equal to the mean of the others (:func:`_add_word_rows`): the pointwise model's weights are the
-# ones it had before these words existed, and its greedy answers with them.
+# A pairwise tiny model (``build_tiny_model(..., answer_words=ANSWER_WORDS)``, ``tiny-model --pairwise``): answer
+# words that the BPE leaves in pieces ("tie" is t + i + e) become single tokens too, matched as whole words only
+# ("tied", "entities" keep their pieces), so every answer of the pairwise format is one token ("A", "B" are bytes of
+# the alphabet). Added last, after the tags, so every earlier id is unchanged; the model gives them embedding rows
+# equal to the mean of the others (:func:`_add_word_rows`). Off by default: one more token changes what a sampled
+# (temperature 1) pointwise model draws, so the seed's tiny model stays exactly as it was.
 ANSWER_WORDS = ["tie"]
 
 # Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
@@ -68,8 +70,9 @@ def _training_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers."""
+def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = ()):
+    """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers (``answer_words``: added
+    whole-word tokens, see :data:`ANSWER_WORDS`)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -91,7 +94,8 @@ def build_tokenizer(vocab_size: int = 600):
         additional_special_tokens=SPECIAL_TOKENS[1:],
     )
     fast.add_tokens(ADDED_TOKENS)
-    fast.add_tokens([AddedToken(word, single_word=True) for word in ANSWER_WORDS])
+    if answer_words:
+        fast.add_tokens([AddedToken(word, single_word=True) for word in answer_words])
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -262,19 +266,20 @@ def scale_attention_logits(model, qk_scale: float) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
-                     qk_scale: float = 1.0) -> Path:
+                     qk_scale: float = 1.0, answer_words: Sequence[str] = ()) -> Path:
     """Write a tiny Qwen2.5-VL checkpoint (weights, config, processor) to ``out_dir`` atomically; return it.
 
     ``hidden_size`` 64 (tests: fastest) or 256 (the demo: tied embeddings wide enough to spread the answer over ten
     digits); ``qk_scale`` < 1 softens the LM's attention at build time (:func:`scale_attention_logits`). A folder
     that already holds a checkpoint is returned as is only when it was built with the same options.
+    ``answer_words=ANSWER_WORDS``: a model for the pairwise format ("tie" one token, :data:`ANSWER_WORDS`).
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     out = Path(out_dir)
     options = {"seed": seed, "hidden_size": hidden_size, "layers": layers, "initializer_range": INITIALIZER_RANGE,
-               "qk_scale": qk_scale, "answer_words": ANSWER_WORDS}
+               "qk_scale": qk_scale, "answer_words": list(answer_words)}
     if (out / "config.json").is_file() and (out / "processor_config.json").is_file():
         try:
             built = json.loads((out / "editjudge_tiny.json").read_text())
@@ -287,11 +292,11 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         torch.manual_seed(seed)
-        tokenizer = build_tokenizer()
+        tokenizer = build_tokenizer(answer_words=answer_words)
         processor = build_processor(tokenizer)
         # the random init draws the rows of the tokens before ANSWER_WORDS only (the same weights as without them)
         config = build_config(tokenizer, hidden_size=hidden_size, layers=layers,
-                              vocab_size=len(tokenizer) - len(ANSWER_WORDS))
+                              vocab_size=len(tokenizer) - len(answer_words))
         model = Qwen2_5_VLForConditionalGeneration(config)
         _add_word_rows(model, len(tokenizer))
         scale_attention_logits(model, qk_scale)
@@ -317,12 +322,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
     parser.add_argument("--qk-scale", type=float, default=1.0,
                         help="scale of the LM's attention query/key weights at build time (the demo uses 0.3)")
+    parser.add_argument("--pairwise", action="store_true",
+                        help="a model for the pairwise format: 'tie' as one token (off: the pointwise model as is)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         path = build_tiny_model(args.out, seed=args.seed, hidden_size=args.hidden_size, layers=args.layers,
-                                qk_scale=args.qk_scale)
+                                qk_scale=args.qk_scale, answer_words=ANSWER_WORDS if args.pairwise else ())
     except ValueError as error:
         print(f"editjudge tiny-model: error: {error}")
         return 2
