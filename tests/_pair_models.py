@@ -7,9 +7,6 @@ generations. Each example's answer follows the candidates' colours (the redder o
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 PAIRS = [("red", "blue", "A"), ("blue", "red", "B"), ("red", "red", "tie"), ("blue", "blue", "tie")]
@@ -28,6 +25,7 @@ def build_pair_answering_model(base: Path, out: Path, steps: int = 40, lr: float
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from _judge_models import fit_and_save
     from editjudge import prompts
     from editjudge.formats import PAIRWISE
 
@@ -43,29 +41,4 @@ def build_pair_answering_model(base: Path, out: Path, steps: int = 40, lr: float
         texts.append(prompt + PAIRWISE.answer_text(choice, "r") + "<|im_end|>")
         images.append(trio)
         prompt_lengths.append(processor(text=[prompt], images=trio, return_tensors="pt")["input_ids"].shape[1])
-    batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
-    labels = batch["input_ids"].clone()
-    for row, length in enumerate(prompt_lengths):
-        labels[row, :length] = -100
-    labels[batch["attention_mask"] == 0] = -100
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(steps):
-            model(**batch, labels=labels).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    try:
-        os.replace(tmp, out)
-    except OSError:  # built concurrently by another fixture: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return fit_and_save(processor, model, texts, images, prompt_lengths, out, steps, lr)

@@ -92,26 +92,33 @@ def run(args: argparse.Namespace) -> int:
             return tournament_error(problem)
         judge.progress = False
         rankings = run_tournaments(args, judge, groups)
-        if args.out:
-            _write(args.out, rankings)
-            print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
-        return 0 if any(r["best"] is not None for r in rankings) else 1
+    else:
+        rankings = _rank_by_scores(judge, groups)
+    if args.out:
+        _write(args.out, rankings)
+        print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
+    return 0 if any(r["best"] is not None for r in rankings) else 1
+
+
+def _rank_by_scores(judge: Any, groups: list[tuple[Any, str, list[str], list[Any], list[float | None]]]) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     rankings = []
     judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
     for source, instruction, candidates, ids, scores in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
-        ranking = judge.best_of_n(source, candidates, instruction).to_dict()
-        for candidate in ranking["candidates"]:
-            candidate["id"] = ids[candidate["index"]]
-            candidate["gt_score"] = scores[candidate["index"]]
-        ranking["oracle"] = _oracle(ranking)
+        ranking = with_known(judge.best_of_n(source, candidates, instruction).to_dict(), ids, scores)
         rankings.append(ranking)
         _print_ranking(ranking)
-    if args.out:
-        _write(args.out, rankings)
-        print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
-    return 0 if any(r["best"] is not None for r in rankings) else 1
+    return rankings
+
+
+def with_known(ranking: dict[str, Any], ids: list[Any], scores: list[float | None]) -> dict[str, Any]:
+    """A ranking's candidates with their ids and known scores, and the oracle's pick when every score is known."""
+    for candidate in ranking["candidates"]:
+        candidate["id"] = ids[candidate["index"]]
+        candidate["gt_score"] = scores[candidate["index"]]
+    ranking["oracle"] = _oracle(ranking)
+    return ranking
 
 
 def _groups_of(folder: str) -> tuple[list[tuple[str, str, list[str], list[str], list[float | None]]], list[Any]]:

@@ -48,7 +48,7 @@ def run_tournaments(args: argparse.Namespace, judge: Any,
     """One tournament per group (source, instruction, candidates, ids, known scores); printed as it ends."""
     from tqdm.auto import tqdm
 
-    from editjudge.judge.cli_best_of_n import _oracle
+    from editjudge.judge.cli_best_of_n import with_known
 
     mode = args.pairwise or "knockout"
     rankings = []
@@ -56,11 +56,7 @@ def run_tournaments(args: argparse.Namespace, judge: Any,
                                                              disable=len(groups) == 1):
         result = judge.tournament(source, candidates, instruction, mode=mode, aggregate=args.aggregate,
                                   both_orders=args.both_orders, seed=args.order_seed)
-        ranking = result.to_dict()
-        for candidate in ranking["candidates"]:
-            candidate["id"] = ids[candidate["index"]]
-            candidate["gt_score"] = scores[candidate["index"]]
-        ranking["oracle"] = _oracle(ranking)
+        ranking = with_known(result.to_dict(), ids, scores)
         rankings.append(ranking)
         print_tournament(ranking)
     print(cost_line(rankings))
