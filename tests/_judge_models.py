@@ -38,6 +38,15 @@ def build_answering_model(base: Path, out: Path, steps: int = 30, lr: float = 8e
         texts.append(prompt + prompts.format_answer(7 if i % 2 else 6) + "<|im_end|>")
         images.append(pair)
         prompt_lengths.append(processor(text=[prompt], images=pair, return_tensors="pt")["input_ids"].shape[1])
+    return fit_and_save(processor, model, texts, images, prompt_lengths, out, steps, lr)
+
+
+def fit_and_save(processor, model, texts: list[str], images: list, prompt_lengths: list[int], out: Path, steps: int,
+                 lr: float) -> Path:
+    """A few full-batch AdamW steps on the answers (prompt tokens masked), then the model saved into ``out``
+    atomically (a concurrent build's copy is kept)."""
+    import torch
+
     batch = processor(text=texts, images=images, padding=True, return_tensors="pt")
     labels = batch["input_ids"].clone()
     for row, length in enumerate(prompt_lengths):

@@ -48,8 +48,7 @@ def test_pointwise_messages_are_the_seed_prompts_byte_for_byte() -> None:
         assert POINTWISE.messages("make it red", name) == prompts.build_messages("make it red", name)
     user = POINTWISE.messages("make it red")[1]["content"]
     assert user.count(prompts.IMAGE_PLACEHOLDER) == len(POINTWISE.image_roles()) == 2
-    with pytest.raises(ValueError, match="one source image, got 2"):
-        POINTWISE.image_roles(2)
+    assert POINTWISE.image_roles(2) == ("source 1", "source 2", "edited")  # multi-source edits: issue 22
 
 
 def test_pointwise_labels_and_answers() -> None:

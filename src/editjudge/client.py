@@ -89,8 +89,10 @@ def _item_payload(item: Any, index: int, send_paths: bool) -> dict[str, Any]:
     else:
         source, edited, instruction = item
         extra = {}
+    from editjudge.client_compare import encode_sources
+
     return {
-        "id": str(extra.pop("id", index)), "source": encode_image(source, send_paths),
+        "id": str(extra.pop("id", index)), "source": encode_sources(source, send_paths),
         "edited": encode_image(edited, send_paths), "instruction": instruction, **extra,
     }
 
@@ -241,6 +243,54 @@ class JudgeClient:
         if samples is not None:
             payload["samples"] = samples
         return payload
+
+    # -- a pairwise judge (``POST /v1/compare``)
+
+    def _pair_chunks(self, items: Iterable[Any], both_orders: bool) -> list[list[dict[str, Any]]]:
+        from editjudge.client_compare import pair_payload
+
+        payloads = [pair_payload(item, i, self.send_paths, both_orders) for i, item in enumerate(items)]
+        n = self.items_per_request
+        return [payloads[i : i + n] for i in range(0, len(payloads), n)]
+
+    @staticmethod
+    def _pair_results(response: httpx.Response, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from editjudge.client_compare import checked_results, refused_pairs
+
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            raise ServiceError(response.status_code, "bad_answer", "the answer is not JSON") from None
+        if response.status_code == 200:
+            try:
+                return checked_results(body.get("results") if isinstance(body, dict) else None, chunk)
+            except ValueError as exc:
+                raise ServiceError(response.status_code, "bad_answer", str(exc)) from None
+        refused = refused_pairs(response.status_code, body, len(chunk))
+        if refused is None:
+            raise _error_of(response)
+        return [{"id": item["id"], **r} for item, r in zip(chunk, refused)]
+
+    def compare(self, items: Iterable[Any], both_orders: bool = False) -> list[dict[str, Any]]:
+        """A pairwise judge's verdict per item ``(source, a, b, instruction)`` (or a mapping with those keys):
+        ``preference`` (A, B, tie), ``probabilities``, with ``both_orders`` ``consistent``; in order."""
+        chunks = self._pair_chunks(items, both_orders)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            parts = pool.map(lambda c: self._pair_results(self._post("/v1/compare", {"items": c}), c), chunks)
+            return [r for part in parts for r in part]
+
+    async def acompare(self, items: Iterable[Any], both_orders: bool = False) -> list[dict[str, Any]]:
+        """Like :meth:`compare`, on the running event loop."""
+        chunks = self._pair_chunks(items, both_orders)
+        gate = asyncio.Semaphore(self.concurrency)
+        async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
+
+            async def one(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                async with gate:
+                    return self._pair_results(await self._apost(client, "/v1/compare", {"items": chunk}), chunk)
+
+            parts = await asyncio.gather(*(one(c) for c in chunks))
+        return [r for part in parts for r in part]
 
     def health(self) -> bool:
         """True when the service answers ``/healthz`` with 200."""

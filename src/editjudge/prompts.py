@@ -6,6 +6,11 @@ answer parser (:mod:`editjudge.answer`) reads the tags defined here. Imports no 
 A prompt is two chat messages in verl's dataset form: a system message that asks for reasoning inside
 ``<think>…</think>`` followed by an integer 0–9 inside ``<answer>…</answer>``, and a user message that carries the
 edit instruction and exactly two ``<image>`` placeholders — the source image first, then the edited image.
+
+An edit of several source images ("put the cat from image 2 into image 1") gets one image line per source, in
+order, written from the template's own source line (:func:`expand_sources`: ``input image: <image>`` becomes
+``input image 1: <image>``, ``input image 2: <image>``, …); a prompt holds at most :data:`MAX_IMAGES_PER_PROMPT`
+images (:class:`TooManyImages` beyond). One source keeps every template byte for byte.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 IMAGE_PLACEHOLDER = "<image>"
 SCORE_MIN, SCORE_MAX = 0, 9
 IMAGES_PER_PROMPT = 2
+# The most images one prompt may hold (sources + candidates): UnifiedReward-Edit's 16; each costs at least
+# min_pixels' tokens, and vLLM's limit_mm_per_prompt is sized from it.
+MAX_IMAGES_PER_PROMPT = 16
 DATA_SOURCE = "tts_edit_score"
 ABILITY = "image_editing_evaluation"
 # Text an instruction must not hold: verl's image/video placeholders (RLHFDataset splits the prompt on them, so a third
@@ -50,6 +58,55 @@ def check_instruction(instruction: str) -> str:
     return instruction
 
 
+class TooManyImages(ValueError):
+    """A prompt that would hold more than :data:`MAX_IMAGES_PER_PROMPT` images; ``reason`` is ``too_many_images``."""
+
+    reason = "too_many_images"
+
+
+def check_image_count(n_images: int, what: str = "the prompt") -> int:
+    """``n_images`` when one prompt may hold that many images (at least one), else :class:`TooManyImages` /
+    ``ValueError`` naming the limit."""
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"{what} needs at least one image, got {n_images!r}")
+    if n_images > MAX_IMAGES_PER_PROMPT:
+        raise TooManyImages(f"{what} would hold {n_images} images; a prompt holds at most {MAX_IMAGES_PER_PROMPT} "
+                            "(sources and candidates together)")
+    return n_images
+
+
+def source_roles(n_sources: int) -> tuple[str, ...]:
+    """The roles of an edit's source images in prompt order: ``("source",)`` for one, ``("source 1", …)`` for
+    several."""
+    if isinstance(n_sources, bool) or not isinstance(n_sources, int) or n_sources < 1:
+        raise ValueError(f"an edit has at least one source image, got {n_sources!r}")
+    return ("source",) if n_sources == 1 else tuple(f"source {i}" for i in range(1, n_sources + 1))
+
+
+def expand_sources(user: str, n_sources: int) -> str:
+    """A user template whose first ``<image>`` (the source's) stands for ``n_sources`` images, one line each.
+
+    The source's line gives the wording: ``input image: <image>`` becomes ``input image 1: <image>``,
+    ``input image 2: <image>``, …, each numbered as :func:`source_roles` names it. A placeholder with no label
+    of its own before it on its line becomes ``source 1: <image> source 2: <image> …``. One source: ``user`` as is.
+    """
+    roles = source_roles(n_sources)
+    if n_sources == 1:
+        return user
+    at = user.find(IMAGE_PLACEHOLDER)
+    if at < 0:
+        raise ValueError("the user template holds no <image> placeholder for the source")
+    start = user.rfind("\n", 0, at) + 1
+    label = user[start:at]
+    stripped = label.rstrip()
+    if stripped.endswith(":") and stripped[:-1].strip():
+        name, separator = stripped[:-1].rstrip(), label[len(stripped) - 1 :]
+        lines = "\n".join(f"{name} {i}{separator}{IMAGE_PLACEHOLDER}" for i in range(1, n_sources + 1))
+        return user[:start] + lines + user[at + len(IMAGE_PLACEHOLDER) :]
+    inline = " ".join(f"{role}: {IMAGE_PLACEHOLDER}" for role in roles)
+    return user[:at] + inline + user[at + len(IMAGE_PLACEHOLDER) :]
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """A named pair of templates; ``user`` holds ``{instruction}`` and exactly ``images`` ``<image>`` placeholders
@@ -73,10 +130,11 @@ class PromptTemplate:
         if self.system.count(IMAGE_PLACEHOLDER):
             raise ValueError(f"prompt template {self.name!r}: the system template must not contain {IMAGE_PLACEHOLDER}")
 
-    def user_text(self, instruction: str) -> str:
-        """The user message for one edit instruction (placeholders kept as ``<image>``)."""
+    def user_text(self, instruction: str, n_sources: int = 1) -> str:
+        """The user message for one edit instruction (placeholders kept as ``<image>``; several source images:
+        one line each, :func:`expand_sources`)."""
         # str.replace rather than str.format: instructions and user templates may contain braces.
-        return self.user.replace("{instruction}", check_instruction(instruction.strip()))
+        return expand_sources(self.user, n_sources).replace("{instruction}", check_instruction(instruction.strip()))
 
 
 EN = PromptTemplate(
@@ -149,12 +207,14 @@ def load_template(name_or_path: str | Path = DEFAULT_TEMPLATE, images: int = IMA
     return PromptTemplate(name=str(data.get("name", path.stem)), system=data["system"], user=data["user"], images=images)
 
 
-def build_messages(instruction: str, template: PromptTemplate | str = DEFAULT_TEMPLATE) -> list[dict[str, str]]:
-    """verl's dataset form: string contents, the user message holding two ``<image>`` placeholders."""
+def build_messages(instruction: str, template: PromptTemplate | str = DEFAULT_TEMPLATE,
+                   n_sources: int = 1) -> list[dict[str, str]]:
+    """verl's dataset form: string contents, the user message holding one ``<image>`` placeholder per image (two
+    for one source: source, edited)."""
     tpl = template if isinstance(template, PromptTemplate) else load_template(template)
     return [
         {"role": "system", "content": tpl.system},
-        {"role": "user", "content": tpl.user_text(instruction)},
+        {"role": "user", "content": tpl.user_text(instruction, n_sources)},
     ]
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from editjudge import prompts
@@ -30,6 +31,13 @@ SPECIAL_TOKENS = [
 ]
 # Tags become single tokens so that even a random model emits them now and then.
 ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, prompts.ANSWER_CLOSE]
+# A pairwise tiny model (``build_tiny_model(..., answer_words=ANSWER_WORDS)``, ``tiny-model --pairwise``): answer
+# words that the BPE leaves in pieces ("tie" is t + i + e) become single tokens too, matched as whole words only
+# ("tied", "entities" keep their pieces), so every answer of the pairwise format is one token ("A", "B" are bytes of
+# the alphabet). Added last, after the tags, so every earlier id is unchanged; the model gives them embedding rows
+# equal to the mean of the others (:func:`_add_word_rows`). Off by default: one more token changes what a sampled
+# (temperature 1) pointwise model draws, so the seed's tiny model stays exactly as it was.
+ANSWER_WORDS = ["tie"]
 
 # Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -62,9 +70,10 @@ def _training_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 600):
-    """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = ()):
+    """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers (``answer_words``: added
+    whole-word tokens, see :data:`ANSWER_WORDS`)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -85,8 +94,24 @@ def build_tokenizer(vocab_size: int = 600):
         additional_special_tokens=SPECIAL_TOKENS[1:],
     )
     fast.add_tokens(ADDED_TOKENS)
+    if answer_words:
+        fast.add_tokens([AddedToken(word, single_word=True) for word in answer_words])
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def _add_word_rows(model, vocab_size: int) -> None:
+    """Grow the (tied) embedding to ``vocab_size`` rows, each new row the mean of the existing ones: no random
+    draw, and a new token's logit is the mean logit, never the greedy argmax of an untrained model."""
+    import torch
+
+    old = model.get_input_embeddings().weight.shape[0]
+    if vocab_size == old:
+        return
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        weight[old:] = weight[:old].mean(dim=0, keepdim=True)
 
 
 def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS):
@@ -112,14 +137,16 @@ def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = M
 INITIALIZER_RANGE = 0.2
 
 
-def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE):
-    """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2."""
+def build_config(tokenizer, hidden_size: int = 64, layers: int = 2, initializer_range: float = INITIALIZER_RANGE,
+                 vocab_size: int | None = None):
+    """A small ``Qwen2_5_VLConfig``; ``mrope_section`` sums to head_dim / 2; ``vocab_size`` defaults to the
+    tokenizer's."""
     heads = 4
     head_dim = hidden_size // heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
     text_config = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": len(tokenizer) if vocab_size is None else vocab_size,
         "hidden_size": hidden_size,
         "intermediate_size": hidden_size * 2,
         "num_hidden_layers": layers,
@@ -239,35 +266,39 @@ def scale_attention_logits(model, qk_scale: float) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
-                     qk_scale: float = 1.0) -> Path:
+                     qk_scale: float = 1.0, answer_words: Sequence[str] = ()) -> Path:
     """Write a tiny Qwen2.5-VL checkpoint (weights, config, processor) to ``out_dir`` atomically; return it.
 
     ``hidden_size`` 64 (tests: fastest) or 256 (the demo: tied embeddings wide enough to spread the answer over ten
     digits); ``qk_scale`` < 1 softens the LM's attention at build time (:func:`scale_attention_logits`). A folder
     that already holds a checkpoint is returned as is only when it was built with the same options.
+    ``answer_words=ANSWER_WORDS``: a model for the pairwise format ("tie" one token, :data:`ANSWER_WORDS`).
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     out = Path(out_dir)
     options = {"seed": seed, "hidden_size": hidden_size, "layers": layers, "initializer_range": INITIALIZER_RANGE,
-               "qk_scale": qk_scale}
+               "qk_scale": qk_scale, "answer_words": list(answer_words)}
     if (out / "config.json").is_file() and (out / "processor_config.json").is_file():
         try:
             built = json.loads((out / "editjudge_tiny.json").read_text())
         except (OSError, ValueError):
             built = None
-        if built is None or {"qk_scale": 1.0, **built} == options:
+        if built is None or {"qk_scale": 1.0, "answer_words": [], **built} == options:
             return out
         raise ValueError(f"{out} holds a tiny model built with {built}, not {options}: remove it or pick another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         torch.manual_seed(seed)
-        tokenizer = build_tokenizer()
+        tokenizer = build_tokenizer(answer_words=answer_words)
         processor = build_processor(tokenizer)
-        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers)
+        # the random init draws the rows of the tokens before ANSWER_WORDS only (the same weights as without them)
+        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers,
+                              vocab_size=len(tokenizer) - len(answer_words))
         model = Qwen2_5_VLForConditionalGeneration(config)
+        _add_word_rows(model, len(tokenizer))
         scale_attention_logits(model, qk_scale)
         model.generation_config = GenerationConfig(
             eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id, do_sample=False
@@ -291,12 +322,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
     parser.add_argument("--qk-scale", type=float, default=1.0,
                         help="scale of the LM's attention query/key weights at build time (the demo uses 0.3)")
+    parser.add_argument("--pairwise", action="store_true",
+                        help="a model for the pairwise format: 'tie' as one token (off: the pointwise model as is)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         path = build_tiny_model(args.out, seed=args.seed, hidden_size=args.hidden_size, layers=args.layers,
-                                qk_scale=args.qk_scale)
+                                qk_scale=args.qk_scale, answer_words=ANSWER_WORDS if args.pairwise else ())
     except ValueError as error:
         print(f"editjudge tiny-model: error: {error}")
         return 2

@@ -6,8 +6,9 @@ Public API (stable, shared with :mod:`editjudge.judge`: size images at inference
   which imports torch, so it is re-implemented here and tested against the library).
 * :class:`PixelLimits` — ``min_pixels``/``max_pixels``/``patch_size``/``merge_size`` of an image processor;
   :meth:`PixelLimits.from_pretrained` reads them from a model or processor folder.
-* :func:`image_tokens`, :func:`fit_size`, :func:`plan_pair` — how many image tokens a size costs, the largest size
-  of one image within a token cap, and the sizes of a (source, edited) pair within a prompt's image budget.
+* :func:`image_tokens`, :func:`fit_size`, :func:`plan_images` — how many image tokens a size costs, the largest
+  size of one image within a token cap, and the sizes of every image of a prompt (sources, then the edit or the
+  candidates A and B) within its image budget; :func:`plan_pair` is the (source, edited) case.
 * :func:`probe` (header only), :func:`load_rgb` (decode, reduced-scale JPEG decode, EXIF transpose, RGB),
   :func:`size_image` (all of it: returns JPEG bytes, or the original bytes when nothing needs to change).
 * :class:`ImageRejected` — raised for unusable images, with a stable ``reason`` code
@@ -26,6 +27,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,7 @@ __all__ = [
     "smart_resize",
     "image_tokens",
     "fit_size",
+    "plan_images",
     "plan_pair",
     "probe",
     "load_rgb",
@@ -216,6 +219,39 @@ def fit_size(height: int, width: int, max_tokens: int, limits: PixelLimits = Pix
     return h, w
 
 
+def plan_images(
+    sizes: Sequence[tuple[int, int]],
+    image_budget: int,
+    limits: PixelLimits = PixelLimits(),
+    max_image_tokens: int | None = None,
+) -> tuple[tuple[int, int], ...]:
+    """Sizes of every image of one prompt, in prompt order, within ``image_budget`` tokens (the prompt budget minus
+    its text): the whole prompt fits.
+
+    Each image in turn gets at most an equal share of what the images before it left (``left // images still to
+    size``): with two images the source gets at most half and the edit whatever the source left (so a small source
+    leaves more room for the edit); with a source and candidates A and B, a third each, A and B sharing what the
+    source left. ``max_image_tokens`` caps each image further. Raises :class:`ImageRejected` (``prompt_too_long``)
+    when the images do not fit even at the minimum size.
+    """
+    count = len(sizes)
+    if count < 1:
+        raise ValueError("a prompt plan needs at least one image")
+    per_image_cap = max_image_tokens if max_image_tokens is not None else image_budget
+    if image_budget < count * limits.min_tokens:
+        what = "two images need" if count == 2 else f"{count} images need" if count > 1 else "one image needs"
+        raise ImageRejected(
+            "prompt_too_long",
+            f"{image_budget} tokens left for images after the text; {what} at least {count * limits.min_tokens}",
+        )
+    left, planned = image_budget, []
+    for i, hw in enumerate(sizes):
+        size = fit_size(*hw, min(per_image_cap, left // (count - i)), limits)
+        left -= image_tokens(*size, limits.factor)
+        planned.append(size)
+    return tuple(planned)
+
+
 def plan_pair(
     source_hw: tuple[int, int],
     edited_hw: tuple[int, int],
@@ -223,21 +259,9 @@ def plan_pair(
     limits: PixelLimits = PixelLimits(),
     max_image_tokens: int | None = None,
 ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Sizes of the (source, edited) pair within ``image_budget`` tokens (the prompt budget minus its text).
-
-    The source image gets at most half of the budget; the edited image gets whatever the source left (so a small
-    source leaves more room for the edit). ``max_image_tokens`` caps each image further. Raises
-    :class:`ImageRejected` (``prompt_too_long``) when the pair does not fit even at the minimum size.
-    """
-    per_image_cap = max_image_tokens if max_image_tokens is not None else image_budget
-    if image_budget < 2 * limits.min_tokens:
-        raise ImageRejected(
-            "prompt_too_long",
-            f"{image_budget} tokens left for images after the text; two images need at least {2 * limits.min_tokens}",
-        )
-    source = fit_size(*source_hw, min(per_image_cap, image_budget // 2), limits)
-    left = image_budget - image_tokens(*source, limits.factor)
-    edited = fit_size(*edited_hw, min(per_image_cap, left), limits)
+    """Sizes of the (source, edited) pair within ``image_budget`` tokens: :func:`plan_images` of two images (the
+    source at most half of the budget, the edit whatever the source left)."""
+    source, edited = plan_images((source_hw, edited_hw), image_budget, limits, max_image_tokens)
     return source, edited
 
 

@@ -5,6 +5,7 @@
 * Split: whole groups go to one side. A group is a record's explicit ``group`` (it always wins) or the *picture* of
   its source image, so all candidates of one source land together (the seed split by position and leaked them),
   even when each candidate carries its own re-encoded, slightly resized or EXIF-rotated copy of the source.
+  An edit of several source images belongs to the group of every one of them (their groups join).
   The picture rule (:func:`picture_hash`, :func:`group_keys`): the 64-bit pHash (``imagehash.phash``) of the
   upright image's luminance plus an 8 x 8 colour thumbnail; two sources are one picture when their pHashes differ
   in at most :data:`PHASH_MAX_DISTANCE` bits and their thumbnails by at most :data:`THUMB_MAX_DIFF` levels, and the
@@ -154,19 +155,46 @@ def _short(picture: str) -> str:
     return picture[: 1 + _PHASH_HEX] + "-" + hashlib.blake2b(picture.encode(), digest_size=8).hexdigest()
 
 
-def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | None]) -> list[str]:
+def group_keys(explicit: Sequence[str | None], pictures: Sequence[str | Sequence[str] | None]) -> list[str]:
     """The split / comparison group of each record: ``group:<name>`` where an explicit group is given (it wins),
-    else ``image:<picture cluster>`` over all the records' pictures, else ``none:<position>`` (no picture)."""
-    clusters = cluster_pictures(p for g, p in zip(explicit, pictures) if g is None and p is not None)
+    else ``image:<picture cluster>`` over all the records' pictures, else ``none:<position>`` (no picture).
+
+    A record of several source images gives a tuple of pictures: every one of them counts, so its group joins the
+    clusters of all its sources (:func:`_join_sources`) and no source picture lands on both sides of the split."""
+    several = [p for g, p in zip(explicit, pictures) if g is None and isinstance(p, (tuple, list))]
+    flat = (q for g, p in zip(explicit, pictures) if g is None and p is not None
+            for q in ((p,) if isinstance(p, str) else p))
+    clusters = cluster_pictures(flat)
+    if several:
+        clusters = _join_sources(clusters, several)
     keys = []
     for i, (group, picture) in enumerate(zip(explicit, pictures)):
         if group is not None:
             keys.append(group_key(group, ""))
         elif picture is not None:
-            keys.append(f"image:{_short(clusters[picture])}")
+            first = picture if isinstance(picture, str) else picture[0]
+            keys.append(f"image:{_short(clusters[first])}")
         else:
             keys.append(f"none:{i}")
     return keys
+
+
+def _join_sources(clusters: dict[str, str], several: Iterable[Sequence[str]]) -> dict[str, str]:
+    """``clusters`` (picture -> cluster key) with the clusters of each multi-source record's pictures joined into
+    one (union-find over cluster keys, the smallest key names the union; deterministic whatever the order)."""
+    parent = {key: key for key in clusters.values()}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for pictures in several:
+        roots = sorted({find(clusters[p]) for p in pictures})
+        for other in roots[1:]:
+            parent[other] = roots[0]
+    return {picture: find(key) for picture, key in clusters.items()}
 
 
 def group_key(group: str | None, picture: str) -> str:

@@ -28,12 +28,17 @@ from editjudge import prompts
 from editjudge.data import images as imgs
 from editjudge.data import labels as lbl
 from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, open_file, read_file
+from editjudge.data.pairs import DEFAULT_MAX_PAIRS, DEFAULT_TIE_MARGIN, MIRROR, PairJob, SkippedPair
+from editjudge.data.pairs import account as account_pairs
+from editjudge.data.pairs import counts as pair_counts
+from editjudge.data.pairs import plan_pairs
+from editjudge.data.preferences import PreferencePair, is_preference_file, read_preferences
 from editjudge.data.parallel import OrderedPool, chunks
 from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
-from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
-from editjudge.formats import JudgmentFormat, get_format
+from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output, schema_for
+from editjudge.formats import JudgmentFormat, PairwiseFormat, get_format
 from editjudge.model_path import absolute_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
@@ -57,6 +62,8 @@ class PrepareConfig:
     seed: int = 42
     template: str = prompts.DEFAULT_TEMPLATE
     format: str = "pointwise"  # the judgment format's spec (editjudge.formats.get_format)
+    tie_margin: int = DEFAULT_TIE_MARGIN  # --pairs: a pair is a tie when its labels differ by at most this
+    max_pairs_per_source: int = DEFAULT_MAX_PAIRS  # --pairs: pairs kept per source + instruction (seeded)
     max_prompt_length: int = 1024
     processor: str | None = None
     min_pixels: int | None = None
@@ -95,6 +102,11 @@ class _Context:
     jpeg_quality: int
     max_image_pixels: int
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    @property
+    def pairwise(self) -> bool:
+        """Rows compare two candidates (``--pairs``): see :mod:`editjudge.data.pairs`."""
+        return isinstance(self.format, PairwiseFormat)
 
 
 _CTX: _Context | None = None
@@ -145,12 +157,22 @@ def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _text_tokens(instruction: str) -> int:
+def _text_tokens(instruction: str, n_sources: int = 1) -> int:
     assert _CTX is not None
-    return _CTX.counter.text_tokens(_CTX.format.messages(instruction, _CTX.template))
+    return _CTX.counter.text_tokens(_CTX.format.messages(instruction, _CTX.template, n_sources))
 
 
 # --------------------------------------------------------------------------------------------- inspection
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Another source image of an edit of several (the first is ``_Inspected``'s own fields)."""
+
+    hash: str
+    picture: str
+    hw: tuple[int, int]
+    orig_hw: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -162,6 +184,13 @@ class _Inspected:
     edited_hw: tuple[int, int]
     source_orig_hw: tuple[int, int]
     edited_orig_hw: tuple[int, int]
+    more_sources: tuple[_Source, ...] = ()  # an edit of several source images: the others, in order
+    edited_hash: str = ""  # pairwise: the edited file's content hash (two equal candidates are never paired)
+
+    @property
+    def pictures(self) -> str | tuple[str, ...]:
+        """What the split groups by: the source's picture, or every source's (labels.group_keys joins them)."""
+        return (self.picture, *(s.picture for s in self.more_sources)) if self.more_sources else self.picture
 
 
 def _read(path: str) -> bytes:
@@ -195,19 +224,39 @@ def _picture(digest: str, data: bytes) -> str:
     return _PICTURES[digest]
 
 
+def _header_of(record: EditRecord, path: str, role: str, paths: tuple[str, ...]) \
+        -> tuple[str, str, imgs.ImageInfo] | Rejected:
+    """Content hash, picture and header of one source image of ``record``, or its rejection naming ``role``."""
+    try:
+        stat = os.stat(path)
+        return _source_header(path, stat.st_size, stat.st_mtime_ns)
+    except FileRejected as exc:
+        return Rejected(record.id, exc.reason, f"{role} {exc.detail}", paths)
+    except OSError as exc:
+        return Rejected(record.id, "unreadable_file", f"{role} {path}: {imgs.stable_message(exc)}", paths)
+    except imgs.ImageRejected as exc:
+        return Rejected(record.id, exc.reason, f"{role} {path}: {exc.detail}", paths)
+
+
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
     """Group hash, headers and the size plan of one record, without decoding pixels."""
     assert _CTX is not None
     paths = (record.source_path, record.edited_path)
+    n_sources = 1 + len(record.extra_sources)
     try:
-        stat = os.stat(record.source_path)
-        source_hash, picture, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
-    except FileRejected as exc:
-        return Rejected(record.id, exc.reason, f"source {exc.detail}", paths)
-    except OSError as exc:
-        return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {imgs.stable_message(exc)}", paths)
-    except imgs.ImageRejected as exc:
-        return Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths)
+        roles = _CTX.format.image_roles(n_sources)
+    except ValueError as exc:  # prompts.TooManyImages: more images than a prompt holds
+        return Rejected(record.id, getattr(exc, "reason", "too_many_images"), str(exc), paths)
+    header = _header_of(record, record.source_path, roles[0], paths)
+    if isinstance(header, Rejected):
+        return header
+    source_hash, picture, src = header
+    others: list[tuple[str, str, imgs.ImageInfo]] = []
+    for role, path in zip(roles[1:], record.extra_sources):
+        more = _header_of(record, path, role, paths)
+        if isinstance(more, Rejected):
+            return more
+        others.append(more)
     try:
         with open_file(record.edited_path, _CTX.max_file_bytes) as handle:  # the header only
             edt = imgs.probe(handle, _CTX.max_image_pixels)
@@ -217,15 +266,24 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
         return Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {imgs.stable_message(exc)}", paths)
     except imgs.ImageRejected as exc:
         return Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths)
-    text = _text_tokens(record.instruction)
+    edited_hash = ""
+    if _CTX.pairwise:  # two candidates with equal bytes are never paired
+        try:
+            edited_hash = lbl.content_hash(_read(record.edited_path))
+        except FileRejected as exc:
+            return Rejected(record.id, exc.reason, f"edited {exc.detail}", paths)
+    text = _text_tokens(record.instruction, n_sources)
+    # every image of the prompt (pairwise: the candidate as A, and as B beside one of its size) within the budget
+    sizes = [src.upright_hw, *(info.upright_hw for _, _, info in others), edt.upright_hw]
     try:
-        source_hw, edited_hw = imgs.plan_pair(
-            src.upright_hw, edt.upright_hw, _CTX.max_prompt_length - text, _CTX.limits, _CTX.max_image_tokens
-        )
+        planned = imgs.plan_images(sizes + [edt.upright_hw] * (len(roles) - len(sizes)),
+                                   _CTX.max_prompt_length - text, _CTX.limits, _CTX.max_image_tokens)
     except imgs.ImageRejected as exc:
         detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
         return Rejected(record.id, exc.reason, detail, paths)
-    return _Inspected(source_hash, picture, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
+    more = tuple(_Source(h, p, hw, info.upright_hw) for (h, p, info), hw in zip(others, planned[1:]))
+    return _Inspected(source_hash, picture, text, planned[0], planned[len(sizes) - 1], src.upright_hw,
+                      edt.upright_hw, more, edited_hash)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
@@ -258,6 +316,15 @@ def _sized(record_id: str, which: str, path: str, hw: tuple[int, int], paths: tu
         return Rejected(record_id, "unreadable_file", f"{which} {path}: {exc}", paths)
 
 
+def _sized_cached(cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected], digest: str, record_id: str,
+                  which: str, path: str, hw: tuple[int, int], paths: tuple[Any, Any]) -> imgs.SizedImage | Rejected:
+    """:func:`_sized`, once per (file content, size) within a task: a shared source is decoded once."""
+    key = (digest, hw)
+    if key not in cache:
+        cache[key] = _sized(record_id, which, path, hw, paths)
+    return cache[key]
+
+
 def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected]:
     """Rows (with per-row stats) or rejects for a few records; a source shared by them is sized once."""
     assert _CTX is not None
@@ -266,22 +333,25 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
     for job in jobs:
         record, plan = job.record, job.plan
         paths = (record.source_path, record.edited_path)
-        key = (plan.source_hash, plan.source_hw)
-        if key not in cache:
-            cache[key] = _sized(record.id, "source", record.source_path, plan.source_hw, paths)
-        source = cache[key]
-        edited = None if isinstance(source, Rejected) else _sized(
-            record.id, "edited", record.edited_path, plan.edited_hw, paths)
-        failed = source if isinstance(source, Rejected) else edited
-        if isinstance(failed, Rejected):  # a cached source failure is this record's too
+        roles = _CTX.format.image_roles(1 + len(record.extra_sources))
+        sized: list[imgs.SizedImage | Rejected] = [
+            _sized_cached(cache, plan.source_hash, record.id, roles[0], record.source_path, plan.source_hw, paths)]
+        for role, path, more in zip(roles[1:], record.extra_sources, plan.more_sources):
+            if not isinstance(sized[-1], Rejected):
+                sized.append(_sized_cached(cache, more.hash, record.id, role, path, more.hw, paths))
+        if not isinstance(sized[-1], Rejected):
+            sized.append(_sized(record.id, "edited", record.edited_path, plan.edited_hw, paths))
+        failed = sized[-1] if isinstance(sized[-1], Rejected) else None
+        if failed is not None:  # a cached source failure is this record's too
             out.append(Rejected(record.id, failed.reason, failed.detail, paths))
             continue
-        assert isinstance(source, imgs.SizedImage) and isinstance(edited, imgs.SizedImage)
-        prompt_tokens = plan.text_tokens + source.tokens + edited.tokens
+        images: list[imgs.SizedImage] = sized  # type: ignore[assignment]
+        source, edited = images[0], images[-1]
+        prompt_tokens = plan.text_tokens + sum(image.tokens for image in images)
         row = {
             "data_source": _CTX.format.data_source,
-            "prompt": _CTX.format.messages(record.instruction, _CTX.template),
-            "images": [{"bytes": source.bytes}, {"bytes": edited.bytes}],
+            "prompt": _CTX.format.messages(record.instruction, _CTX.template, len(images) - 1),
+            "images": [{"bytes": image.bytes} for image in images],
             "ability": prompts.ABILITY,
             "reward_model": {"style": "rule", "ground_truth": _CTX.format.encode_label(job.label)},
             "extra_info": {
@@ -295,20 +365,105 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
                 "source_path": record.source_path,
                 "edited_path": record.edited_path,
                 "prompt_tokens": prompt_tokens,
-                "image_tokens": [source.tokens, edited.tokens],
-                "image_hw": [[source.height, source.width], [edited.height, edited.width]],
+                "image_tokens": [image.tokens for image in images],
+                "image_hw": [[image.height, image.width] for image in images],
             },
         }
-        stats = {
-            "prompt_tokens": prompt_tokens,
-            "text_tokens": plan.text_tokens,
-            "image_tokens": (source.tokens, edited.tokens),
-            "orig_hw": (source.original_height, source.original_width, edited.original_height, edited.original_width),
-            "bytes": len(source.bytes) + len(edited.bytes),
-            "kept_original": int(source.kept_original) + int(edited.kept_original),
-        }
-        out.append((row, stats))
+        if record.extra_sources:
+            row["extra_info"]["source_paths"] = list(record.source_paths)
+        out.append((row, _row_stats(plan.text_tokens, prompt_tokens, images)))
     return out
+
+
+def _row_stats(text_tokens: int, prompt_tokens: int, images: list[imgs.SizedImage]) -> dict[str, Any]:
+    """What the report keeps of a row: its tokens and, per image, tokens, original size and bytes."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "text_tokens": text_tokens,
+        "image_tokens": tuple(image.tokens for image in images),
+        "orig_hw": tuple((image.original_height, image.original_width) for image in images),
+        "bytes": sum(len(image.bytes) for image in images),
+        "kept_original": sum(int(image.kept_original) for image in images),
+    }
+
+
+def _build_pair_task(pairs: list[PairJob]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected | SkippedPair]:
+    """Both orders of a few pairs of one group: source image(s), then A, then B, sized together per order; a
+    candidate whose image fails is rejected once and its pairs are left out."""
+    assert _CTX is not None
+    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected] = {}
+    out: list[tuple[dict[str, Any], dict[str, Any]] | Rejected | SkippedPair] = []
+    failed: set[str] = set()
+    for pair in pairs:
+        rows = []
+        for first, second, label, swapped in ((pair.a, pair.b, pair.label, False),
+                                              (pair.b, pair.a, MIRROR[pair.label], True)):
+            row = _pair_row(pair, first, second, label, swapped, cache)
+            if isinstance(row, (Rejected, SkippedPair)):
+                rows = [row]
+                break
+            rows.append(row)
+        if isinstance(rows[0], Rejected):
+            failure = rows[0] if pair.origin == "scores" else Rejected(pair.pair_id, rows[0].reason, rows[0].detail,
+                                                                       rows[0].paths)
+            if failure.id not in failed:
+                failed.add(failure.id)
+                out.append(failure)
+        else:
+            out += rows
+    return out
+
+
+def _pair_row(pair: PairJob, first: _Job, second: _Job, label: str, swapped: bool,
+              cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected]) \
+        -> tuple[dict[str, Any], dict[str, Any]] | Rejected | SkippedPair:
+    """One order of a pair as a row, or the candidate's rejection, or the pair skipped (too long)."""
+    assert _CTX is not None
+    shown = pair.a  # both orders show the first candidate's source image(s)
+    record = shown.record
+    n_sources = 1 + len(record.extra_sources)
+    roles = _CTX.format.image_roles(n_sources)
+    text = _text_tokens(record.instruction, n_sources)
+    source_infos = [(record.source_path, shown.plan.source_hash, shown.plan.source_orig_hw)]
+    source_infos += [(path, more.hash, more.orig_hw) for path, more in zip(record.extra_sources, shown.plan.more_sources)]
+    sizes = [orig for _, _, orig in source_infos] + [first.plan.edited_orig_hw, second.plan.edited_orig_hw]
+    try:
+        planned = imgs.plan_images(sizes, _CTX.max_prompt_length - text, _CTX.limits, _CTX.max_image_tokens)
+    except imgs.ImageRejected as exc:
+        return SkippedPair(exc.reason, f"{first.record.id} vs {second.record.id}: {exc.detail}")
+    images: list[imgs.SizedImage] = []
+    for (path, digest, _), role, hw in zip(source_infos, roles, planned):
+        image = _sized_cached(cache, digest, record.id, role, path, hw, (path, record.edited_path))
+        if isinstance(image, Rejected):
+            return image
+        images.append(image)
+    for job, role, hw in ((first, "A", planned[-2]), (second, "B", planned[-1])):
+        candidate = job.record
+        image = _sized_cached(cache, job.plan.edited_hash or candidate.edited_path, candidate.id, "edited",
+                              candidate.edited_path, hw, (candidate.source_path, candidate.edited_path))
+        if isinstance(image, Rejected):
+            return image
+        images.append(image)
+    prompt_tokens = text + sum(image.tokens for image in images)
+    a, b = first.record, second.record
+    row = {
+        "data_source": _CTX.format.data_source,
+        "prompt": _CTX.format.messages(record.instruction, _CTX.template, n_sources),
+        "images": [{"bytes": image.bytes} for image in images],
+        "ability": prompts.ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": _CTX.format.encode_label(label)},
+        "extra_info": {
+            "split": first.split, "index": -1, "id": f"{pair.pair_id}:{'ba' if swapped else 'ab'}",
+            "pair": pair.pair_id, "swapped": swapped, "origin": pair.origin, "instruction": record.instruction,
+            "label": label, "group": shown.group,
+            "a_id": a.id, "b_id": b.id, "a_score": a.score, "b_score": b.score, "a_label": first.label,
+            "b_label": second.label, "source_paths": list(record.source_paths), "a_path": a.edited_path,
+            "b_path": b.edited_path, "prompt_tokens": prompt_tokens,
+            "image_tokens": [image.tokens for image in images],
+            "image_hw": [[image.height, image.width] for image in images],
+        },
+    }
+    return row, _row_stats(text, prompt_tokens, images)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -333,14 +488,22 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         raise ValueError(f"--sample-size must be positive, got {config.sample_size}")
     if config.max_file_bytes < 1:
         raise ValueError(f"--max-file-bytes must be positive, got {config.max_file_bytes}")
-    prompts.load_template(config.template)  # fail fast on a bad template
+    fmt = get_format(config.format)
+    if isinstance(fmt, PairwiseFormat):
+        check_pair_settings(config)
+    fmt.load_template(config.template)  # fail fast on a bad template
+    pairwise = isinstance(fmt, PairwiseFormat)
+    edit_inputs, preference_inputs = split_inputs(config) if pairwise else (list(config.inputs), [])
     _make_context(config)  # ... and on a bad --processor, before reading anything or starting workers
     out = Path(config.out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
-    items = list(read_sources(list(config.inputs), max_file_bytes=config.max_file_bytes))
-    records = [item for item in items if isinstance(item, EditRecord)]
-    found = len(items)
+    items: list[EditRecord | Rejected] = []
+    if edit_inputs:
+        items = list(read_sources(edit_inputs, max_file_bytes=config.max_file_bytes))
+    preferences = list(read_preferences(preference_inputs, max_file_bytes=config.max_file_bytes))
+    records = [item for item in items if isinstance(item, EditRecord)] + preference_candidates(preferences)
+    found = len(items) + len(preferences)
     if not found:
         raise ValueError(
             f"no samples found in {', '.join(config.inputs)}: expected <stem>_input.*, <stem>_output.*, "
@@ -357,7 +520,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         # bad --processor or template fails here, once, before any worker starts.
         _init_worker(config, worker=False)
         mapper = OrderedPool(config.workers, _init_worker, (config,))
-        for item in items:
+        for item in items + preferences:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
                 stats.reject(item.reason)
@@ -370,14 +533,17 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                 inspected += chunk
                 bar.update(len(chunk))
         good: list[tuple[EditRecord, _Inspected]] = []
+        candidate_rejects: dict[str, Rejected] = {}  # preference candidates: their records are rejected instead
         for record, result in zip(records, inspected):
-            if isinstance(result, Rejected):
+            if isinstance(result, Rejected) and record.score is None and pairwise:
+                candidate_rejects[record.id] = result
+            elif isinstance(result, Rejected):
                 rejects.add(result.to_dict())
                 stats.reject(result.reason)
             else:
                 good.append((record, result))
         del inspected
-        keys = lbl.group_keys([r.group for r, _ in good], [p.picture for _, p in good])
+        keys = lbl.group_keys([r.group for r, _ in good], [p.pictures for _, p in good])
         valid = [(record, plan, group) for (record, plan), group in zip(good, keys)]
         sources = len({plan.source_hash for record, plan in good if record.group is None})
         del good
@@ -390,17 +556,22 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             median, mad, estimated = config.score_median, config.score_mad, False
         elif not valid:  # nothing left to label: the report says why
             median, mad, estimated = None, None, False
+        elif pairwise and all(r.score is None for r, _, _ in valid):  # preference records only: no scores
+            median, mad, estimated = None, None, False
         else:
             train_scores = [r.score for (r, _, _), s in zip(valid, splits) if s == "train" and r.score is not None]
             median, mad = lbl.estimate_median_mad(train_scores)
             estimated = True
-        labels = [lbl.label_of(float(r.score), median, mad) for r, _, _ in valid]  # type: ignore[arg-type]
+        labels = [None if r.score is None else lbl.label_of(float(r.score), median, mad)  # type: ignore[arg-type]
+                  for r, _, _ in valid]
         chosen = set(lbl.select(labels, config.sample_size, config.balanced, config.seed))
         how = "--balanced" if config.balanced else "--sample-size"
         jobs: dict[str, list[_Job]] = {"train": [], "test": []}
         for i, ((record, plan, group), split, label) in enumerate(zip(valid, splits, labels)):
             if i in chosen:
                 jobs[split].append(_Job(record, plan, split, label, group))
+            elif pairwise and record.score is None:  # a preference candidate: its records are rejected instead
+                candidate_rejects[record.id] = Rejected(record.id, "not_selected", f"a candidate was left out by {how}")
             else:
                 detail = f"left out by {how} (seed {config.seed})"
                 rejects.add(Rejected(record.id, "not_selected", detail, (record.source_path, record.edited_path)).to_dict())
@@ -408,25 +579,50 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         del valid
 
         # 3. build rows (parallel), stream them into the parquet files in a stable order
-        tasks: list[list[_Job]] = []
+        tasks: list[list[Any]] = []
+        schema = schema_for(pairwise, multi_source=any(job.record.extra_sources for js in jobs.values() for job in js))
         for split in ("train", "test"):
-            sinks[split] = ParquetSink(out / f"{split}.parquet")
-            ordered = _group_order(jobs[split])
-            tasks += list(_group_tasks(ordered))
+            sinks[split] = ParquetSink(out / f"{split}.parquet", schema=schema)
+            if not pairwise:
+                tasks += list(_group_tasks(_group_order(jobs[split])))
+        pair_plan = None
+        if pairwise:
+            pair_plan, pair_rejects = plan_pair_rows(config, jobs, preferences, candidate_rejects)
+            tasks = pair_plan.tasks
+            for item in pair_rejects:
+                rejects.add(item.to_dict())
+                stats.reject(item.reason)
         total = sum(len(t) for t in tasks)
+        used: dict[str, set[str]] = {"scores": set(), "preference": set()}
+        rejected_ids: set[str] = set()
         with _bar(total, "build", config.progress) as bar:
-            for results in mapper.map(_build_task, tasks, in_flight=2 * mapper.workers + 2):
+            for results in mapper.map(_build_pair_task if pairwise else _build_task, tasks,
+                                      in_flight=2 * mapper.workers + 2):
                 for result in results:
+                    if isinstance(result, SkippedPair):
+                        pair_plan.skipped[result.reason] += 1  # type: ignore[union-attr]
+                        continue
                     if isinstance(result, Rejected):
                         rejects.add(result.to_dict())
                         stats.reject(result.reason)
+                        rejected_ids.add(result.id)
                         continue
                     row, row_stats = result
-                    split = row["extra_info"]["split"]
-                    row["extra_info"]["index"] = sinks[split].rows
+                    extra = row["extra_info"]
+                    split = extra["split"]
+                    extra["index"] = sinks[split].rows
                     sinks[split].add(row)
-                    stats.keep(split, row["extra_info"]["label"], row["extra_info"]["score"], row_stats)
+                    if pairwise:
+                        stats.keep_pair(split, extra["label"], row_stats)
+                        used[extra["origin"]].update((extra["a_id"], extra["b_id"]) if extra["origin"] == "scores"
+                                                     else (extra["pair"],))
+                    else:
+                        stats.keep(split, extra["label"], extra["score"], row_stats)
                 bar.update(len(results))
+        if pairwise:
+            for item in account_pairs(pair_plan, used, rejected_ids, stats):  # type: ignore[arg-type]
+                rejects.add(item.to_dict())
+                stats.reject(item.reason)
         del tasks, jobs
 
         paths = {split: sink.commit() for split, sink in sinks.items()}
@@ -446,6 +642,8 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                     "picture_groups": sum(1 for g in sizes if g.startswith("image:"))},
             outputs={k: absolute_path(v) for k, v in paths.items()} | {"rejects": absolute_path(rejects_path)},
             seconds=time.perf_counter() - started,
+            pairs=None if pair_plan is None else pair_counts(stats.pair_rows, pair_plan, config.tie_margin,
+                                                              config.max_pairs_per_source),
         )
         report_path = atomic_write_text(out / "prepare_report.json", _json(report))
         ok = True
@@ -471,6 +669,58 @@ def recorded_settings(config: PrepareConfig) -> dict[str, Any]:
     if config.template not in prompts.BUILTIN_TEMPLATES:
         settings["template"] = absolute_path(config.template)
     return settings
+
+
+def check_pair_settings(config: PrepareConfig) -> None:
+    """``ValueError`` for ``--pairs`` settings that cannot work."""
+    if config.balanced:
+        raise ValueError("--balanced keeps as many samples of each score label; with --pairs every pair is written in "
+                         "both orders (A and B balanced): leave --balanced out")
+    if isinstance(config.tie_margin, bool) or not isinstance(config.tie_margin, int) or not 0 <= config.tie_margin <= 9:
+        raise ValueError(f"--tie-margin must be an integer 0..9 (labels are 0..9), got {config.tie_margin!r}")
+    if isinstance(config.max_pairs_per_source, bool) or not isinstance(config.max_pairs_per_source, int) \
+            or config.max_pairs_per_source < 1:
+        raise ValueError(f"--max-pairs-per-source must be a positive integer, got {config.max_pairs_per_source!r}")
+
+
+def split_inputs(config: PrepareConfig) -> tuple[list[str], list[str]]:
+    """``--pairs`` inputs: (folders and manifests of scored edits, files of preference records)."""
+    edits, preferences = [], []
+    for path in config.inputs:
+        (preferences if is_preference_file(Path(path).expanduser()) else edits).append(path)
+    return edits, preferences
+
+
+def preference_candidates(preferences: list[PreferencePair | Rejected]) -> list[EditRecord]:
+    """The candidates of the preference records, once each (a candidate of several records is one record)."""
+    seen: dict[str, EditRecord] = {}
+    for pair in preferences:
+        if isinstance(pair, PreferencePair):
+            seen.setdefault(pair.a.id, pair.a)
+            seen.setdefault(pair.b.id, pair.b)
+    return list(seen.values())
+
+
+def plan_pair_rows(config: PrepareConfig, jobs: dict[str, list[_Job]], preferences: list[PreferencePair | Rejected],
+                   candidate_rejects: dict[str, Rejected]) -> tuple[Any, list[Rejected]]:
+    """The pairs to build (:func:`editjudge.data.pairs.plan_pairs`) and the rejects known before the build: a
+    preference record whose candidate could not be used (its reason), candidates in no pair."""
+    job_of = {job.record.id: job for split_jobs in jobs.values() for job in split_jobs}
+    explicit, rejected = [], []
+    for pair in preferences:
+        if not isinstance(pair, PreferencePair):
+            continue
+        a, b = job_of.get(pair.a.id), job_of.get(pair.b.id)
+        if a is None or b is None:
+            cause = candidate_rejects.get((pair.a if a is None else pair.b).id)
+            reason, detail = (cause.reason, cause.detail) if cause else ("not_selected", "a candidate was left out")
+            rejected.append(Rejected(pair.id, reason, f"{pair.origin}: {detail}",
+                                     (pair.a.source_path, pair.a.edited_path, pair.b.edited_path)))
+            continue
+        explicit.append((a, b, pair.preferred, pair.id))
+    plan = plan_pairs(jobs, explicit, tie_margin=config.tie_margin, max_pairs=config.max_pairs_per_source,
+                      seed=config.seed)
+    return plan, rejected + plan.unpaired
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:
@@ -530,6 +780,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-image-pixels", type=int, default=imgs.DEFAULT_BOMB_PIXELS, help="reject larger images as decompression bombs")
     group.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES,
                        help="reject larger input files (and anything that is not a regular file) without reading them")
+    group = parser.add_argument_group(
+        "pairs: rows for a pairwise judge (source + candidates A and B, answer A, B or tie; docs/prepare.md)")
+    group.add_argument("--pairs", action="store_true",
+                       help="write pair rows instead of one row per edit: candidates of one source (and instruction) "
+                            "paired inside each split, both orders; inputs may also be preference records "
+                            "(.jsonl/.csv with source, edited_a, edited_b, instruction, preferred = a|b|tie, or "
+                            "TIGER's EditReward train.json: prompt, path_src, path1, path2, tie_case)")
+    group.add_argument("--tie-margin", type=int, default=DEFAULT_TIE_MARGIN,
+                       help="a pair is a tie when the candidates' 0-9 labels differ by at most this "
+                            f"(default {DEFAULT_TIE_MARGIN}: equal labels, as TIGER's tie_case)")
+    group.add_argument("--max-pairs-per-source", type=int, default=DEFAULT_MAX_PAIRS,
+                       help=f"at most this many pairs per source and instruction, a seeded choice (default "
+                            f"{DEFAULT_MAX_PAIRS}; each is written in both orders)")
     group = parser.add_argument_group("run")
     group.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -547,6 +810,9 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         balanced=args.balanced,
         seed=args.seed,
         template=args.template,
+        format="pairwise" if getattr(args, "pairs", False) else PrepareConfig.format,
+        tie_margin=args.tie_margin,
+        max_pairs_per_source=args.max_pairs_per_source,
         max_prompt_length=args.max_prompt_length,
         processor=args.processor,
         min_pixels=args.min_pixels,

@@ -15,7 +15,11 @@ import numpy as np
 
 from editjudge import __version__
 from editjudge.data.labels import histogram
-from editjudge.data.sources import REASONS
+from editjudge.data.pairs import REASONS as PAIR_REASONS
+from editjudge.data.preferences import REASONS as PREFERENCE_REASONS
+from editjudge.data.sources import REASONS as SOURCE_REASONS
+
+REASONS = {**SOURCE_REASONS, **PREFERENCE_REASONS, **PAIR_REASONS}
 
 __all__ = ["Stats", "build_report", "format_summary"]
 
@@ -38,17 +42,36 @@ class Stats:
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1
 
+    pair_rows: dict[str, Counter] = field(default_factory=dict)  # --pairs: rows per split and label A/B/tie
+
     def keep(self, split: str, label: int, score: float, row: dict[str, Any]) -> None:
         self.kept[split] += 1
         self.labels.setdefault(split, []).append(label)
         self.scores.append(score)
+        self.keep_images(row)
+
+    def keep_images(self, row: dict[str, Any]) -> None:
+        """A row's tokens and images (``orig_hw``: one (height, width) per image)."""
         self.prompt_tokens.append(row["prompt_tokens"])
         self.text_tokens.append(row["text_tokens"])
         self.image_tokens += list(row["image_tokens"])
-        sh, sw, eh, ew = row["orig_hw"]
-        self.orig_pixels += [sh * sw, eh * ew]
+        self.orig_pixels += [h * w for h, w in row["orig_hw"]]
         self.image_bytes += row["bytes"]
         self.kept_original += row["kept_original"]
+
+    def keep_pair(self, split: str, label: str, row: dict[str, Any]) -> None:
+        """A pair row (``prepare --pairs``): counted by split and label; its candidates are counted as kept
+        samples once, by :meth:`keep_candidate`."""
+        self.pair_rows.setdefault(split, Counter())[label] += 1
+        self.keep_images(row)
+
+    def keep_candidate(self, split: str, label: int | None, score: float | None) -> None:
+        """A sample used in at least one pair row (its label when it was scored)."""
+        self.kept[split] += 1
+        if label is not None:
+            self.labels.setdefault(split, []).append(label)
+        if score is not None:
+            self.scores.append(score)
 
 
 def _summary(values: list[int] | list[float]) -> dict[str, float] | None:
@@ -83,8 +106,10 @@ def build_report(
     groups: dict[str, int],
     outputs: dict[str, str],
     seconds: float,
+    pairs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready report of one ``prepare`` run."""
+    """The JSON-ready report of one ``prepare`` run (``pairs``: the pair counts of ``--pairs``, shown after the
+    counts)."""
     kept = sum(stats.kept.values())
     rejected = sum(stats.rejected.values())
     images = len(stats.image_tokens)
@@ -100,6 +125,7 @@ def build_report(
             "test": stats.kept.get("test", 0),
             "groups": groups,
         },
+        **({"pairs": pairs} if pairs is not None else {}),
         "rejects_by_reason": {reason: stats.rejected[reason] for reason in sorted(stats.rejected)},
         "reason_meanings": {reason: REASONS.get(reason, "") for reason in sorted(stats.rejected)},
         "labels": {
@@ -172,6 +198,12 @@ def format_summary(report: dict[str, Any]) -> str:
         )
     for split, hist in labels["histogram"].items():
         lines.append(f"  {split:5s} labels 0..9: " + " ".join(f"{hist[str(k)]}" for k in range(10)))
+    pairs = report.get("pairs")
+    if pairs is not None:
+        lines.append("pairs (both orders, tie when labels differ by <= {}): ".format(pairs["tie_margin"]) + ", ".join(
+            f"{split} {pairs[split]['rows']} rows (A {pairs[split]['A']}, B {pairs[split]['B']}, tie "
+            f"{pairs[split]['tie']})" for split in ("train", "test"))
+            + (f"; {pairs['capped_pairs']} pairs over --max-pairs-per-source left out" if pairs["capped_pairs"] else ""))
     prompt = tokens["prompt"]
     if prompt:
         lines.append(

@@ -18,6 +18,12 @@ Manifest (``.jsonl`` or ``.csv``): columns ``source``, ``edited``, ``instruction
 empty), ``group`` (optional), ``id`` (optional; default ``<manifest name>:<line>``). Relative paths resolve against
 the manifest's folder. A record's paths are absolute, so outputs that carry them resolve from any folder.
 
+An edit of several source images ("put the cat from image 2 into image 1"): a manifest's ``source`` is a list of
+paths in order (in a CSV cell, a JSON list), a folder's sources are ``<stem>_input_1.<ext>``, ``<stem>_input_2.<ext>``,
+… (numbered from 1 without gaps, instead of ``<stem>_input.<ext>``). ``source_path`` is the first,
+``extra_sources`` the others (``source_paths`` all of them); an edit holds at most
+:data:`MAX_SOURCES` sources (``too_many_images`` beyond: a prompt holds at most 16 images).
+
 With ``require_score=False`` (inference: :mod:`editjudge.judge`) a missing score is allowed and ``score`` is None;
 an invalid score (NaN, inf, text) is still rejected.
 """
@@ -50,7 +56,10 @@ __all__ = [
 ]
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
-_ROLE_RE = re.compile(r"\A(?P<stem>.+)_(?P<role>input|output|meta|score)(?P<ext>\.[^./\\]+)\Z", re.IGNORECASE | re.DOTALL)
+_ROLE_RE = re.compile(r"\A(?P<stem>.+)_(?P<role>input(?:_[0-9]{1,4})?|output|meta|score)(?P<ext>\.[^./\\]+)\Z",
+                      re.IGNORECASE | re.DOTALL)
+#: Sources one edit may have: a prompt holds at most MAX_IMAGES_PER_PROMPT images, the edited image among them.
+MAX_SOURCES = prompts.MAX_IMAGES_PER_PROMPT - 1
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Stable reject codes -> what they mean (prepare's report and rejects.jsonl use these codes).
@@ -81,6 +90,7 @@ REASONS: dict[str, str] = {
     "decompression_bomb": "the image has more pixels than the decompression-bomb limit",
     "bad_aspect_ratio": "the image's aspect ratio exceeds Qwen2.5-VL's limit of 200",
     "prompt_too_long": "text plus both images at their minimum size exceed --max-prompt-length",
+    "too_many_images": "more source images than one prompt can hold (at most 16 images per prompt)",
     # Selection (editjudge.data.labels).
     "not_selected": "left out by --sample-size / --balanced sampling",
 }
@@ -97,6 +107,12 @@ class EditRecord:
     score: float | None = None
     group: str | None = None
     origin: str = ""
+    extra_sources: tuple[str, ...] = ()  # an edit's other source images, in order, after source_path
+
+    @property
+    def source_paths(self) -> tuple[str, ...]:
+        """Every source image of the edit, in order."""
+        return (self.source_path, *self.extra_sources)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,7 +213,7 @@ def _file_problem(paths: Sequence[tuple[str, Path]], max_bytes: int) -> tuple[st
         if problem is not None:
             reason = problem.reason
             if reason == "missing_file":
-                reason = "missing_source" if role == "source" else "missing_edited"
+                reason = "missing_source" if role.startswith("source") else "missing_edited"
             return reason, f"{role}: {problem.detail}"
     return None
 
@@ -223,7 +239,7 @@ def _read_folder(root: Path, require_score: bool, max_bytes: int) -> Iterator[Ed
         role, ext = match["role"].lower(), match["ext"].lower()
         if role in ("meta", "score") and ext != ".json":
             continue
-        if role in ("input", "output") and ext == ".json":
+        if role not in ("meta", "score") and ext == ".json":
             continue
         rel = path.parent.relative_to(root).as_posix()
         key = match["stem"] if rel == "." else f"{rel}/{match['stem']}"
@@ -242,8 +258,30 @@ def _peek_score(paths: list[Path], max_bytes: int) -> float | None:
         return None
 
 
+def _numbered_sources(key: str, files: dict[str, list[Path]]) -> tuple[str, str] | list[Path] | None:
+    """A folder stem's numbered sources ``_input_1``, ``_input_2``, … in order; ``(reason, detail)`` when they
+    gap, clash with an unnumbered ``_input`` or are too many; None when the stem has none."""
+    numbers = sorted(int(role[6:]) for role in files if role.startswith("input_"))
+    if not numbers:
+        return None
+    if "input" in files:
+        return "ambiguous_files", f"{key}_input.* and numbered {key}_input_N.* files: give one source, or number them all"
+    if len(numbers) > MAX_SOURCES:
+        return "too_many_images", (f"{len(numbers)} source images ({key}_input_1 … _input_{numbers[-1]}); an edit "
+                                   f"has at most {MAX_SOURCES} (a prompt holds at most {prompts.MAX_IMAGES_PER_PROMPT} images)")
+    missing = [n for n in range(1, len(numbers) + 1) if n not in numbers]
+    if missing or numbers[0] != 1:
+        gap = missing[0] if missing else 1
+        return "missing_source", f"no {key}_input_{gap}.* image: numbered sources run _input_1, _input_2, … without gaps"
+    if any(len(files[f"input_{n}"]) > 1 for n in numbers):
+        return None  # several files for one numbered role: reported as ambiguous_files below
+    return [files[f"input_{n}"][0] for n in numbers]
+
+
 def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, max_bytes: int) -> EditRecord | Rejected:
-    paths = tuple(str(p) for role in ("input", "output", "meta", "score") for p in files.get(role, []))
+    roles = ("input", *sorted((r for r in files if r.startswith("input_")), key=lambda r: int(r[6:])), "output",
+             "meta", "score")
+    paths = tuple(str(p) for role in roles for p in files.get(role, []))
     if _CONTROL_RE.search(key):
         return Rejected(key, "bad_file_name", f"the file names of stem {key!r} hold a control character; rename them", paths)
     known: dict[str, Any] = {
@@ -251,6 +289,12 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
         "edited_path": str(files["output"][0]) if len(files.get("output", ())) == 1 else None,
         "score": _peek_score(files.get("score", []), max_bytes),  # a rejected edit keeps its truth for `score`/eval
     }
+    numbered = _numbered_sources(key, files)
+    if isinstance(numbered, tuple):
+        return Rejected(key, numbered[0], numbered[1], paths, **known)
+    if numbered:
+        known["source_path"] = str(numbered[0])
+        files = {**files, "input": [numbered[0]]}
     for role, files_of_role in files.items():
         if len(files_of_role) > 1:
             names = ", ".join(p.name for p in files_of_role)
@@ -262,6 +306,9 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
     if "meta" not in files:
         return Rejected(key, "missing_meta", f"no {key}_meta.json with the instruction", paths, **known)
     named = [(role, files[r][0]) for r, role in (("input", "source"), ("output", "edited"), ("meta", "meta"), ("score", "score")) if r in files]
+    if numbered:
+        named[1:1] = [(f"source {n}", path) for n, path in enumerate(numbered[1:], start=2)]
+        named[0] = ("source 1", numbered[0])
     problem = _file_problem(named, max_bytes)
     if problem is not None:
         return Rejected(key, problem[0], problem[1], paths, **known)
@@ -301,6 +348,7 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
         score=score,
         group=str(group) if group not in (None, "") else None,
         origin=str(files["meta"][0]),
+        extra_sources=tuple(str(p) for p in (numbered or [])[1:]),
     )
 
 
@@ -332,8 +380,10 @@ def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None]]:
             yield number, None
 
 
-def _manifest_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row dict) or (line number, error message) for each data line of a manifest."""
+def _manifest_rows(path: Path, max_bytes: int, required: tuple[str, ...] = ("source", "edited")) \
+        -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row dict) or (line number, error message) for each data line of a manifest (a CSV header
+    lacking ``required`` columns is refused)."""
     try:
         data = read_file(path, max_bytes)
     except FileRejected as exc:
@@ -345,7 +395,7 @@ def _manifest_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, 
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise ValueError(f"{path}: not a CSV file ({exc})") from None
-        missing = {"source", "edited"} - set(fieldnames or [])
+        missing = set(required) - set(fieldnames or [])
         if missing:
             raise ValueError(f"{path}: CSV header lacks column(s) {sorted(missing)}; found {fieldnames}")
         while True:
@@ -391,6 +441,32 @@ def _resolve(base: Path, value: Any) -> Path | None:
     return safe_path(value.strip(), base)
 
 
+def resolve_sources(base: Path, value: Any) -> list[Path]:
+    """The source images a manifest cell names, in order: one path, a list of paths (JSON), or a CSV cell holding a
+    JSON list; ``[]`` when blank; :class:`FileRejected` (``bad_path``) for an entry that is not a path."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise FileRejected("bad_path", f"source {value[:80]!r} is neither a path nor a JSON list of paths") from None
+    if isinstance(value, list):
+        found = []
+        for k, entry in enumerate(value, start=1):
+            if not isinstance(entry, str) or not entry.strip():
+                raise FileRejected("bad_path", f"source entry {k} of the list is {entry!r:.40}, not a path")
+            found.append(safe_path(entry.strip(), base))
+        return found
+    one = _resolve(base, value)
+    return [] if one is None else [one]
+
+
+def source_roles(sources: Sequence[Path]) -> list[tuple[str, Path]]:
+    """``(role, path)`` of an edit's sources for messages: ``source``, or ``source 1``, ``source 2``, …"""
+    if len(sources) == 1:
+        return [("source", sources[0])]
+    return [(f"source {k}", p) for k, p in enumerate(sources, start=1)]
+
+
 def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
     base = path.parent
     for number, row in _manifest_rows(path, max_bytes):
@@ -400,11 +476,13 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
             continue
         rid = str(row["id"]) if row.get("id") not in (None, "") else default_id
         try:
-            source, edited = _resolve(base, row.get("source")), _resolve(base, row.get("edited"))
+            sources = resolve_sources(base, row.get("source"))
+            edited = _resolve(base, row.get("edited"))
         except FileRejected as exc:
             yield Rejected(rid, exc.reason, f"{path}:{number}: {exc.detail}", (str(path),))
             continue
-        paths = tuple(str(p) for p in (source, edited) if p is not None)
+        source = sources[0] if sources else None
+        paths = tuple(str(p) for p in (*sources, edited) if p is not None)
         instruction = _instruction_of(row.get("instruction"))
         try:
             known_score = parse_score(row.get("score"))
@@ -423,7 +501,12 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
         if edited is None:
             yield Rejected(rid, "missing_edited", f"{path}:{number}: no 'edited' file given", paths, **known)
             continue
-        problem = _file_problem([("source", source), ("edited", edited)], max_bytes)
+        if len(sources) > MAX_SOURCES:
+            yield Rejected(rid, "too_many_images", f"{path}:{number}: {len(sources)} source images; an edit has at "
+                           f"most {MAX_SOURCES} (a prompt holds at most {prompts.MAX_IMAGES_PER_PROMPT} images)",
+                           paths[:4], **known)
+            continue
+        problem = _file_problem([*source_roles(sources), ("edited", edited)], max_bytes)
         if problem is not None:
             yield Rejected(rid, problem[0], f"{path}:{number}: {problem[1]}", paths, **known)
             continue
@@ -453,6 +536,7 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
             score=score,
             group=str(group) if group not in (None, "") else None,
             origin=f"{path}:{number}",
+            extra_sources=tuple(str(p) for p in sources[1:]),
         )
 
 
@@ -488,7 +572,7 @@ def read_sources(
     if not inputs:
         raise ValueError("no input folder or manifest given")
     seen: set[str] = set()
-    pairs: dict[tuple[str, str, str], str] = {}
+    pairs: dict[tuple[str, ...], str] = {}
     for position, path in enumerate(inputs):
         # absolute: every path a record carries into an output resolves the same from any working folder
         for item in _read_one(Path(os.path.abspath(path.expanduser())), require_score, max_file_bytes):
@@ -501,7 +585,8 @@ def read_sources(
                     score=item.score, group=item.group,
                 )
             elif isinstance(item, EditRecord):
-                pair = (os.path.realpath(item.source_path), os.path.realpath(item.edited_path), item.instruction)
+                pair = (os.path.realpath(item.source_path), os.path.realpath(item.edited_path), item.instruction,
+                        *(os.path.realpath(p) for p in item.extra_sources))
                 if pair in pairs:
                     item = Rejected(
                         item.id, "duplicate", f"the same edit (source, edited, instruction) as {pairs[pair]!r}",

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["OutputExists", "check_output", "SCHEMA", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["OutputExists", "check_output", "SCHEMA", "MULTI_SOURCE_SCHEMA", "PAIR_SCHEMA", "schema_for", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_bytes", "atomic_write_text"]
 
 SCHEMA = pa.schema(
     [
@@ -48,6 +48,31 @@ SCHEMA = pa.schema(
         ),
     ]
 )
+
+def _with_extra_info(fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """:data:`SCHEMA` with another ``extra_info`` struct (the other columns as they are)."""
+    return pa.schema([pa.field("extra_info", pa.struct(fields)) if f.name == "extra_info" else f for f in SCHEMA])
+
+
+#: Rows of an edit of several source images: :data:`SCHEMA` plus ``extra_info.source_paths`` (all of them, in order).
+MULTI_SOURCE_SCHEMA = _with_extra_info([*((f.name, f.type) for f in SCHEMA.field("extra_info").type),
+                                        ("source_paths", pa.list_(pa.string()))])
+#: Pair rows (``prepare --pairs``): the source image(s), candidate A, candidate B; the label "A" / "B" / "tie".
+PAIR_SCHEMA = _with_extra_info([
+    ("split", pa.string()), ("index", pa.int64()), ("id", pa.string()), ("pair", pa.string()),
+    ("swapped", pa.bool_()), ("origin", pa.string()), ("instruction", pa.string()), ("label", pa.string()),
+    ("group", pa.string()), ("a_id", pa.string()), ("b_id", pa.string()), ("a_score", pa.float64()),
+    ("b_score", pa.float64()), ("a_label", pa.int64()), ("b_label", pa.int64()),
+    ("source_paths", pa.list_(pa.string())), ("a_path", pa.string()), ("b_path", pa.string()),
+    ("prompt_tokens", pa.int64()), ("image_tokens", pa.list_(pa.int64())),
+    ("image_hw", pa.list_(pa.list_(pa.int64()))),
+])
+
+
+def schema_for(pairs: bool = False, multi_source: bool = False) -> pa.Schema:
+    """The row schema of a prepare run: pair rows, rows of multi-source edits, or the seed's (:data:`SCHEMA`)."""
+    return PAIR_SCHEMA if pairs else MULTI_SOURCE_SCHEMA if multi_source else SCHEMA
+
 
 class OutputExists(ValueError):
     """An output folder/file that already holds data and may not be replaced without ``--force``/``--resume``."""

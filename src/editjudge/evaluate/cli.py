@@ -40,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--training-log", metavar="JSONL",
                      help="a trainer's per-step log to plot (e.g. the TRL engine's <output-dir>/metrics.jsonl)")
     src.add_argument("--data", metavar="PARQUET",
-                     help="prepared test.parquet to judge now with --model (options: see the judge groups below)")
+                     help="prepared test.parquet to judge now with --model (options: see the judge groups below); "
+                          "pair rows (prepare --pairs) are judged by a pairwise judge directly, or by a pointwise "
+                          "judge on the same pairs")
+    src.add_argument("--pair-predictions", nargs="+", default=[], metavar="FILE",
+                     help="pair records saved by `eval --data PAIRS --save-predictions` (<name>.pairs.jsonl), one "
+                          "judge each: side by side in one table")
     src.add_argument("--limit", type=int, default=None, help="with --data: judge only the first N rows")
     src.add_argument("--save-predictions", action="store_true",
                      help="with --data: also write the judge's records to OUT/<name>.predictions.jsonl")
@@ -95,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from editjudge.evaluate.readers import read_predictions, read_training_log, read_verl_dumps
     from editjudge.evaluate.report import slug, write_report
 
+    if getattr(args, "pair_predictions", None) or (args.data and _pair_rows(args.data)):
+        from editjudge.evaluate.pair_cli import run_pairs
+
+        return run_pairs(args)
     if not (args.predictions or args.verl_dumps or args.data):
         return _error("nothing to evaluate: give --predictions FILE, --verl-dumps DIR or --data PARQUET --model M")
     if args.data and not args.model:
@@ -205,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
                   "report)", file=sys.stderr)
             return 1
     return 0
+
+
+def _pair_rows(path: str) -> bool:
+    from editjudge.evaluate.pair_records import is_pair_parquet
+
+    return Path(path).is_file() and is_pair_parquet(path)
 
 
 def _is_failure(record: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from editjudge import prompts
 
 
 @runtime_checkable
@@ -100,6 +101,14 @@ class JudgmentFormat(Protocol):
     def read_slots(self, slot_logprobs: Sequence[Mapping[str, float] | None]) -> Any:
         """What the answer tokens' log-probabilities say (Σ k·p(k) per slot; p(A), p(B), p(tie); …)."""
         ...
+
+
+def roles_with_sources(n_sources: int, candidates: tuple[str, ...]) -> tuple[str, ...]:
+    """A format's image roles: the edit's sources in order (``source``, or ``source 1`` … ``source n``) then its
+    ``candidates``; :class:`~editjudge.prompts.TooManyImages` beyond :data:`~editjudge.prompts.MAX_IMAGES_PER_PROMPT`."""
+    roles = prompts.source_roles(n_sources) + candidates
+    prompts.check_image_count(len(roles), f"an edit of {n_sources} source image(s)")
+    return roles
 
 
 def digit_credit(distance: int, options: RewardRule) -> float:

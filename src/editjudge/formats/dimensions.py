@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from editjudge import prompts
 from editjudge.answer import parse_envelope
-from editjudge.formats.base import RewardRule, digit_credit
+from editjudge.formats.base import RewardRule, digit_credit, roles_with_sources
 from editjudge.formats.dimension_sets import DimensionSet, from_names, load_dimension_set
 from editjudge.formats.slots import DIGITS, Slot, expected_score, starts_choice, values_after
 
@@ -86,9 +86,7 @@ class DimensionsFormat:
         return f"{self.name}:{self.dimension_set.source}"
 
     def image_roles(self, n_sources: int = 1) -> tuple[str, ...]:
-        if n_sources != 1:
-            raise ValueError(f"the {self.name} format judges edits of one source image, got {n_sources}")
-        return ("source", "edited")
+        return roles_with_sources(n_sources, ("edited",))
 
     # ------------------------------------------------------------------------------------------ prompt
     def load_template(self, name_or_path: prompts.PromptTemplate | str | Path = prompts.DEFAULT_TEMPLATE) \
@@ -113,7 +111,7 @@ class DimensionsFormat:
     def messages(self, instruction: str, template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
                  n_sources: int = 1) -> list[dict[str, str]]:
         self.image_roles(n_sources)
-        return prompts.build_messages(instruction, self.load_template(template))
+        return prompts.build_messages(instruction, self.load_template(template), n_sources)
 
     # ------------------------------------------------------------------------------------------ answer
     def parse(self, text: str) -> DimensionsVerdict:

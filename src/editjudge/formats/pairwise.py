@@ -15,11 +15,12 @@ from typing import Any, NamedTuple
 
 from editjudge import prompts
 from editjudge.answer import parse_envelope
-from editjudge.formats.base import RewardRule
+from editjudge.formats.base import RewardRule, roles_with_sources
 from editjudge.formats.slots import Slot, first_choice_after, normalised
 
 DATA_SOURCE = "editjudge_pairwise"
 CHOICES = ("A", "B", "tie")
+CANDIDATES = ("A", "B")  # the image roles after the source(s)
 BODY_REASONS = ("non_choice_answer",)
 
 
@@ -58,9 +59,7 @@ class PairwiseFormat:
         return self.name
 
     def image_roles(self, n_sources: int = 1) -> tuple[str, ...]:
-        if n_sources != 1:
-            raise ValueError(f"the {self.name} format judges edits of one source image, got {n_sources}")
-        return ("source", "A", "B")
+        return roles_with_sources(n_sources, CANDIDATES)
 
     def load_template(self, name_or_path: prompts.PromptTemplate | str | Path = prompts.DEFAULT_TEMPLATE) \
             -> prompts.PromptTemplate:
@@ -73,7 +72,7 @@ class PairwiseFormat:
     def messages(self, instruction: str, template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
                  n_sources: int = 1) -> list[dict[str, str]]:
         self.image_roles(n_sources)
-        return prompts.build_messages(instruction, self.load_template(template))
+        return prompts.build_messages(instruction, self.load_template(template), n_sources)
 
     def parse(self, text: str) -> PairwiseVerdict:
         envelope = parse_envelope(text)

@@ -15,7 +15,7 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.answer import ParsedResponse, parse_response
-from editjudge.formats.base import RewardRule, digit_credit
+from editjudge.formats.base import RewardRule, digit_credit, roles_with_sources
 from editjudge.formats.slots import DIGITS, Slot, expected_score, first_choice_after
 
 _LABELS = {str(d): d for d in range(prompts.SCORE_MIN, prompts.SCORE_MAX + 1)}
@@ -40,9 +40,7 @@ class PointwiseFormat:
         return self.name
 
     def image_roles(self, n_sources: int = 1) -> tuple[str, ...]:
-        if n_sources != 1:
-            raise ValueError(f"the {self.name} format judges edits of one source image, got {n_sources}")
-        return ROLES
+        return ROLES if n_sources == 1 else roles_with_sources(n_sources, ROLES[1:])
 
     def load_template(self, name_or_path: prompts.PromptTemplate | str | Path = prompts.DEFAULT_TEMPLATE) \
             -> prompts.PromptTemplate:
@@ -53,7 +51,7 @@ class PointwiseFormat:
     def messages(self, instruction: str, template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
                  n_sources: int = 1) -> list[dict[str, str]]:
         self.image_roles(n_sources)
-        return prompts.build_messages(instruction, self.load_template(template))
+        return prompts.build_messages(instruction, self.load_template(template), n_sources)
 
     def parse(self, text: str) -> ParsedResponse:
         return parse_response(text)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.judge.cli_common import add_judge_arguments, judge_from_args
+from editjudge.judge.cli_tournament import add_tournament_arguments, check_cost, run_tournaments, wants_tournament
+from editjudge.judge.cli_tournament import error as tournament_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source --candidates A B C --instruction. Many: --folder (seed layout or a manifest): edits the input "
         "names as one group (a 'group' column or meta key; in the seed layout, stems <name>_<candidate> sharing "
         "<name>, with the same source picture), else edits that share a source picture, and an instruction, are "
-        "ranked together; a summary line ends the run."
+        "ranked together; a summary line ends the run. A pairwise judge ranks by a "
+        "tournament of comparisons instead (--pairwise knockout|round-robin; the cost in comparisons is printed)."
     )
     what = parser.add_argument_group("what to rank")
     what.add_argument("--source", help="the source image")
@@ -28,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--out", help="write the rankings to this .json or .jsonl file")
     what.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_judge_arguments(parser)
+    add_tournament_arguments(parser)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -81,23 +85,44 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError) as exc:
         print(f"editjudge best-of-n: error: cannot set up the judge: {exc}", file=sys.stderr)
         return 2
-    from tqdm.auto import tqdm
-
-    rankings = []
-    judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
-    for source, instruction, candidates, ids, scores in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
-        ranking = judge.best_of_n(source, candidates, instruction).to_dict()
-        for candidate in ranking["candidates"]:
-            candidate["id"] = ids[candidate["index"]]
-            candidate["gt_score"] = scores[candidate["index"]]
-        ranking["oracle"] = _oracle(ranking)
-        rankings.append(ranking)
-        _print_ranking(ranking)
+    try:
+        tournament = wants_tournament(args, judge)
+    except ValueError as exc:
+        return tournament_error(str(exc))
+    if tournament:
+        problem = check_cost(args, [len(g[2]) for g in groups])
+        if problem:
+            return tournament_error(problem)
+        judge.progress = False
+        rankings = run_tournaments(args, judge, groups)
+    else:
+        rankings = _rank_by_scores(judge, groups)
     print(summary_line(rankings, grouped_by))
     if args.out:
         _write(args.out, rankings)
         print(f"rankings of {len(rankings)} source(s) written to {args.out}", file=sys.stderr)
     return 0 if any(r["best"] is not None for r in rankings) else 1
+
+
+def _rank_by_scores(judge: Any, groups: list[tuple[Any, str, list[str], list[Any], list[float | None]]]) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    rankings = []
+    judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
+    for source, instruction, candidates, ids, scores in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
+        ranking = with_known(judge.best_of_n(source, candidates, instruction).to_dict(), ids, scores)
+        rankings.append(ranking)
+        _print_ranking(ranking)
+    return rankings
+
+
+def with_known(ranking: dict[str, Any], ids: list[Any], scores: list[float | None]) -> dict[str, Any]:
+    """A ranking's candidates with their ids and known scores, and the oracle's pick when every score is known."""
+    for candidate in ranking["candidates"]:
+        candidate["id"] = ids[candidate["index"]]
+        candidate["gt_score"] = scores[candidate["index"]]
+    ranking["oracle"] = _oracle(ranking)
+    return ranking
 
 
 def summary_line(rankings: Sequence[dict[str, Any]], grouped_by: str) -> str:

@@ -9,21 +9,47 @@ from itertools import islice
 from typing import Any
 
 from editjudge import prompts
-from editjudge.formats import POINTWISE, JudgmentFormat, get_format
+from editjudge.formats import POINTWISE, JudgmentFormat, PairwiseFormat, get_format
 from editjudge.judge.backends import Backend, ItemOutput, SamplingOptions, load_backend
+from editjudge.judge.comparison import Comparison, both_orders, combine_comparison
 from editjudge.judge.ranking import Ranking, build_ranking
 from editjudge.data import images as imgs
-from editjudge.judge.request import ImageInput, ImageSizing, JudgeRequest, build_request
+from editjudge.judge.request import ImageInput, ImageSizing, JudgeRequest, Sources, as_sources, build_request, images_request
 from editjudge.judge.result import JudgeResult, combine, failed
+from editjudge.judge.tournament import Tournament, run_tournament
 
 
 @dataclass(frozen=True)
 class EditItem:
-    """One edit to judge."""
+    """One edit to judge (``source``: one image, or the edit's source images in order)."""
 
-    source: ImageInput
+    source: Sources
     edited: ImageInput
     instruction: str
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """Two candidate edits of one source (or of several source images, in order) to compare."""
+
+    source: Sources
+    a: ImageInput
+    b: ImageInput
+    instruction: str
+
+
+def _as_pair(item: PairItem | Mapping[str, Any] | Sequence[Any]) -> PairItem:
+    """A :class:`PairItem` from an item, a mapping (``source``, ``a``, ``b``, ``instruction``) or a 4-tuple."""
+    if isinstance(item, PairItem):
+        return item
+    if isinstance(item, Mapping):
+        missing = [key for key in ("source", "a", "b", "instruction") if key not in item]
+        if missing:
+            raise ValueError(f"the pair lacks {', '.join(missing)}")
+        return PairItem(item["source"], item["a"], item["b"], item["instruction"])
+    if isinstance(item, Sequence) and not isinstance(item, (str, bytes)) and len(item) == 4:
+        return PairItem(*item)
+    raise ValueError(f"expected (source, a, b, instruction) or a mapping with those keys, got {type(item).__name__}")
 
 
 def _as_item(item: EditItem | Mapping[str, Any] | Sequence[Any]) -> EditItem:
@@ -40,8 +66,10 @@ def _as_item(item: EditItem | Mapping[str, Any] | Sequence[Any]) -> EditItem:
     raise ValueError(f"expected (source, edited, instruction) or a mapping with those keys, got {type(item).__name__}")
 
 
-def describe_image(image: ImageInput) -> str:
-    """A short name for an image input (its path, or its kind)."""
+def describe_image(image: Sources) -> str:
+    """A short name for an image input (its path, or its kind; several sources joined by ``+``)."""
+    if isinstance(image, (list, tuple)):
+        return " + ".join(describe_image(one) for one in image)
     if isinstance(image, (str, os.PathLike)):
         return os.fspath(image)
     if isinstance(image, (bytes, bytearray)):
@@ -54,6 +82,22 @@ def input_failure(exc: Exception) -> JudgeResult:
     reason = getattr(exc, "reason", None)  # ImageRejected carries a stable code
     message = imgs.stable_message(exc) or type(exc).__name__
     return failed("input_error", f"{reason}: {message}" if reason else message)
+
+
+def _unreadable(image: ImageInput, role: str, bomb_pixels: int) -> str | None:
+    """Why an image cannot be judged (its header read only), as an ``input_error``, or None."""
+    from editjudge.judge.request import image_bytes
+
+    try:
+        imgs.probe(image_bytes(image, role), bomb_pixels)
+    except Exception as exc:  # noqa: BLE001 - the reason is reported, the tournament goes on
+        return input_failure(exc).error
+    return None
+
+
+def comparison_of(output: ItemOutput) -> Comparison:
+    """A backend's output for one pair → its :class:`~editjudge.judge.comparison.Comparison`."""
+    return Comparison(error=output.error) if output.error else combine_comparison(output.generations)
 
 
 def result_of(output: ItemOutput, fmt: JudgmentFormat = POINTWISE) -> JudgeResult:
@@ -105,6 +149,8 @@ class Judge:
         self.progress = progress
         if isinstance(backend, str):
             adapter_str = os.fspath(adapter) if adapter is not None else None
+            if backend == "vllm":  # vLLM reserves room for a fixed number of images per prompt: the format's
+                backend_options.setdefault("images_per_prompt", len(self.format.image_roles()))
             self.backend: Backend = load_backend(backend, os.fspath(model), adapter_str, **backend_options)
         else:
             self.backend = backend
@@ -114,11 +160,11 @@ class Judge:
         """A judge over a backend object already built (e.g. ``TransformersBackend.from_loaded(model, processor)``)."""
         return cls("<in-memory>", backend=backend, **options)
 
-    def request(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeRequest:
+    def request(self, source: Sources, edited: ImageInput, instruction: str) -> JudgeRequest:
         """The prompt + sized images for one edit (what every backend receives)."""
         return build_request(source, edited, instruction, self.template, self.sizing, self.format)
 
-    def score(self, source: ImageInput, edited: ImageInput, instruction: str) -> JudgeResult:
+    def score(self, source: Sources, edited: ImageInput, instruction: str) -> JudgeResult:
         """Judge one edit."""
         return self.score_many([EditItem(source, edited, instruction)], progress=False)[0]
 
@@ -134,6 +180,9 @@ class Judge:
         """Like :meth:`score_many`, yielding results in input order as each batch finishes."""
         from tqdm.auto import tqdm
 
+        if isinstance(self.format, PairwiseFormat):
+            raise ValueError("a pairwise judge compares two candidate edits: use Judge.compare / compare_many, or "
+                             "best_of_n (a knockout or round-robin tournament)")
         total = len(items) if isinstance(items, Sized) else None
         show = self.progress if progress is None else progress
         iterator = iter(items)
@@ -159,10 +208,83 @@ class Judge:
             results[i] = result_of(output, self.format)
         return [r for r in results if r is not None]
 
-    def best_of_n(self, source: ImageInput, candidates: Sequence[ImageInput], instruction: str) -> Ranking:
+    def best_of_n(self, source: Sources, candidates: Sequence[ImageInput], instruction: str) -> Ranking:
         """Rank candidate edits of ``source``: by score, ties broken by the expected score, then input order."""
         if not candidates:
             raise ValueError("best_of_n needs at least one candidate")
         results = self.score_many([EditItem(source, c, instruction) for c in candidates])
         return build_ranking(describe_image(source), instruction, [describe_image(c) for c in candidates], results)
+
+    # ------------------------------------------------------------------------------------- pairwise judges
+    def compare(self, source: Sources, a: ImageInput, b: ImageInput, instruction: str, *,
+                both_orders: bool = False) -> Comparison:
+        """Which of candidates ``a`` and ``b`` of ``source`` is better, or a tie: the preference plus p(A), p(B),
+        p(tie) at the answer token. ``both_orders`` judges (b, a) too and combines the two
+        (:func:`editjudge.judge.comparison.both_orders`; ``consistent`` says whether they agreed)."""
+        return self.compare_many([PairItem(source, a, b, instruction)], both_orders=both_orders, progress=False)[0]
+
+    def compare_many(self, items: Iterable[PairItem | Mapping[str, Any] | Sequence[Any]], *,
+                     both_orders: bool = False, progress: bool | None = None) -> list[Comparison]:
+        """Compare many pairs in backend-sized batches; a bad pair gets an error comparison, the rest go on."""
+        return list(self.iter_comparisons(items, both_orders=both_orders, progress=progress))
+
+    def iter_comparisons(self, items: Iterable[PairItem | Mapping[str, Any] | Sequence[Any]], *,
+                         both_orders: bool = False, progress: bool | None = None) -> Iterator[Comparison]:
+        """Like :meth:`compare_many`, yielding comparisons in input order as each batch finishes."""
+        from tqdm.auto import tqdm
+
+        if not isinstance(self.format, PairwiseFormat):
+            raise ValueError(f"compare needs a pairwise judge (trained with --format pairwise); this one is "
+                             f"{self.format.spec}: rank candidates with best_of_n, or score both and compare")
+        total = len(items) if isinstance(items, Sized) else None
+        show = self.progress if progress is None else progress
+        per_batch = max(1, self.backend.batch_size // (2 if both_orders else 1))
+        iterator = iter(items)
+        with tqdm(total=total, disable=not show, desc="comparing", unit="pair") as bar:
+            while chunk := list(islice(iterator, per_batch)):
+                yield from self._compare_chunk(chunk, both_orders)
+                bar.update(len(chunk))
+
+    def tournament(self, source: Sources, candidates: Sequence[ImageInput], instruction: str, *,
+                   mode: str = "knockout", aggregate: str = "bt", both_orders: bool = False,
+                   seed: int = 0) -> Tournament:
+        """Rank candidate edits of ``source`` by comparisons (:mod:`editjudge.judge.tournament`): a knockout
+        (N − 1 comparisons) or a round-robin (N (N − 1) / 2) aggregated by Bradley–Terry or wins. A candidate that
+        cannot be read is ranked last with its reason and never compared."""
+        if not candidates:
+            raise ValueError("a tournament needs at least one candidate")
+        errors = [_unreadable(c, f"candidate {k + 1}", self.sizing.max_image_pixels) for k, c in enumerate(candidates)]
+
+        def compare(shown: Sequence[tuple[int, int]]) -> list[Comparison]:
+            items = [PairItem(source, candidates[a], candidates[b], instruction) for a, b in shown]
+            return self.compare_many(items, both_orders=both_orders, progress=False)
+
+        return run_tournament(compare, describe_image(source), instruction, [describe_image(c) for c in candidates],
+                              errors, mode=mode, aggregate=aggregate, both_orders=both_orders, seed=seed)
+
+    def pair_request(self, source: Sources, a: ImageInput, b: ImageInput, instruction: str) -> JudgeRequest:
+        """The prompt + sized images for one pair (sources, then A, then B)."""
+        sources = as_sources(source)
+        return images_request((*sources, a, b), len(sources), instruction, self.template, self.sizing, self.format)
+
+    def _compare_chunk(self, items: list[Any], both: bool) -> list[Comparison]:
+        results: list[Comparison | None] = [None] * len(items)
+        requests: list[JudgeRequest] = []
+        positions: list[int] = []
+        for i, item in enumerate(items):
+            try:
+                pair = _as_pair(item)
+                orders = [(pair.a, pair.b), (pair.b, pair.a)] if both else [(pair.a, pair.b)]
+                built = [self.pair_request(pair.source, x, y, pair.instruction) for x, y in orders]
+            except Exception as exc:  # noqa: BLE001 - one unreadable image must not stop the batch
+                results[i] = Comparison(error=input_failure(exc).error)
+                continue
+            requests += built
+            positions.append(i)
+        outputs: list[ItemOutput] = self.backend.generate(requests, self.sampling) if requests else []
+        step = 2 if both else 1
+        for k, i in enumerate(positions):
+            judged = [comparison_of(output) for output in outputs[k * step : (k + 1) * step]]
+            results[i] = both_orders(*judged) if both else judged[0]
+        return [r for r in results if r is not None]
 

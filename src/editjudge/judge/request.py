@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -75,14 +76,19 @@ class ImageSizing:
 
     def size_pair(self, source: bytes, edited: bytes, messages: list[dict[str, str]]) -> tuple[Image.Image, Image.Image]:
         """Both images as the trainer sees them; :class:`~editjudge.data.images.ImageRejected` when unusable."""
-        src = _probe(source, "source", self.max_image_pixels)
-        edt = _probe(edited, "edited", self.max_image_pixels)
+        source_image, edited_image = self.size_images((source, edited), ("source", "edited"), messages)
+        return source_image, edited_image
+
+    def size_images(self, images: Sequence[bytes], roles: Sequence[str], messages: list[dict[str, str]]) \
+            -> tuple[Image.Image, ...]:
+        """Every image of one prompt (named by its format's ``roles``, in order) as the trainer sees them, sized
+        together within the prompt's budget (:func:`~editjudge.data.images.plan_images`, as ``prepare`` does);
+        :class:`~editjudge.data.images.ImageRejected` naming the image when one is unusable."""
+        infos = [_probe(data, role_name(role), self.max_image_pixels) for data, role in zip(images, roles)]
         budget = self.max_prompt_length - self.counter.text_tokens(messages)
-        source_hw, edited_hw = imgs.plan_pair(src.upright_hw, edt.upright_hw, budget, self.limits, self.max_image_tokens)
-        return (
-            self._sized(source, source_hw, src, "source"),
-            self._sized(edited, edited_hw, edt, "edited"),
-        )
+        plan = imgs.plan_images([info.upright_hw for info in infos], budget, self.limits, self.max_image_tokens)
+        return tuple(self._sized(data, hw, info, role_name(role))
+                     for data, hw, info, role in zip(images, plan, infos, roles))
 
     def _sized(self, data: bytes, hw: tuple[int, int], info: imgs.ImageInfo, role: str) -> Image.Image:
         from PIL import Image
@@ -109,6 +115,11 @@ def recorded_processor(value: str, report: str | os.PathLike[str]) -> Path:
             "folder `editjudge prepare --processor` was given, or rerun prepare (it records absolute paths)"
         )
     return folder
+
+
+def role_name(role: str) -> str:
+    """How an image role reads in a message: ``source``, ``source 2``, ``edited``, ``candidate A``."""
+    return f"candidate {role}" if role in ("A", "B") else role
 
 
 def _probe(data: bytes, role: str, bomb_pixels: int) -> imgs.ImageInfo:
@@ -154,18 +165,49 @@ class JudgeRequest:
         return prompts.to_content_parts(self.messages)
 
 
+Sources = Union[ImageInput, Sequence[ImageInput]]  # one source image, or an edit's several, in order
+
+
+def as_sources(source: Sources) -> tuple[ImageInput, ...]:
+    """An edit's source images in order: one image, or a list/tuple of them (``ValueError`` when empty)."""
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ValueError("the edit has no source image")
+        return tuple(source)
+    return (source,)
+
+
 def build_request(
-    source: ImageInput,
+    source: Sources,
     edited: ImageInput,
     instruction: str,
     template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
     sizing: ImageSizing | None = None,
     fmt: JudgmentFormat = POINTWISE,
 ) -> JudgeRequest:
-    """The request for one edit. Raises ``ValueError`` (incl. ``ImageRejected``), ``FileNotFoundError`` or
-    ``TypeError`` naming the image and the problem when the edit cannot be judged."""
+    """The request for one edit (``source``: one image, or a list of an edit's source images). Raises
+    ``ValueError`` (incl. ``ImageRejected`` and ``TooManyImages``), ``FileNotFoundError`` or ``TypeError`` naming
+    the image and the problem when the edit cannot be judged."""
+    sources = as_sources(source)
+    return images_request((*sources, edited), len(sources), instruction, template, sizing, fmt)
+
+
+def images_request(
+    images: Sequence[ImageInput],
+    n_sources: int,
+    instruction: str,
+    template: prompts.PromptTemplate | str = prompts.DEFAULT_TEMPLATE,
+    sizing: ImageSizing | None = None,
+    fmt: JudgmentFormat = POINTWISE,
+) -> JudgeRequest:
+    """The request for one prompt of ``fmt`` holding ``images`` in its roles' order (``n_sources`` sources first:
+    pointwise then the edit, pairwise the candidates A and B)."""
     if not isinstance(instruction, str) or not instruction.strip():
         raise ValueError("the edit instruction is empty")
-    messages = fmt.messages(instruction, template)
-    images = (sizing or ImageSizing()).size_pair(image_bytes(source, "source"), image_bytes(edited, "edited"), messages)
-    return JudgeRequest(messages=messages, images=images, format=fmt)
+    roles = fmt.image_roles(n_sources)
+    if len(roles) != len(images):
+        raise ValueError(f"a {fmt.name} prompt holds {len(roles)} images ({', '.join(roles)}), got {len(images)}")
+    messages = fmt.messages(instruction, template, n_sources)
+    data = [image_bytes(image, role_name(role)) for image, role in zip(images, roles)]
+    sized = (sizing or ImageSizing()).size_images(data, roles, messages)
+    return JudgeRequest(messages=messages, images=sized, format=fmt)

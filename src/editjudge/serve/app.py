@@ -30,7 +30,7 @@ from editjudge import __version__
 from editjudge.judge.ranking import build_ranking
 from editjudge.judge.result import JudgeResult
 from editjudge.serve import schema
-from editjudge.serve.inputs import InputError, Limits, check_token, decode_image
+from editjudge.serve.inputs import InputError, Limits, check_token, decode_image, decode_sources
 from editjudge.serve.metrics import CONTENT_TYPE, ServiceMetrics
 
 APP_NAME = "editjudge"
@@ -89,8 +89,9 @@ class JudgeModel:
         from editjudge.serve.worker import JudgeWorker
 
         self.worker = JudgeWorker(settings.judge_args, settings.max_batch)
-        self.score.set_max_batch_size(settings.max_batch)
-        self.score.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
+        for batched in (self.score, self.compare):
+            batched.set_max_batch_size(settings.max_batch)
+            batched.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge")
         self._replica = uuid.uuid4().hex[:12]
         self._batches = 0
@@ -100,6 +101,15 @@ class JudgeModel:
         """Called with one item per request; Serve hands the method the list it gathered."""
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(self._executor, self.worker.score, items)
+        self._batches += 1
+        batch = [self._replica, self._batches, len(items)]
+        return [{**result, "batch": batch} for result in results]
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.02)
+    async def compare(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A pairwise judge's comparisons, batched like :meth:`score`."""
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._executor, self.worker.compare, items)
         self._batches += 1
         batch = [self._replica, self._batches, len(items)]
         return [{**result, "batch": batch} for result in results]
@@ -132,7 +142,7 @@ def openapi_schema() -> dict[str, Any]:
         return api.openapi_schema
     document = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
     components = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (schema.ScoreRequest, schema.RankRequest):
+    for model in (schema.ScoreRequest, schema.RankRequest, schema.CompareRequest):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[model.__name__] = body
@@ -177,7 +187,19 @@ def _error(status: int, reason: str, detail: str, items: list[dict[str, Any]] | 
 
 
 def _image_payload(value: Any) -> Any:
+    if isinstance(value, list):  # an edit's several source images
+        return [_image_payload(v) for v in value]
     return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _score_failure(error: InputError) -> dict[str, Any]:
+    return {"score": None, "expected_score": None, "mean_score": None, "scores": None, "reasoning": None,
+            "error": f"input_error: {error.reason}: {error.detail}"}
+
+
+def _compare_failure(error: InputError) -> dict[str, Any]:
+    return {"preference": None, "probabilities": None, "consistent": None, "reasoning": None,
+            "error": f"input_error: {error.reason}: {error.detail}"}
 
 
 @serve.deployment(name="Ingress")
@@ -190,6 +212,10 @@ class Ingress:
         self.settings = settings
         self.limits = settings.limits
         self.metrics = ServiceMetrics()
+        from editjudge.formats import PairwiseFormat
+        from editjudge.judge.cli_common import judgment_format
+
+        self.pairwise = isinstance(judgment_format(settings.judge_args), PairwiseFormat)
 
     # -- plumbing
 
@@ -220,10 +246,30 @@ class Ingress:
         if samples is not None and samples > self.limits.max_samples:
             raise InputError("too_many_samples", f"samples={samples} exceeds the limit of {self.limits.max_samples}")
 
+    def _check_judge(self, pairwise: bool) -> None:
+        """``wrong_judge`` when the route needs the other kind of judge than the server holds."""
+        if pairwise and not self.pairwise:
+            raise InputError("wrong_judge", "/v1/compare needs a pairwise judge (serve --format pairwise, or the "
+                             "prepare report of `prepare --pairs`); this server scores one edit: use /v1/score")
+        if self.pairwise and not pairwise:
+            raise InputError("wrong_judge", "this server's judge is pairwise: compare two candidates with /v1/compare")
+
+    def _decode_pair(self, item: schema.CompareItem) -> dict[str, Any] | InputError:
+        try:
+            return {
+                "source": decode_sources(_image_payload(item.source), self.limits),
+                "a": decode_image(_image_payload(item.a), self.limits, "candidate A"),
+                "b": decode_image(_image_payload(item.b), self.limits, "candidate B"),
+                "instruction": item.instruction, "both_orders": item.both_orders, "samples": item.samples,
+            }
+        except InputError as exc:
+            self.metrics.errors.labels(exc.reason).inc()
+            return exc
+
     def _decode(self, source: Any, edited: Any, instruction: str, samples: int | None) -> dict[str, Any] | InputError:
         try:
             return {
-                "source": source if isinstance(source, bytes) else decode_image(_image_payload(source), self.limits, "source"),
+                "source": source if isinstance(source, bytes) else decode_sources(_image_payload(source), self.limits),
                 "edited": decode_image(_image_payload(edited), self.limits, "edited"),
                 "instruction": instruction,
                 "samples": samples,
@@ -232,15 +278,17 @@ class Ingress:
             self.metrics.errors.labels(exc.reason).inc()
             return exc
 
-    async def _judge(self, prepared: list[dict[str, Any] | InputError]) -> list[dict[str, Any]]:
-        """Results for every item: input errors as they are, the rest from the replicas (503 when they cannot)."""
+    async def _judge(self, prepared: list[dict[str, Any] | InputError], call: Any = None,
+                     failure: Callable[[InputError], dict[str, Any]] = _score_failure) -> list[dict[str, Any]]:
+        """Results for every item: input errors as they are, the rest from the replicas (503 when they cannot);
+        ``call``: the replicas' method (default ``score``; ``compare`` for pairs)."""
         bad = [p for p in prepared if isinstance(p, InputError)]
         if len(bad) == len(prepared):  # nothing to judge: the request itself is refused, with every item's reason
             first = bad[0]
             items = [{"index": i, **e.to_dict()} for i, e in enumerate(bad)]
             raise _AllItemsRefused(first, items)
         good = [p for p in prepared if not isinstance(p, InputError)]
-        calls = [self.model.score.remote(item) for item in good]
+        calls = [(call or self.model.score).remote(item) for item in good]
         try:
             outputs = await asyncio.wait_for(asyncio.gather(*calls), timeout=self.settings.request_timeout_s)
         except asyncio.TimeoutError:
@@ -256,14 +304,13 @@ class Ingress:
         results = []
         for p in prepared:
             if isinstance(p, InputError):
-                results.append({"score": None, "expected_score": None, "mean_score": None, "scores": None,
-                                "reasoning": None, "error": f"input_error: {p.reason}: {p.detail}"})
+                results.append(failure(p))
             else:
                 output = next(answers)
                 self.metrics.observe_batch(*output.pop("batch"))
                 results.append(output)
         for r in results:
-            self.metrics.item_outcome(r["error"], r["score"])
+            self.metrics.item_outcome(r["error"], r.get("score", r.get("preference")))
         return results
 
     # -- routes
@@ -273,6 +320,7 @@ class Ingress:
         """Judge edits: each item gets a score 0-9, the expected score, the reasoning, or an error."""
 
         async def handle() -> Response:
+            self._check_judge(pairwise=False)
             body: schema.ScoreRequest = await self._request(request, schema.ScoreRequest)
             if len(body.items) > self.limits.max_items:
                 raise InputError("too_many_items", f"{len(body.items)} items; the limit is {self.limits.max_items} (--max-items)")
@@ -294,6 +342,7 @@ class Ingress:
         """Best-of-N: judge N candidate edits of one source and order them (the rule of ``editjudge best-of-n``)."""
 
         async def handle() -> Response:
+            self._check_judge(pairwise=False)
             body: schema.RankRequest = await self._request(request, schema.RankRequest)
             n = len(body.candidates)
             if n > self.limits.max_items:
@@ -322,6 +371,28 @@ class Ingress:
             })
 
         return await self._answer("/v1/rank", request, handle)
+
+    @api.post("/v1/compare", response_model=schema.CompareResponse, responses=_ERRORS,
+              openapi_extra=_body_of(schema.CompareRequest))
+    async def compare(self, request: Request) -> Response:
+        """A pairwise judge: which of candidates A and B of each item is better, or a tie, with p(A), p(B), p(tie)."""
+
+        async def handle() -> Response:
+            self._check_judge(pairwise=True)
+            body: schema.CompareRequest = await self._request(request, schema.CompareRequest)
+            if len(body.items) > self.limits.max_items:
+                raise InputError("too_many_items", f"{len(body.items)} items; the limit is {self.limits.max_items} (--max-items)")
+            for item in body.items:
+                self._check_samples(item.samples)
+            prepared = await asyncio.to_thread(lambda: [self._decode_pair(i) for i in body.items])
+            try:
+                results = await self._judge(prepared, self.model.compare, _compare_failure)
+            except _AllItemsRefused as exc:
+                return _error(exc.first.status, exc.first.reason, exc.first.detail, exc.items)
+            ids = [item.id if item.id is not None else str(i) for i, item in enumerate(body.items)]
+            return JSONResponse({"results": [{"id": i, **r} for i, r in zip(ids, results)]})
+
+        return await self._answer("/v1/compare", request, handle)
 
     @api.get("/healthz", response_model=schema.Health, responses={503: {"model": schema.ErrorResponse}})
     async def healthz(self) -> Response:

@@ -37,6 +37,8 @@ STATUS: dict[str, int] = {
     "decompression_bomb": 413,
     "path_not_allowed": 403,
     "missing_file": 422,
+    "too_many_images": 413,  # an edit of more source images than one prompt holds
+    "wrong_judge": 422,  # /v1/compare on a pointwise judge, /v1/score or /v1/rank on a pairwise one
 }
 
 
@@ -115,6 +117,20 @@ def decode_image(value: Any, limits: Limits, role: str = "image") -> bytes:
     return data
 
 
+def decode_sources(value: Any, limits: Limits) -> bytes | list[bytes]:
+    """An item's source image(s): one image, or a list of an edit's source images (``too_many_images`` beyond what
+    one prompt holds, ``invalid_request`` for an empty list)."""
+    if not isinstance(value, list):
+        return decode_image(value, limits, "source")
+    from editjudge.data.sources import MAX_SOURCES
+
+    if not value:
+        raise InputError("invalid_request", "source: an empty list (give one image, or a list of images)")
+    if len(value) > MAX_SOURCES:
+        raise InputError("too_many_images", f"source: {len(value)} images; an edit has at most {MAX_SOURCES}")
+    return [decode_image(v, limits, f"source {i}") for i, v in enumerate(value, start=1)]
+
+
 def check_image(data: bytes, limits: Limits, role: str = "image") -> None:
     """Probe the header only: refuse non-images and images above ``limits.max_image_pixels`` before decoding."""
     try:
@@ -156,6 +172,6 @@ def is_loopback(host: str) -> bool:
 
 
 __all__ = [
-    "STATUS", "InputError", "Limits", "decode_image", "check_image", "check_token", "token_digest", "is_loopback",
+    "STATUS", "InputError", "Limits", "decode_image", "decode_sources", "check_image", "check_token", "token_digest", "is_loopback",
     "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ITEMS", "DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_MAX_SAMPLES",
 ]

@@ -23,7 +23,9 @@ class ScoreItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: Optional[str] = Field(None, description="echoed back; default: the item's position")
-    source: Image = Field(description="the source (input) image: base64, a data URL, or {'path': …}")
+    source: Union[Image, list[Image]] = Field(
+        description="the source (input) image: base64, a data URL, or {'path': …}; an edit of several source "
+        "images: a list of them, in order (at most 15)")
     edited: Image = Field(description="the edited (output) image, same forms")
     instruction: str = Field(description="the edit instruction")
     samples: Optional[int] = Field(None, ge=1, description="responses to average (Avg@k); default: the server's")
@@ -89,3 +91,45 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     status: str
     replicas: Optional[int] = None
+
+
+# ------------------------------------------------------------------------------------------ pairwise judges
+
+
+class CompareItem(BaseModel):
+    """Two candidate edits of one source, for a pairwise judge."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Optional[str] = Field(None, description="echoed back; default: the item's position")
+    source: Union[Image, list[Image]] = Field(description="the source image (or a list of them, in order)")
+    a: Image = Field(description="candidate A")
+    b: Image = Field(description="candidate B")
+    instruction: str = Field(description="the edit instruction")
+    both_orders: bool = Field(False, description="judge (B, A) too and combine; reports whether the orders agree")
+    samples: Optional[int] = Field(None, ge=1, description="responses per order (Avg@k: the most frequent answer)")
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[CompareItem] = Field(min_length=1)
+
+
+class Probabilities(BaseModel):
+    A: float
+    B: float
+    tie: float
+
+
+class ItemComparison(BaseModel):
+    """The pairwise judge's verdict on one pair; ``error`` as in :class:`ItemScore`."""
+
+    id: str
+    preference: Optional[str] = Field(None, description="A, B or tie (null when no answer parsed)")
+    probabilities: Optional[Probabilities] = Field(None, description="p(A), p(B), p(tie) at the answer token")
+    consistent: Optional[bool] = Field(None, description="both_orders: whether the two orders agreed")
+    reasoning: Optional[str] = None
+    error: Optional[str] = None
+
+
+class CompareResponse(BaseModel):
+    results: list[ItemComparison]

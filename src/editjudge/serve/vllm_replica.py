@@ -27,11 +27,12 @@ class VLLMJudgeModel:
     async def __init__(self, settings: ServeSettings) -> None:
         from editjudge.judge import Judge
         from editjudge.judge.backends.vllm_async import AsyncVLLMEngine
-        from editjudge.judge.cli_common import judge_settings, vllm_engine_args
+        from editjudge.judge.cli_common import judge_settings, judgment_format, vllm_engine_args
         from editjudge.serve.worker import JudgeWorker
 
         args = copy.copy(settings.judge_args)
-        self.engine = AsyncVLLMEngine(args.model, args.adapter, **vllm_engine_args(args))
+        images = len(judgment_format(args).image_roles())  # vLLM's room per prompt: the format's images
+        self.engine = AsyncVLLMEngine(args.model, args.adapter, images_per_prompt=images, **vllm_engine_args(args))
         await self.engine.start()
         # The Judge holds the prompt template, image sizing and sampling (Avg@k views per `samples`); its backend is
         # this engine, driven here one request at a time instead of through Judge.score_many.
@@ -53,6 +54,29 @@ class VLLMJudgeModel:
             return {**result_payload(input_failure(exc)), "batch": batch}
         output = await self.engine.generate(request, judge.sampling)
         return {**result_payload(result_of(output, judge.format)), "batch": batch}
+
+    async def compare(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One decoded pair (``source``, ``a``, ``b``, ``instruction``, ``both_orders``, ``samples``) → its
+        comparison payload; both orders run in the engine at once."""
+        from editjudge.judge.comparison import both_orders
+        from editjudge.judge.judge import comparison_of, input_failure
+        from editjudge.serve.worker import comparison_payload
+
+        judge = self.worker.judge_for(item.get("samples"))
+        self._requests += 1
+        batch = [self._replica, self._requests, self.engine.in_flight + 1]
+        orders = [(item["a"], item["b"]), (item["b"], item["a"])] if item.get("both_orders") else [(item["a"], item["b"])]
+        try:
+            requests = [await asyncio.to_thread(judge.pair_request, item["source"], x, y, item["instruction"])
+                        for x, y in orders]
+        except Exception as exc:  # noqa: BLE001 - an unusable image is this item's error
+            from editjudge.judge.comparison import Comparison
+
+            return {**comparison_payload(Comparison(error=input_failure(exc).error)), "batch": batch}
+        outputs = await asyncio.gather(*(self.engine.generate(r, judge.sampling) for r in requests))
+        judged = [comparison_of(output) for output in outputs]
+        result = both_orders(*judged) if len(judged) == 2 else judged[0]
+        return {**comparison_payload(result), "batch": batch}
 
     async def ready(self) -> bool:
         return True

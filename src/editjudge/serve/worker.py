@@ -26,6 +26,12 @@ def result_payload(result: JudgeResult) -> dict[str, Any]:
     }
 
 
+def comparison_payload(comparison: Any) -> dict[str, Any]:
+    """The API's view of a :class:`~editjudge.judge.comparison.Comparison` (``ItemComparison`` without the id)."""
+    return {"preference": comparison.preference, "probabilities": comparison.probabilities,
+            "consistent": comparison.consistent, "reasoning": comparison.reasoning, "error": comparison.error}
+
+
 class JudgeWorker:
     """Holds one :class:`~editjudge.judge.Judge` built from ``editjudge serve``'s judge flags.
 
@@ -73,4 +79,21 @@ class JudgeWorker:
             edits = [EditItem(items[i]["source"], items[i]["edited"], items[i]["instruction"]) for i in positions]
             for i, result in zip(positions, self.judge_for(samples).score_many(edits, progress=False)):
                 results[i] = result_payload(result)
+        return [r for r in results if r is not None]
+
+    def compare(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``items``: ``{source, a, b: bytes, instruction, both_orders, samples}``; comparisons in order."""
+        from editjudge.judge import PairItem
+
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i, item in enumerate(items):
+            key = (item.get("samples") or self.judge.sampling.num_samples, bool(item.get("both_orders")))
+            groups.setdefault(key, []).append(i)
+        for (samples, both), positions in groups.items():
+            pairs = [PairItem(items[i]["source"], items[i]["a"], items[i]["b"], items[i]["instruction"])
+                     for i in positions]
+            judged = self.judge_for(samples).compare_many(pairs, both_orders=both, progress=False)
+            for i, comparison in zip(positions, judged):
+                results[i] = comparison_payload(comparison)
         return [r for r in results if r is not None]

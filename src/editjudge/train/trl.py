@@ -31,6 +31,7 @@ from editjudge.train import trl_stop
 from editjudge.train.trl_data import (  # noqa: F401 (re-exported: the engine's data seam)
     Examples,
     build_dataset,
+    pair_batch_order,
     read_examples,
     warm_start_target,
 )
@@ -98,6 +99,9 @@ class TrlSettings:
     zero_std_warn_steps: int = 3  # warn after this many logged steps with most groups' rewards all equal
     grpo: dict[str, Any] = field(default_factory=dict)  # other TRL GRPOConfig fields (trl.<name> keys), as given
     init_adapter: str | None = None  # --init-adapter: GRPO continues this LoRA adapter (e.g. the SFT stage's)
+    # pair rows (prepare --pairs): a pair's two orders in one GRPO step, so a position bias gains nothing in any
+    # update (trl_data.pair_batch_order); no effect on other rows
+    pair_batches: bool = True
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -196,10 +200,11 @@ def _device_kwargs(settings: TrlSettings) -> dict[str, Any]:
     }
 
 
-def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = False):
+def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = False, ordered: bool = False):
     """TRL's GRPOConfig for these settings (the batch counts completions; it holds whole prompt groups).
 
     ``validate``: evaluate every ``eval_steps`` steps (rewards of ``num_generations`` samples per validation prompt).
+    ``ordered``: the dataset is already in its training order (pair batches): TRL must not shuffle it.
     """
     from trl import GRPOConfig
 
@@ -231,6 +236,7 @@ def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = 
         run_name=settings.run_name,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        **({"shuffle_dataset": False} if ordered else {}),
         **_device_kwargs(settings),
         **settings.grpo,
     )
@@ -476,12 +482,13 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
                                time.perf_counter() - started, model, terminated=True)
     engine_callbacks = trl_callbacks.engine_callbacks(  # no-signal warning, adapter at checkpoints, validation cost
         settings, out / ADAPTER_DIR, processor, save_adapter, validation_rows=len(validation) if validation else 0)
+    order = pair_batch_order(examples, settings) if settings.pair_batches else None
     with trl_runtime.logging_environment(settings):  # read by the loggers' callbacks as the trainer starts
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward_functions(settings.reward_kwargs),
-            args=grpo_config(settings, out / "checkpoints", validate=validation is not None),
-            train_dataset=build_dataset(examples),
+            args=grpo_config(settings, out / "checkpoints", validate=validation is not None, ordered=order is not None),
+            train_dataset=build_dataset(examples, order=order),
             eval_dataset=build_dataset(validation) if validation is not None else None,
             processing_class=processor,
             peft_config=peft_config,

@@ -35,6 +35,7 @@ class Examples:
     images: Any  # pyarrow ChunkedArray, list<struct<bytes: binary>> (source, edited)
     ground_truth: list[str]
     data_source: list[str] | None = None  # the rows' data_source (their judgment format); None: all pointwise
+    pairs: list[str | None] | None = None  # pair rows (prepare --pairs): the pair each row is one order of
 
     @property
     def formats(self) -> list[JudgmentFormat]:
@@ -59,6 +60,7 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
     prompts_out: list[list[dict[str, Any]]] = []
     labels: list[str] = []
     sources: list[str] = []
+    pairs: list[str | None] = []
     image_chunks: list[Any] = []
     for file in files:
         path = Path(file)
@@ -69,7 +71,9 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; is it a parquet from `editjudge prepare`?")
         columns = ["prompt", "images", "reward_model"] + (["data_source"] if "data_source" in names else [])
+        columns += ["extra_info"] if "extra_info" in names else []
         table = pq.read_table(path, columns=columns)
+        pairs += _pair_ids(table)
         image_counts = pc.fill_null(pc.list_value_length(table["images"]), 0).to_pylist()
         truths = pc.struct_field(table["reward_model"], "ground_truth").to_pylist()
         data_sources = table["data_source"].to_pylist() if "data_source" in names else [None] * len(truths)
@@ -92,10 +96,55 @@ def read_examples(paths: str | Path | Sequence[str | Path]) -> Examples:
         image_chunks += table["images"].chunks
     if not labels:
         raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
-    return Examples(prompts_out, pa.chunked_array(image_chunks), labels, sources)
+    return Examples(prompts_out, pa.chunked_array(image_chunks), labels, sources,
+                    pairs if any(p is not None for p in pairs) else None)
 
 
-def build_dataset(examples: Examples, with_completion: bool = False):
+def _pair_ids(table: Any) -> list[str | None]:
+    """``extra_info.pair`` of each row (pair rows of ``prepare --pairs``), else None per row."""
+    import pyarrow.compute as pc
+
+    if "extra_info" not in table.column_names or "pair" not in {f.name for f in table.schema.field("extra_info").type}:
+        return [None] * table.num_rows
+    return pc.struct_field(table["extra_info"], "pair").to_pylist()
+
+
+def pair_batch_order(examples: Examples, settings: Any) -> list[int] | None:
+    """The training order of pair rows: pairs shuffled (seeded, anew each pass over the data), a pair's two orders
+    next to each other, tie pairs spread evenly, and a step's prompts a whole number of pairs. A position bias then
+    earns the same in both orders of every pair of a step: answering "A" whatever A is gains nothing in any update,
+    and A and B labels are equally many in each. None for rows that are not pairs (TRL shuffles them itself), or when a step's prompts
+    are odd."""
+    import numpy as np
+
+    if not examples.pairs or any(p is None for p in examples.pairs):
+        return None
+    prompts = settings.batch_size // settings.num_generations
+    if prompts % 2:
+        return None
+    members: dict[str, list[int]] = {}
+    for row, pair in enumerate(examples.pairs):
+        members.setdefault(pair, []).append(row)  # type: ignore[arg-type]
+    units = list(members.values())
+    steps = settings.max_steps if settings.max_steps > 0 else int(np.ceil(settings.epochs * len(units) * 2 / prompts))
+    passes = max(1, int(np.ceil(steps * prompts / max(1, len(examples)))))
+    rng = np.random.default_rng(settings.seed)
+    ties = np.array([examples.ground_truth[unit[0]] == "tie" for unit in units])
+    order: list[int] = []
+    for _ in range(passes):
+        # tie pairs and preference pairs each shuffled, then interleaved in proportion: every step holds about the
+        # data's share of ties (a step of all ties would push every answer towards "tie")
+        keys = np.empty(len(units))
+        for kind in (True, False):
+            where = np.flatnonzero(ties == kind)
+            keys[where[rng.permutation(len(where))]] = (np.arange(len(where)) + rng.uniform(size=len(where))) / max(
+                1, len(where))
+        for k in np.argsort(keys, kind="stable"):
+            order += units[k]
+    return order
+
+
+def build_dataset(examples: Examples, with_completion: bool = False, order: list[int] | None = None):
     """A ``datasets.Dataset`` whose ``images`` decode lazily to PIL images (what TRL's trainers consume).
 
     The image bytes go from the parquet's Arrow buffers into the dataset's without a copy through Python.
@@ -128,7 +177,10 @@ def build_dataset(examples: Examples, with_completion: bool = False):
     elif any(fmt is not POINTWISE for fmt in formats):  # the reward functions route each row by its data_source
         features["data_source"] = datasets.Value("string")
         columns["data_source"] = [fmt.data_source for fmt in formats]
+    if order is not None and not with_completion:  # pair batches: rows in their training order
+        columns = {k: (v.take(order) if k == "images" else [v[i] for i in order]) for k, v in columns.items()}
     return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
 
 
-__all__ = ["WARM_START_DIGITS", "WARM_START_THINK", "Examples", "build_dataset", "read_examples", "warm_start_target"]
+__all__ = ["WARM_START_DIGITS", "WARM_START_THINK", "Examples", "build_dataset", "pair_batch_order", "read_examples",
+           "warm_start_target"]

@@ -19,7 +19,7 @@ from editjudge.formats.slots import choice_logprobs
 from editjudge.judge.request import JudgeRequest
 from editjudge.judge.result import Generation, generation_from_slots
 
-IMAGES_PER_PROMPT = {"image": 2}  # source + edited: vLLM's limit_mm_per_prompt
+IMAGES_PER_PROMPT = {"image": 2}  # source + edited: vLLM's limit_mm_per_prompt (pointwise, one source)
 
 
 def import_vllm() -> Any:
@@ -34,16 +34,18 @@ def import_vllm() -> Any:
     return vllm
 
 
-def engine_options(adapter: str | None, given: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+def engine_options(adapter: str | None, given: Mapping[str, Any], images: int | None = None) \
+        -> tuple[dict[str, Any], Any]:
     """vLLM engine keyword arguments for the judge (+ ``adapter``) and the adapter's modules (None without one).
 
-    Two images per prompt unless ``given`` says otherwise; LoRA options from the adapter itself (``enable_lora``,
+    ``images`` per prompt (the judge's format says how many: two pointwise, three pairwise; default two) unless
+    ``given`` says otherwise; LoRA options from the adapter itself (``enable_lora``,
     ``max_lora_rank``, ``enable_tower_connector_lora`` when it trains the vision merger); then ``given`` (the user's
     ``--engine-arg``), checked not to drop any part of the adapter.
     """
     from editjudge.judge.backends.vllm_lora import lora_engine_options, read_adapter, vllm_lora_ranks
 
-    options: dict[str, Any] = {"limit_mm_per_prompt": dict(IMAGES_PER_PROMPT)}
+    options: dict[str, Any] = {"limit_mm_per_prompt": {"image": images} if images else dict(IMAGES_PER_PROMPT)}
     info = None
     if adapter:
         info = read_adapter(adapter)
@@ -86,6 +88,7 @@ class VLLMBackend:
         top_logprobs: int = 20,
         max_lora_rank: int | None = None,
         processor: str | None = None,
+        images_per_prompt: int | None = None,
         **engine_args: Any,
     ) -> None:
         vllm = import_vllm()
@@ -94,7 +97,8 @@ class VLLMBackend:
         self.batch_size = int(batch_size)
         self.top_logprobs = int(top_logprobs)
         check_local_paths(model=model, adapter=adapter, processor=processor)
-        options, self.adapter_modules = engine_options(adapter, {"max_lora_rank": max_lora_rank, **engine_args})
+        options, self.adapter_modules = engine_options(adapter, {"max_lora_rank": max_lora_rank, **engine_args},
+                                                       images_per_prompt)
         self.processor = AutoProcessor.from_pretrained(processor or model)
         self.llm = vllm.LLM(model=model, **options)
         self.lora = None

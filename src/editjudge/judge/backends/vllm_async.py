@@ -22,14 +22,14 @@ class AsyncVLLMEngine:
     """One ``vllm.v1.engine.async_llm.AsyncLLM`` for the judge (+ LoRA ``adapter``); call :meth:`start` once."""
 
     def __init__(self, model: str, adapter: str | None = None, *, top_logprobs: int = 20, processor: str | None = None,
-                 **engine_args: Any) -> None:
+                 images_per_prompt: int | None = None, **engine_args: Any) -> None:
         vllm = import_vllm()
         from transformers import AutoProcessor
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         check_local_paths(model=model, adapter=adapter, processor=processor)
-        options, self.adapter_modules = engine_options(adapter, engine_args)
+        options, self.adapter_modules = engine_options(adapter, engine_args, images_per_prompt)
         self.processor = AutoProcessor.from_pretrained(processor or model)
         self.top_logprobs = int(top_logprobs)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **options))
