@@ -82,10 +82,6 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"unknown suite {args.suite!r}; expected one of: {', '.join(READERS)}"
     if bool(args.model) == bool(args.predictions):
         return "give exactly one of --model M (run a judge) or --predictions FILE (scores made before)"
-    if args.samples < 1:
-        return "--samples must be at least 1"
-    if args.bootstrap < 0:
-        return "--bootstrap must be >= 0"
     if args.dimension and args.suite != "editscore":
         return "--dimension applies to the editscore suite only"
     if args.resume and args.force:

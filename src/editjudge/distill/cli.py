@@ -77,16 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     from editjudge.distill.teacher import check_parquet
 
-    if args.samples < 1:
-        return "--samples must be at least 1"
-    if args.keep < 1:
-        return "--keep must be at least 1"
-    if args.tolerance < 0:
-        return "--tolerance must be 0 or more"
-    if args.min_wrong < 1:
-        return "--min-wrong must be at least 1"
-    if args.max_rows is not None and args.max_rows < 1:
-        return "--max-rows must be at least 1"
     if args.teacher and args.samples > 1 and args.temperature <= 0:
         return f"--samples {args.samples} needs sampling: set --temperature above 0 (e.g. 1.0)"
     if args.traces and not Path(args.traces).is_file():

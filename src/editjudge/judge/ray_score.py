@@ -78,8 +78,6 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--out {out} exists: pass --force to overwrite it"
     if partial.exists() and not (args.resume or args.force):
         return f"{partial} holds a partial run: pass --resume to finish it, or --force to start over"
-    if args.actors is not None and args.actors < 1:
-        return "--actors must be at least 1"
     return None
 
 
