@@ -26,7 +26,7 @@ class ScoreItem(BaseModel):
     source: Image = Field(description="the source (input) image: base64, a data URL, or {'path': …}")
     edited: Image = Field(description="the edited (output) image, same forms")
     instruction: str = Field(description="the edit instruction")
-    samples: Optional[int] = Field(None, ge=1, description="responses to average (Avg@k); default: the server's")
+    samples: Optional[int] = Field(None, ge=1, strict=True, description="responses to average (Avg@k); default: the server's")
 
 
 class ScoreRequest(BaseModel):
@@ -59,7 +59,7 @@ class RankRequest(BaseModel):
     instruction: str
     candidates: list[Image] = Field(min_length=1)
     ids: Optional[list[str]] = Field(None, description="candidate names (default: '0', '1', …)")
-    samples: Optional[int] = Field(None, ge=1)
+    samples: Optional[int] = Field(None, ge=1, strict=True)
 
 
 class RankedItem(ItemScore):
