@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals, FIFOs"
 from PIL import Image  # noqa: E402
 
 from _ray_session import kill_session, session_processes  # noqa: E402
+from _slow_chat import slow_chat_server  # noqa: E402
 
 ANSWER_DELAY_S = 3.0
 IN_FLIGHT = 6
@@ -45,34 +45,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class _SlowChat(BaseHTTPRequestHandler):
-    """A chat-completions endpoint that thinks for ANSWER_DELAY_S, then answers 6."""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        time.sleep(ANSWER_DELAY_S)
-        choices = [{"index": i, "finish_reason": "stop", "logprobs": None,
-                    "message": {"role": "assistant", "content": "<think>fine</think><answer>6</answer>"}}
-                   for i in range(int(body.get("n") or 1))]
-        raw = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "judge", "choices": choices,
-                          "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-
 @pytest.fixture(scope="module")
 def chat_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowChat)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with slow_chat_server(ANSWER_DELAY_S) as url:
+        yield url
 
 
 def _b64(color: str) -> str:

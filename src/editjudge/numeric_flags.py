@@ -83,6 +83,7 @@ BOUNDS: dict[str, Bound] = {
     # seconds: a timeout of 0 would fail every request; a wait or a drain of 0 is fine
     "--timeout": POSITIVE,
     "--request-timeout": POSITIVE,
+    "--ray-connect-timeout": POSITIVE,
     "--retry-after": Bound(0, 3600),
     # fractions, qualities and ranges
     "--gpu-memory-utilization": Bound(0, 1, low_open=True),
