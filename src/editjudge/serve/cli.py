@@ -109,11 +109,19 @@ def _local_cuda() -> bool:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is already up."""
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray that cannot outlive this process (see
+    :func:`editjudge.judge.ray_cluster.init_local_ray`); nothing when Ray is already up."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False, log_to_driver=False)
+    from editjudge.judge.ray_cluster import init_local_ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        init_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> str:
@@ -167,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"editjudge serve: error: {problem}", file=sys.stderr)
         return 2
+    from editjudge.judge.ray_cluster import address_problem
+
+    unreachable = address_problem(args.address or os.environ.get("RAY_ADDRESS"), 15.0, "--address")
+    if unreachable:
+        print(f"editjudge serve: error: cannot reach Ray: {unreachable}", file=sys.stderr)
+        return 1
     settings = settings_from_args(args)
     done = threading.Event()
 
