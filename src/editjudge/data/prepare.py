@@ -1,10 +1,11 @@
 """``editjudge prepare``: folders or manifests of scored edits -> verl parquet (train/test), report and rejects.
 
-The path of one sample: :mod:`~editjudge.data.sources` (record or reject) -> inspect (hash the source file for its
-group, read both image headers, count the prompt's text tokens, plan both image sizes within the token budget) ->
-:mod:`~editjudge.data.labels` (split by group, median/MAD on train, label, selection) -> build (decode at reduced
-scale, resize, JPEG-encode; keep original bytes when nothing changes) -> :mod:`~editjudge.data.writer` (streamed,
-atomic parquet) -> :mod:`~editjudge.data.report`.
+The path of one sample: :mod:`~editjudge.data.sources` (record or reject) -> inspect (read both image headers,
+count the prompt's text tokens, plan both image sizes within the token budget, then decode each unique source once,
+at reduced scale, for both its sized copy — kept in a spill file (:mod:`~editjudge.data.spill`) until the rows are
+written — and its picture hash, the group) -> :mod:`~editjudge.data.labels` (split by group, median/MAD on train,
+label, selection) -> build (the edited image decoded at reduced scale, resized, JPEG-encoded; original bytes kept
+when nothing changes) -> :mod:`~editjudge.data.writer` (streamed, atomic parquet) -> :mod:`~editjudge.data.report`.
 
 Both heavy stages run in an ordered process pool (``--workers``); the order of results, hence the output bytes, does
 not depend on the number of workers. Every sample found ends up in exactly one place: a parquet row or a line of
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -30,6 +32,7 @@ from editjudge.data import labels as lbl
 from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, open_file, read_file
 from editjudge.data.parallel import OrderedPool, chunks
 from editjudge.data.report import Stats, build_report, format_summary
+from editjudge.data.spill import Blob, Spill, SpillError, make_folder, read_blob, remove_stale
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output
@@ -91,6 +94,7 @@ class _Context:
     jpeg_quality: int
     max_image_pixels: int
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    spill: Spill | None = None  # where sized sources wait between inspect and build
 
 
 _CTX: _Context | None = None
@@ -100,7 +104,7 @@ def _limits(config: PrepareConfig) -> imgs.PixelLimits:
     return imgs.PixelLimits.resolve(config.processor, config.min_pixels, config.max_pixels)
 
 
-def _make_context(config: PrepareConfig) -> _Context:
+def _make_context(config: PrepareConfig, spill_dir: str | None = None) -> _Context:
     from PIL import Image
 
     # PIL refuses images above 2 x MAX_IMAGE_PIXELS on its own; let our (reported) limit be the one that applies.
@@ -119,10 +123,11 @@ def _make_context(config: PrepareConfig) -> _Context:
         jpeg_quality=config.jpeg_quality,
         max_image_pixels=config.max_image_pixels,
         max_file_bytes=config.max_file_bytes,
+        spill=Spill(spill_dir) if spill_dir else None,
     )
 
 
-def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
+def _init_worker(config: PrepareConfig, worker: bool = True, spill_dir: str | None = None) -> None:
     global _CTX
     if worker:
         # Ctrl-C is the main process's business: a worker killed by SIGINT half-way through a queue read would
@@ -132,10 +137,10 @@ def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked us
-    _CTX = _make_context(config)
+    _CTX = _make_context(config, spill_dir)
     _text_tokens.cache_clear()
     _source_header.cache_clear()
-    _PICTURES.clear()
+    _SIZED.clear()
 
 
 @lru_cache(maxsize=4096)
@@ -148,9 +153,23 @@ def _text_tokens(instruction: str) -> int:
 
 
 @dataclass(frozen=True)
+class _SizedSource:
+    """A source sized for its plan, waiting in the spill file, and its picture hash from the same decode."""
+
+    blob: Blob
+    height: int
+    width: int
+    tokens: int
+    original_height: int
+    original_width: int
+    kept_original: bool
+    picture: str  # labels.picture_hash_of the decoded source: what the split groups by
+
+
+@dataclass(frozen=True)
 class _Inspected:
     source_hash: str  # content hash of the source file's bytes (its sized copy is shared by equal bytes)
-    picture: str  # the source's picture (labels.picture_hash): what the split groups by
+    source: _SizedSource
     text_tokens: int
     source_hw: tuple[int, int]
     edited_hw: tuple[int, int]
@@ -165,28 +184,35 @@ def _read(path: str) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, str, imgs.ImageInfo]:
-    """Content hash, picture hash and header of a source file. Cached by (path, size, mtime): the candidates of one
-    source come one after another, so the file is read and hashed once for all of them, not once per candidate;
-    copies with equal bytes share one decode for the picture hash.
+def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, imgs.ImageInfo]:
+    """Content hash and header of a source file. Cached by (path, size, mtime): the candidates of one source come one
+    after another, so the file is read once for all of them, not once per candidate.
     Raises ``OSError`` / :class:`~editjudge.data.images.ImageRejected` (never cached)."""
     assert _CTX is not None
     data = _read(path)
-    digest = lbl.content_hash(data)
-    info = imgs.probe(data, _CTX.max_image_pixels)
-    return digest, _picture(digest, data), info
+    return lbl.content_hash(data), imgs.probe(data, _CTX.max_image_pixels)
 
 
-_PICTURES: dict[str, str] = {}
+_SIZED: dict[tuple[str, tuple[int, int]], _SizedSource] = {}
 
 
-def _picture(digest: str, data: bytes) -> str:
-    if digest not in _PICTURES:
-        if len(_PICTURES) >= 4096:
-            _PICTURES.clear()
-        assert _CTX is not None
-        _PICTURES[digest] = lbl.picture_hash(data, _CTX.max_image_pixels)
-    return _PICTURES[digest]
+def _sized_source(path: str, digest: str, info: imgs.ImageInfo, hw: tuple[int, int]) -> _SizedSource:
+    """The source sized for ``hw`` and its picture hash, from one decode at reduced scale (cached by content and
+    size: candidates sharing a source share it). Raises like :func:`_sized`'s callees."""
+    assert _CTX is not None
+    key = (digest, hw)
+    if key not in _SIZED:
+        if len(_SIZED) >= 4096:
+            _SIZED.clear()
+        data = _read(path)
+        sized, decoded = imgs.size_image_decoded(data, hw, info, _CTX.jpeg_quality, _CTX.max_image_pixels,
+                                                 _CTX.limits.factor)
+        # the same decode as the sized copy, unless the original bytes were kept or the plan is small
+        picture = lbl.source_picture(data, decoded, _CTX.max_image_pixels)
+        blob = _CTX.spill.put(sized.bytes) if _CTX.spill is not None else ("", 0, 0)
+        _SIZED[key] = _SizedSource(blob, sized.height, sized.width, sized.tokens, sized.original_height,
+                                   sized.original_width, sized.kept_original, picture)
+    return _SIZED[key]
 
 
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
@@ -195,7 +221,7 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     paths = (record.source_path, record.edited_path)
     try:
         stat = os.stat(record.source_path)
-        source_hash, picture, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
+        source_hash, src = _source_header(record.source_path, stat.st_size, stat.st_mtime_ns)
     except FileRejected as exc:
         return Rejected(record.id, exc.reason, f"source {exc.detail}", paths)
     except OSError as exc:
@@ -219,7 +245,15 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     except imgs.ImageRejected as exc:
         detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
         return Rejected(record.id, exc.reason, detail, paths)
-    return _Inspected(source_hash, picture, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
+    try:
+        source = _sized_source(record.source_path, source_hash, src, source_hw)
+    except imgs.ImageRejected as exc:
+        return Rejected(record.id, exc.reason, f"source {record.source_path}: {exc.detail}", paths)
+    except FileRejected as exc:
+        return Rejected(record.id, exc.reason, f"source {exc.detail}", paths)
+    except OSError as exc:
+        return Rejected(record.id, "unreadable_file", f"source {record.source_path}: {imgs.stable_message(exc)}", paths)
+    return _Inspected(source_hash, source, text, source_hw, edited_hw, src.upright_hw, edt.upright_hw)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
@@ -255,22 +289,21 @@ def _sized(record_id: str, which: str, path: str, hw: tuple[int, int], paths: tu
 def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected]:
     """Rows (with per-row stats) or rejects for a few records; a source shared by them is sized once."""
     assert _CTX is not None
-    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected] = {}
+    cache: dict[Blob, imgs.SizedImage] = {}
     out: list[tuple[dict[str, Any], dict[str, Any]] | Rejected] = []
     for job in jobs:
         record, plan = job.record, job.plan
         paths = (record.source_path, record.edited_path)
-        key = (plan.source_hash, plan.source_hw)
-        if key not in cache:
-            cache[key] = _sized(record.id, "source", record.source_path, plan.source_hw, paths)
-        source = cache[key]
-        edited = None if isinstance(source, Rejected) else _sized(
-            record.id, "edited", record.edited_path, plan.edited_hw, paths)
-        failed = source if isinstance(source, Rejected) else edited
-        if isinstance(failed, Rejected):  # a cached source failure is this record's too
-            out.append(Rejected(record.id, failed.reason, failed.detail, paths))
+        spilled = plan.source
+        if spilled.blob not in cache:  # sized once, at inspection: read back from the spill file
+            cache[spilled.blob] = imgs.SizedImage(read_blob(spilled.blob), spilled.height, spilled.width,
+                                                  spilled.tokens, spilled.original_height, spilled.original_width,
+                                                  spilled.kept_original)
+        source = cache[spilled.blob]
+        edited = _sized(record.id, "edited", record.edited_path, plan.edited_hw, paths)
+        if isinstance(edited, Rejected):
+            out.append(edited)
             continue
-        assert isinstance(source, imgs.SizedImage) and isinstance(edited, imgs.SizedImage)
         prompt_tokens = plan.text_tokens + source.tokens + edited.tokens
         row = {
             "data_source": prompts.DATA_SOURCE,
@@ -343,14 +376,20 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     rejects: JsonlSink | None = None
     sinks: dict[str, ParquetSink] = {}
     mapper: OrderedPool | None = None
+    spill_dir: str | None = None
     ok = False
     stats = Stats()
     try:  # everything that creates a temporary file or a process is inside: an interrupt anywhere cleans up
         rejects = JsonlSink(out / "rejects.jsonl")
         # The main process needs the context too (workers=1, and the report's limits); building it first means a
         # bad --processor or template fails here, once, before any worker starts.
-        _init_worker(config, worker=False)
-        mapper = OrderedPool(config.workers, _init_worker, (config,))
+        # sized sources wait here between inspect and build: beside the outputs (the disk that will hold them
+        # anyway, not a RAM-backed /tmp), removed when the run ends (and by the next run after a SIGKILL)
+        remove_stale(out)
+        spill_dir = make_folder(out)
+        _init_worker(config, worker=False, spill_dir=spill_dir)
+        _preload_hash_libraries()  # imported once here, inherited by the forked workers
+        mapper = OrderedPool(config.workers, _init_worker, (config, True, spill_dir))
         for item in items:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
@@ -371,7 +410,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             else:
                 good.append((record, result))
         del inspected
-        keys = lbl.group_keys([r.group for r, _ in good], [p.picture for _, p in good])
+        keys = lbl.group_keys([r.group for r, _ in good], [p.source.picture for _, p in good])
         valid = [(record, plan, group) for (record, plan), group in zip(good, keys)]
         sources = len({plan.source_hash for record, plan in good if record.group is None})
         del good
@@ -447,11 +486,25 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     finally:
         if mapper is not None:
             mapper.close(ok)
+        if _CTX is not None and _CTX.spill is not None:
+            _CTX.spill.close()
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
         if not ok:
             for sink in sinks.values():
                 sink.discard()
             if rejects is not None:
                 rejects.discard()
+
+
+def _preload_hash_libraries() -> None:
+    """Import what the picture hash uses (imagehash's pHash imports scipy.fftpack on its first call) before the
+    workers fork, so each of them does not pay for the import again."""
+    try:
+        import imagehash  # noqa: F401
+        import scipy.fftpack  # noqa: F401
+    except ImportError:  # the hash reports it where it is used
+        pass
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:
@@ -548,6 +601,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ImportError, OutputExists) as exc:
         print(f"editjudge prepare: error: {exc}", file=sys.stderr)
         return 2
+    except SpillError as exc:  # a full disk: the run's problem, not one sample's
+        print(f"editjudge prepare: error: {exc}; the previous outputs (if any) are left as they were", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("editjudge prepare: interrupted; the previous outputs (if any) are left as they were", file=sys.stderr)
         return 130
