@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -143,18 +142,6 @@ def hostile() -> Any:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def time_limit():
-    def expire(signum, frame):  # noqa: ARG001
-        raise TimeoutError(f"the case ran longer than {CASE_SECONDS} s (a hang)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(CASE_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _url(server: Any, mode: str) -> str:

@@ -122,18 +122,6 @@ def _by_source(result) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
-@pytest.fixture
-def time_limit():
-    def expire(signum, frame):  # noqa: ARG001
-        raise TimeoutError(f"the case ran longer than {CASE_SECONDS} s (a hang)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(CASE_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_copies_of_a_source_never_cross_the_split(case: Case, tmp_path: Path, time_limit) -> None:
     _write(tmp_path / "edits", case)

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,12 +157,7 @@ class _SizedSource:
     """A source sized for its plan, waiting in the spill file, and its picture hash from the same decode."""
 
     blob: Blob
-    height: int
-    width: int
-    tokens: int
-    original_height: int
-    original_width: int
-    kept_original: bool
+    image: imgs.SizedImage  # its size and tokens; its bytes (empty here) wait in the spill file, at ``blob``
     picture: str  # labels.picture_hash_of the decoded source: what the split groups by
 
 
@@ -210,8 +205,7 @@ def _sized_source(path: str, digest: str, info: imgs.ImageInfo, hw: tuple[int, i
         # the same decode as the sized copy, unless the original bytes were kept or the plan is small
         picture = lbl.source_picture(data, decoded, _CTX.max_image_pixels)
         blob = _CTX.spill.put(sized.bytes) if _CTX.spill is not None else ("", 0, 0)
-        _SIZED[key] = _SizedSource(blob, sized.height, sized.width, sized.tokens, sized.original_height,
-                                   sized.original_width, sized.kept_original, picture)
+        _SIZED[key] = _SizedSource(blob, replace(sized, bytes=b""), picture)
     return _SIZED[key]
 
 
@@ -296,9 +290,7 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
         paths = (record.source_path, record.edited_path)
         spilled = plan.source
         if spilled.blob not in cache:  # sized once, at inspection: read back from the spill file
-            cache[spilled.blob] = imgs.SizedImage(read_blob(spilled.blob), spilled.height, spilled.width,
-                                                  spilled.tokens, spilled.original_height, spilled.original_width,
-                                                  spilled.kept_original)
+            cache[spilled.blob] = replace(spilled.image, bytes=read_blob(spilled.blob))
         source = cache[spilled.blob]
         edited = _sized(record.id, "edited", record.edited_path, plan.edited_hw, paths)
         if isinstance(edited, Rejected):
