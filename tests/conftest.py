@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+import signal
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from editjudge.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2_5-vl")
+
+
+@pytest.fixture
+def time_limit(request: pytest.FixtureRequest):
+    """Fail (instead of hanging CI) when a test runs longer than its module's ``CASE_SECONDS`` (default 20); SIGALRM
+    also breaks a blocking open. Catches hangs only: never a measure of speed."""
+    seconds = int(getattr(request.module, "CASE_SECONDS", 20))
+
+    def expire(signum, frame):  # noqa: ARG001
+        raise TimeoutError(f"the case ran longer than {seconds} s (a hang)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import sys
 import zlib
 from collections.abc import Callable
@@ -25,20 +24,6 @@ from PIL import Image
 from editjudge.data.prepare import PrepareConfig, prepare
 
 CASE_SECONDS = 20
-
-
-@pytest.fixture
-def time_limit():
-    """Fail (instead of hanging CI) when a case runs longer than CASE_SECONDS; SIGALRM also breaks a blocking open."""
-
-    def expire(signum, frame):  # noqa: ARG001
-        raise TimeoutError(f"the case ran longer than {CASE_SECONDS} s (a hang)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(CASE_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _picture(seed: int, size: int = 96) -> Image.Image:

@@ -283,3 +283,84 @@ def test_rejected_edits_keep_their_score_for_the_judge(tmp_path: Path) -> None:
     (manifest_item,) = read_sources(manifest, require_score=False)
     assert isinstance(folder_item, Rejected) and folder_item.reason == "missing_edited" and folder_item.score == 0.75
     assert isinstance(manifest_item, Rejected) and (manifest_item.score, manifest_item.group) == (0.5, "g")
+
+
+# ------------------------------------------------------------------------------------------- numeric flags
+
+
+def _minimal_argv(verb: str, parser) -> list[str]:  # noqa: ANN001
+    """``verb`` with dummy values for its required arguments (enough to get past argparse)."""
+    argv = [verb]
+    for action in parser._actions:
+        if not action.option_strings and action.dest not in ("help",) and action.nargs not in ("?", "*"):
+            argv.append("dummy")
+        elif action.option_strings and action.required:
+            argv += [action.option_strings[0], "dummy"]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            first = group._group_actions[0]
+            argv += [first.option_strings[0], "dummy"]
+    return argv
+
+
+def _bad_values(verb: str, action) -> list[str]:  # noqa: ANN001
+    from editjudge.numeric_flags import bound_of
+
+    bound = bound_of(verb, action)
+    bad = ["1e999" if action.type is int else "nan", "-1e999" if action.type is int else "inf"]
+    if action.type is float:
+        bad.append("-inf")
+    if bound.low is not None:
+        below = bound.low if bound.low_open else bound.low - (1 if action.type is int else 0.5)
+        bad.append(str(int(below)) if action.type is int else str(below))
+    if bound.high is not None:
+        above = bound.high if bound.high_open else bound.high + 1
+        bad.append(str(int(above)) if action.type is int else str(above))
+    return bad
+
+
+def test_every_numeric_flag_of_every_verb_refuses_nonsense_with_exit_2(capsys) -> None:
+    """One rule (editjudge.numeric_flags) for every verb: walk each verb's parser, give each int/float flag nan, inf,
+    a value below its least and above its most; each must exit 2 naming the flag, before the verb runs."""
+    from editjudge.cli import VERBS, build_parser, verb_parser
+    from editjudge.numeric_flags import numeric_actions
+
+    checked = 0
+    for verb in VERBS:
+        parser = verb_parser(build_parser(verb), verb)
+        base = _minimal_argv(verb, parser)
+        for action in numeric_actions(parser):
+            flag = action.option_strings[0]
+            for value in _bad_values(verb, action):
+                try:
+                    code = main([*base, flag, value])
+                except SystemExit as exc:  # argparse itself refuses what int() cannot read ("1e999" for an int)
+                    code = exc.code
+                err = capsys.readouterr().err
+                assert code == 2, (verb, flag, value, err)
+                assert flag in err or "invalid int value" in err, (verb, flag, value, err)
+                checked += 1
+    assert checked >= 250  # every verb's numeric flags were walked
+
+
+def test_the_issue_s_numeric_flags_are_usage_errors(tmp_path: Path, capsys) -> None:
+    cases = [
+        (["prepare", str(tmp_path), "--workers", "-3"], "--workers -3: must be at least 1"),
+        (["prepare", str(tmp_path), "--jpeg-quality", "500"], "--jpeg-quality 500: must be at most 100"),
+        (["prepare", str(tmp_path), "--max-prompt-length", "-1"], "--max-prompt-length -1: must be at least 1"),
+        (["serve", "--model", "m", "--drain-timeout", "nan"], "--drain-timeout nan: must be a finite number"),
+        (["serve", "--model", "m", "--request-timeout", "0"], "--request-timeout 0.0: must be above 0"),
+        (["serve", "--model", "m", "--retry-after", "-1"], "--retry-after -1: must be at least 0"),
+        (["serve", "--model", "m", "--cpus-per-replica", "-0.5"], "--cpus-per-replica -0.5: must be at least 0"),
+        (["score", "--model", "m", "--timeout", "-5"], "--timeout -5.0: must be above 0"),
+        (["score", "--model", "m", "--ray", "--cpus-per-actor", "inf"], "--cpus-per-actor inf: must be a finite"),
+        (["score", "--model", "m", "--score-mad", "0"], "--score-mad 0.0: must be above 0"),
+        (["distill", "--data", "d", "--out", "o", "--traces", "t", "--temperature", "-1"], "--temperature -1.0"),
+        (["bench", "tiger", "--root", "r", "--out", "o", "--bootstrap", "-1"], "--bootstrap -1: must be at least 0"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    assert main(["prepare", str(tmp_path), "--score-median", "-3.5", "-o", str(tmp_path / "o"), "-q"]) == 2
+    assert "give both --score-median and --score-mad" in capsys.readouterr().err  # a negative median is a number

@@ -78,7 +78,7 @@ def test_usage_mistakes_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
         "--insecure-no-token": [*model, "--host", "0.0.0.0"],
         "unset or empty": [*model, "--token-env", "EDITJUDGE_NO_SUCH_VAR"],
         "neither a local directory": ["serve", "--model", str(tmp_path / "nope")],
-        "--max-batch must be": [*model, "--max-batch", "0"],
+        "--max-batch 0: must be at least 1": [*model, "--max-batch", "0"],
         "--allow-paths": [*model, "--allow-paths", str(tmp_path / "nope")],
     }
     for expected, argv in cases.items():

@@ -81,7 +81,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    from editjudge.numeric_flags import check_numeric_flags
+
+    problem = check_numeric_flags(args.verb, verb_parser(parser, args.verb), args)  # one rule for every verb
+    if problem:
+        print(f"editjudge {args.verb}: error: {problem}", file=sys.stderr)
+        return 2
     return int(args._run(args) or 0)
+
+
+def verb_parser(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    """The sub-parser of ``verb`` inside the top-level ``parser`` of :func:`build_parser`."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[verb]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Light: httpx, Pillow and numpy only (no torch). Images may be paths, bytes, PIL images or HxWxC arrays; they are
 sent as base64 (or as ``{"path": …}`` with ``send_paths=True`` when the server shares a folder, ``--allow-paths``).
 Requests are split into chunks of ``items_per_request``, sent ``concurrency`` at a time, each with a timeout, and
-retried with exponential backoff (and the server's ``Retry-After``) on 5xx answers and connection errors — scoring
-is idempotent, so a retried request gets the same answer.
+retried with exponential backoff (and the server's ``Retry-After``, capped at ``max_retry_after``) on 5xx answers and
+connection errors — scoring is idempotent, so a retried request gets the same answer; a 4xx is never retried.
+Every answer is checked before it is used (:mod:`editjudge.client_checks`: JSON, one result per item, ids in order,
+finite scores in 0..9); an image path that cannot be read fails its own item (``input_error``), not the request.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+
+from editjudge.client_checks import (
+    InvalidAnswer, check_number, decode_json, failed_result, finite_number, retry_after, score_results,
+)
 
 RETRY_STATUS = frozenset({500, 502, 503, 504})  # 500: Serve's proxy when a replica died mid-request
 
@@ -51,8 +57,9 @@ def encode_image(image: Any, send_paths: bool = False) -> str | dict[str, str]:
     if isinstance(image, (str, os.PathLike)):
         if send_paths:
             return {"path": os.fspath(image)}
-        with open(image, "rb") as handle:
-            data = handle.read()
+        from editjudge.data.files import read_file
+
+        data = read_file(image)  # regular files only, bounded, never blocking (FileRejected names the problem)
     elif isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
     else:
@@ -97,23 +104,41 @@ def _item_payload(item: Any, index: int, send_paths: bool) -> dict[str, Any]:
     }
 
 
+def _local_payload(item: Any, index: int, send_paths: bool) -> dict[str, Any]:
+    """The item's payload, or (a path that cannot be read, an image that cannot be encoded) a failed result."""
+    try:
+        return _item_payload(item, index, send_paths)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        named = item.get("id") if isinstance(item, Mapping) else None
+        return failed_result(str(named if named is not None else index),
+                             f"input_error: {reason}: {getattr(exc, 'detail', None) or exc}")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return decode_json(response.content, response.headers.get("content-type"))
+    except InvalidAnswer:
+        return None
+
+
 def _refused_items(status: int, body: Any, size: int) -> list[dict[str, Any]] | None:
     """Per-item errors when the server refused a request only because every item was bad."""
     error = body.get("error") if isinstance(body, dict) else None
     items = error.get("items") if isinstance(error, dict) else None
-    if isinstance(items, list) and len(items) == size and 400 <= status < 500:
+    if isinstance(items, list) and len(items) == size and 400 <= status < 500 and all(isinstance(i, dict) for i in items):
         return [{"score": None, "expected_score": None, "mean_score": None, "scores": None, "reasoning": None,
                  "error": f"input_error: {i.get('reason')}: {i.get('detail')}"} for i in items]
     return None
 
 
 def _error_of(response: httpx.Response) -> ServiceError:
-    try:
-        error = response.json().get("error") or {}
-    except Exception:  # noqa: BLE001 - not JSON
-        error = {}
-    return ServiceError(response.status_code, str(error.get("reason", "http_error")),
-                        str(error.get("detail", response.text[:200])))
+    body = _json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    text = response.content[:200].decode("utf-8", "replace")
+    return ServiceError(response.status_code, str(error.get("reason", "http_error"))[:100],
+                        str(error.get("detail", text))[:500])
 
 
 class JudgeClient:
@@ -138,9 +163,15 @@ class JudgeClient:
         concurrency: int = 8,
         items_per_request: int = 16,
         send_paths: bool = False,
+        max_retry_after: float = 30.0,
     ) -> None:
-        if concurrency < 1 or items_per_request < 1 or retries < 0:
-            raise ValueError("concurrency and items_per_request must be >= 1, retries >= 0")
+        check_number("timeout", timeout, 0, low_open=True)
+        check_number("retries", retries, 0, integer=True)
+        check_number("backoff", backoff, 0)
+        check_number("max_backoff", max_backoff, 0)
+        check_number("concurrency", concurrency, 1, integer=True)
+        check_number("items_per_request", items_per_request, 1, integer=True)
+        check_number("max_retry_after", max_retry_after, 0)
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
@@ -150,15 +181,18 @@ class JudgeClient:
         self.concurrency = concurrency
         self.items_per_request = items_per_request
         self.send_paths = send_paths
+        self.max_retry_after = float(max_retry_after)
         self._sync: httpx.Client | None = None
         self._lock = threading.Lock()
 
     # -- plumbing
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
-        after = response.headers.get("retry-after", "") if response is not None else ""
-        return max(delay, float(after)) if after.isdigit() else delay
+        """The wait before retry ``attempt``: jittered exponential backoff, or the server's ``Retry-After`` when it
+        asks for longer — never more than ``max_retry_after`` (a huge or hostile header cannot stall the caller)."""
+        delay = min(self.max_backoff, self.backoff * 2 ** min(attempt, 32)) * (0.5 + random.random() / 2)
+        after = retry_after(response.headers.get("retry-after") if response is not None else None, self.max_retry_after)
+        return min(max(delay, after or 0.0), max(self.max_retry_after, self.max_backoff))
 
     def _client(self) -> httpx.Client:
         with self._lock:
@@ -178,6 +212,8 @@ class JudgeClient:
                 last = _error_of(response)
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
                 last = ServiceError(None, "connection_error", f"{type(exc).__name__}: {exc}")
+            except httpx.HTTPError as exc:  # a broken answer (bad encoding, redirects): retrying will not mend it
+                raise ServiceError(None, "invalid_response", f"{type(exc).__name__}: {exc}") from None
             if attempt < self.retries:
                 time.sleep(self._delay(attempt, response))
         assert last is not None
@@ -194,43 +230,76 @@ class JudgeClient:
                 last = _error_of(response)
             except httpx.TransportError as exc:
                 last = ServiceError(None, "connection_error", f"{type(exc).__name__}: {exc}")
+            except httpx.HTTPError as exc:
+                raise ServiceError(None, "invalid_response", f"{type(exc).__name__}: {exc}") from None
             if attempt < self.retries:
                 await asyncio.sleep(self._delay(attempt, response))
         assert last is not None
         raise last
 
-    def _chunks(self, items: Iterable[Any]) -> list[list[dict[str, Any]]]:
-        payloads = [_item_payload(item, i, self.send_paths) for i, item in enumerate(items)]
+    def _plan(self, items: Iterable[Any]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+        """Every item's payload or failed result (in order), and the payloads to send in chunks."""
+        payloads = [_local_payload(item, i, self.send_paths) for i, item in enumerate(items)]
+        sendable = [p for p in payloads if "error" not in p]
         n = self.items_per_request
-        return [payloads[i : i + n] for i in range(0, len(payloads), n)]
+        return payloads, [sendable[i : i + n] for i in range(0, len(sendable), n)]
+
+    @staticmethod
+    def _merge(payloads: list[dict[str, Any]], parts: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """One result per item, in order: the service's for the items sent, the local failure for the others."""
+        answered = iter(r for part in parts for r in part)
+        return [p if "error" in p else next(answered) for p in payloads]
+
+    def _chunk_results(self, chunk: list[dict[str, Any]], raise_errors: bool) -> list[dict[str, Any]]:
+        try:
+            return self._results(self._post("/v1/score", {"items": chunk}), chunk)
+        except ServiceError as exc:
+            if raise_errors:
+                raise
+            return [failed_result(item["id"], f"service_error: {exc}") for item in chunk]
 
     @staticmethod
     def _results(response: httpx.Response, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The checked results for ``chunk``; :class:`ServiceError` when the answer cannot be used at all."""
+        ids = [item["id"] for item in chunk]
         if response.status_code == 200:
-            return response.json()["results"]
-        refused = _refused_items(response.status_code, response.json() if response.content else None, len(chunk))
+            try:
+                return score_results(decode_json(response.content, response.headers.get("content-type")), ids)
+            except InvalidAnswer as exc:
+                raise ServiceError(200, exc.reason, exc.detail) from None
+        refused = _refused_items(response.status_code, _json_or_none(response), len(chunk))
         if refused is None:
             raise _error_of(response)
-        return [{"id": item["id"], **r} for item, r in zip(chunk, refused)]
+        return [{"id": item_id, **r} for item_id, r in zip(ids, refused)]
+
+    @staticmethod
+    def _ranking(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise _error_of(response)
+        try:
+            body = decode_json(response.content, response.headers.get("content-type"))
+        except InvalidAnswer as exc:
+            raise ServiceError(200, exc.reason, exc.detail) from None
+        if not isinstance(body, dict) or not isinstance(body.get("candidates"), list):
+            raise ServiceError(200, "invalid_response", "the ranking has no 'candidates' list")
+        return body
 
     # -- sync
 
-    def score(self, items: Iterable[Any]) -> list[dict[str, Any]]:
-        """One result per item, in order (see the class docstring)."""
-        chunks = self._chunks(items)
+    def score(self, items: Iterable[Any], *, raise_errors: bool = True) -> list[dict[str, Any]]:
+        """One result per item, in order (see the class docstring). ``raise_errors=False``: a request the service
+        refused or never answered fails only its own items (``error`` = ``service_error: …``) instead of raising."""
+        payloads, chunks = self._plan(items)
         if len(chunks) <= 1:
-            return [r for c in chunks for r in self._results(self._post("/v1/score", {"items": c}), c)]
+            return self._merge(payloads, [self._chunk_results(c, raise_errors) for c in chunks])
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            parts = pool.map(lambda c: self._results(self._post("/v1/score", {"items": c}), c), chunks)
-            return [r for part in parts for r in part]
+            parts = list(pool.map(lambda c: self._chunk_results(c, raise_errors), chunks))
+        return self._merge(payloads, parts)
 
     def rank(self, source: Any, candidates: Sequence[Any], instruction: str, ids: Sequence[str] | None = None,
              samples: int | None = None) -> dict[str, Any]:
         """The best-of-N ranking: ``best``, ``best_index`` and ``candidates`` best first."""
-        response = self._post("/v1/rank", self._rank_payload(source, candidates, instruction, ids, samples))
-        if response.status_code != 200:
-            raise _error_of(response)
-        return response.json()
+        return self._ranking(self._post("/v1/rank", self._rank_payload(source, candidates, instruction, ids, samples)))
 
     def _rank_payload(self, source: Any, candidates: Sequence[Any], instruction: str, ids: Sequence[str] | None,
                       samples: int | None) -> dict[str, Any]:
@@ -312,27 +381,30 @@ class JudgeClient:
 
     # -- async
 
-    async def ascore(self, items: Iterable[Any]) -> list[dict[str, Any]]:
+    async def ascore(self, items: Iterable[Any], *, raise_errors: bool = True) -> list[dict[str, Any]]:
         """Like :meth:`score`, on the running event loop."""
-        chunks = self._chunks(items)
+        payloads, chunks = self._plan(items)
         gate = asyncio.Semaphore(self.concurrency)
         async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
 
             async def one(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 async with gate:
-                    return self._results(await self._apost(client, "/v1/score", {"items": chunk}), chunk)
+                    try:
+                        return self._results(await self._apost(client, "/v1/score", {"items": chunk}), chunk)
+                    except ServiceError as exc:
+                        if raise_errors:
+                            raise
+                        return [failed_result(item["id"], f"service_error: {exc}") for item in chunk]
 
             parts = await asyncio.gather(*(one(c) for c in chunks))
-        return [r for part in parts for r in part]
+        return self._merge(payloads, parts)
 
     async def arank(self, source: Any, candidates: Sequence[Any], instruction: str, ids: Sequence[str] | None = None,
                     samples: int | None = None) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
             payload = self._rank_payload(source, candidates, instruction, ids, samples)
             response = await self._apost(client, "/v1/rank", payload)
-        if response.status_code != 200:
-            raise _error_of(response)
-        return response.json()
+        return self._ranking(response)
 
 
 class EditReward:
@@ -347,8 +419,8 @@ class EditReward:
     def __init__(self, client: JudgeClient, value: str = "expected_score", on_failure: str | float = "raise") -> None:
         if value not in ("expected_score", "score"):
             raise ValueError("value must be 'expected_score' or 'score'")
-        if not (on_failure in ("raise", "none") or isinstance(on_failure, (int, float))):
-            raise ValueError("on_failure must be 'raise', 'none' or a number")
+        if not (isinstance(on_failure, str) and on_failure in ("raise", "none")) and not finite_number(on_failure):
+            raise ValueError(f"on_failure must be 'raise', 'none' or a finite number (e.g. 0.0), got {on_failure!r}")
         self.client = client
         self.value = value
         self.on_failure = on_failure
@@ -360,14 +432,17 @@ class EditReward:
             raise ValueError(f"got {len(sources)} sources, {len(edited)} edited images, {len(instructions)} instructions")
         return list(zip(sources, edited, instructions))
 
-    def _values(self, results: list[dict[str, Any]]) -> list[float | None]:
+    def _values(self, results: list[dict[str, Any]], n: int) -> list[float | None]:
+        if len(results) != n:  # never a shorter or longer list of rewards than items
+            return self._down(n, ServiceError(None, "invalid_response", f"{len(results)} results for {n} items"))
         values: list[float | None] = []
         failures: dict[int, str] = {}
-        for i, r in enumerate(results):
+        for i, r in enumerate(results):  # results were checked by JudgeClient: finite numbers 0..9 or None
             v = r.get("expected_score") if self.value == "expected_score" else None
             v = v if v is not None else r.get("score")
-            if v is None:
+            if not finite_number(v):
                 failures[i] = r.get("error") or "no score"
+                v = None
             values.append(None if v is None else float(v))
         return self._apply(values, failures)
 
@@ -386,7 +461,7 @@ class EditReward:
                  instructions: Sequence[str] | str) -> list[float | None]:
         items = self._items(sources, edited_images, instructions)
         try:
-            return self._values(self.client.score(items))
+            return self._values(self.client.score(items, raise_errors=self.on_failure == "raise"), len(items))
         except ServiceError as exc:
             return self._down(len(items), exc)
 
@@ -394,7 +469,7 @@ class EditReward:
                     instructions: Sequence[str] | str) -> list[float | None]:
         items = self._items(sources, edited_images, instructions)
         try:
-            return self._values(await self.client.ascore(items))
+            return self._values(await self.client.ascore(items, raise_errors=self.on_failure == "raise"), len(items))
         except ServiceError as exc:
             return self._down(len(items), exc)
 

@@ -82,10 +82,6 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"unknown suite {args.suite!r}; expected one of: {', '.join(READERS)}"
     if bool(args.model) == bool(args.predictions):
         return "give exactly one of --model M (run a judge) or --predictions FILE (scores made before)"
-    if args.samples < 1:
-        return "--samples must be at least 1"
-    if args.bootstrap < 0:
-        return "--bootstrap must be >= 0"
     if args.dimension and args.suite != "editscore":
         return "--dimension applies to the editscore suite only"
     if args.resume and args.force:
@@ -100,12 +96,22 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _judge_settings(args: argparse.Namespace) -> dict[str, Any]:
+def _judge_summary(args: argparse.Namespace) -> dict[str, Any]:
+    """The judge as the report names it."""
     if args.predictions:
         return {"predictions": str(args.predictions)}
     return {"model": str(args.model), "adapter": args.adapter, "backend": args.backend, "samples": args.samples,
             "temperature": args.temperature, "template": args.template, "max_new_tokens": args.max_new_tokens,
             "seed": args.seed, "prepare_report": args.prepare_report}
+
+
+def _judge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What the cached scores depend on: the judge's whole fingerprint (:mod:`editjudge.judge.run_fingerprint`)."""
+    if args.predictions:
+        return {"predictions": str(args.predictions)}
+    from editjudge.judge.run_fingerprint import judge_fingerprint
+
+    return judge_fingerprint(args)
 
 
 def _error_kind(error: str | None) -> str:
@@ -136,9 +142,16 @@ def run(args: argparse.Namespace) -> int:
         for path in (cache_path, meta_path, out / "bench.json", out / "bench.md"):
             path.unlink(missing_ok=True)
     if args.resume and meta_path.is_file():
-        before = json.loads(meta_path.read_text(encoding="utf-8"))
-        if before != settings:
-            return _usage(f"--resume: {out} was made with other settings ({before}); use a new --out or --force")
+        from editjudge.judge.run_fingerprint import differences
+
+        try:
+            before = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return _usage(f"--resume: {meta_path} is unreadable ({exc}); use a new --out or --force")
+        changed = differences(before, settings)
+        if changed:
+            return _usage(f"--resume: {out} was made with other settings; its cache would mix two judges' scores. "
+                          f"What differs: {'; '.join(changed)}. Use the same settings, a new --out, or --force")
 
     print(f"{args.suite}: {len(suite.items)} items read, {len(suite.failed)} failed to read", file=sys.stderr)
     work = scoring.plan(suite.items)
@@ -192,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     bench = {
         "suite": args.suite,
         "root": str(args.root),
-        "judge": {"name": name, **settings["judge"]},
+        "judge": {"name": name, **_judge_summary(args)},
         "scoring": {"distinct_edits": len(work.edits), "comparisons": work.comparisons,
                     "comparisons_per_edit": work.comparisons / len(work.edits) if work.edits else None,
                     "judged_now": judged_now, "from_cache": len(cached) if not args.predictions else 0},

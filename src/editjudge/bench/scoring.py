@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,27 +33,35 @@ class Score:
 
     @classmethod
     def from_line(cls, obj: dict[str, Any]) -> Score:
+        """A score from a cache or predictions line; values that are not finite numbers (NaN, inf, text) are None."""
         mean, pred = obj.get("mean_score"), obj.get("score", obj.get("pred"))
-        value = mean if isinstance(mean, (int, float)) else pred
+        value = mean if _finite(mean) else pred
         expected = obj.get("expected_score")
         return cls(
-            float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
-            float(expected) if isinstance(expected, (int, float)) and not isinstance(expected, bool) else None,
+            float(value) if _finite(value) else None,
+            float(expected) if _finite(expected) else None,
             obj.get("error") if isinstance(obj.get("error"), str) else None,
         )
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class ImageHasher:
-    """Content hashes of image files and bytes, each file read once."""
+    """Content hashes of image files and bytes, each file hashed once, a block at a time (a 3 GiB file costs a
+    megabyte of memory, and a file over the input limit, a FIFO or a device is refused: ``FileRejected``)."""
 
     def __init__(self) -> None:
         self._paths: dict[str, str] = {}
 
     def __call__(self, image: ImageRef) -> str:
+        from editjudge.data.files import hash_file
+
         if isinstance(image, bytes):
             return hashlib.blake2b(image, digest_size=16).hexdigest()
         if image not in self._paths:
-            self._paths[image] = hashlib.blake2b(Path(image).read_bytes(), digest_size=16).hexdigest()
+            self._paths[image] = hash_file(image)
         return self._paths[image]
 
 
@@ -84,6 +93,9 @@ def plan(items: Iterable[BenchItem]) -> Plan:
             item_keys = tuple(edit_key(src, hasher(c), item.instruction) for c in item.candidates)
         except OSError as exc:
             unreadable[item.id] = f"{exc.filename or ''}: {exc.strerror or exc}"
+            continue
+        except ValueError as exc:  # FileRejected: too large, not a regular file
+            unreadable[item.id] = f"{getattr(exc, 'reason', 'unreadable')}: {getattr(exc, 'detail', exc)}"
             continue
         keys[item.id] = item_keys
         for key, cand in zip(item_keys, item.candidates):

@@ -8,7 +8,9 @@ that is not the suite at all raises :class:`SuiteError` (the CLI exits 2 with wh
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -90,16 +92,21 @@ def _image_path(value: Any, base: Path, key: str) -> str:
 
 def _number(item: dict[str, Any], key: str) -> float:
     value = item.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise _Bad("malformed_item", f"'{key}' must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad("non_finite_score" if isinstance(value, float) else "malformed_item",
+                   f"'{key}' must be a finite number, got {value!r}")
     return float(value)
 
 
 def _load_json_list(path: Path) -> list[Any]:
+    from editjudge.data.files import FileRejected, read_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SuiteError(f"{path}: not readable JSON ({exc})") from None
+        data = json.loads(read_file(path).decode("utf-8"))  # bounded: regular files within --max-file-bytes only
+    except FileRejected as exc:
+        raise SuiteError(f"{exc.detail}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise SuiteError(f"{path}: not readable JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(data, list):
         raise SuiteError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
     return data
@@ -160,12 +167,30 @@ TIGER_HF_COLUMNS = ("id", "instruction", "source_image", "candidate_1", "candida
 _PAIR_VOTE = re.compile(r"^([A-Z])([<>=])([A-Z])(?:=(?:Good|Bad))?$")
 
 
+def tiger_group_id(row_id: str) -> str:
+    """The item a 3-/4-pair comparison row belongs to, by TIGER's own rule (``inference_{3,4}pair_hf.py``: the id
+    before its first '_', else its first 10 characters)."""
+    return row_id.split("_")[0] if "_" in row_id else row_id[:10]
+
+
+def _cell_digest(cell: Any) -> str:
+    """What identifies an image cell: its bytes' digest, or its path."""
+    if isinstance(cell, dict) and isinstance(cell.get("bytes"), (bytes, bytearray)):
+        return hashlib.blake2b(bytes(cell["bytes"]), digest_size=16).hexdigest()
+    return f"path:{cell.get('path') if isinstance(cell, dict) else cell!r}"
+
+
 def _read_tiger_hf(base: Path) -> Suite:
     """The Hugging Face copy, one row per comparison (as ``inference_{2,3,4}pair_hf.py`` read it): rows of one
-    item share the ``id`` prefix before '_' (3-/4-pair; each 2-pair row is an item), ``comparison_type`` ("AvsC")
-    names the letters of ``candidate_1`` / ``candidate_2`` and ``ranking`` ("A>C", "A=B") the human vote. The
-    item's ranking is rebuilt from its pairwise votes; votes that no ranking explains fail the item."""
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    item share the id prefix of :func:`tiger_group_id` (3-/4-pair; each 2-pair row is an item), ``comparison_type``
+    ("AvsC") names the letters of ``candidate_1`` / ``candidate_2`` and ``ranking`` ("A>C", "A=B") the human vote.
+    The item's ranking is rebuilt from its pairwise votes; votes that no ranking explains fail the item.
+
+    TIGER's rule alone would merge different items whose ids share the prefix (ids without '_' sharing 10
+    characters, or an id repeated), and then lose all of them: rows are also kept apart by what makes them one item
+    — the same source image and instruction — and a repeated comparison with the same vote counts once. Items that
+    share an id prefix get ``#2``, ``#3``… after it."""
+    rows: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for path in _parquet_files(base):
         table = _read_table(path)
         missing = [c for c in TIGER_HF_COLUMNS if c not in table.column_names]
@@ -174,18 +199,20 @@ def _read_tiger_hf(base: Path) -> Suite:
                              f"{', '.join(TIGER_HF_COLUMNS)})")
         for index, row in enumerate(_rows(table)):
             subset, rid = str(row.get("dataset")), str(row.get("id") or f"{path.name}:{index}")
-            key = rid if subset == "2pair" else rid.split("_")[0] if "_" in rid else rid[:10]
-            rows.setdefault((subset, key), []).append(row)
+            key = rid if subset == "2pair" else tiger_group_id(rid)
+            content = (str(row.get("instruction")), _cell_digest(row.get("source_image")))
+            rows.setdefault((subset, key), {}).setdefault(content, []).append(row)
     items: list[BenchItem] = []
     failed: list[FailedItem] = []
-    for (subset, key), group in rows.items():
-        item_id = f"{subset}:{key}"
-        try:
-            item = _tiger_hf_item(item_id, subset, group, base)
-        except _Bad as bad:
-            failed.append(FailedItem(item_id, bad.reason, bad.detail, subset, None, len(group)))
-            continue
-        items.append(item)
+    for (subset, key), by_content in rows.items():
+        for n, group in enumerate(by_content.values(), start=1):
+            item_id = f"{subset}:{key}" + (f"#{n}" if n > 1 else "")
+            try:
+                item = _tiger_hf_item(item_id, subset, group, base)
+            except _Bad as bad:
+                failed.append(FailedItem(item_id, bad.reason, bad.detail, subset, None, len(group)))
+                continue
+            items.append(item)
     return Suite("tiger", str(base), items, failed)
 
 
@@ -207,7 +234,10 @@ def _tiger_hf_item(item_id: str, subset: str, group: list[dict[str, Any]], base:
         if vote is None or {vote.group(1), vote.group(3)} != {left, right}:
             raise _Bad("unknown_ranking", f"ranking {row.get('ranking')!r} for comparison {kind}")
         a, op, b = vote.groups()
-        votes[(a, b)] = 0 if op == "=" else 1 if op == ">" else -1
+        value = 0 if op == "=" else 1 if op == ">" else -1
+        pair, value = ((a, b), value) if a < b else ((b, a), -value)  # one key per pair, whichever way it was written
+        if votes.setdefault(pair, value) != value:  # a repeated row with the same vote counts once
+            raise _Bad("conflicting_votes", f"comparison {pair[0]}vs{pair[1]} is voted two ways in the item's rows")
     letters = sorted(images)
     if letters != [chr(ord("A") + i) for i in range(len(letters))] or len(votes) != len(letters) * (len(letters) - 1) // 2:
         raise _Bad("malformed_item", f"rows cover candidates {''.join(letters)} with {len(votes)} votes; expected every pair")
@@ -401,7 +431,8 @@ def read_ours(root: str | Path) -> Suite:
     if path.is_file() and path.suffix == ".parquet":
         rows, failed = _prepared_rows(path)
     else:
-        from editjudge.data.labels import content_hash, group_key
+        from editjudge.data.files import FileRejected, hash_file
+        from editjudge.data.labels import group_key
         from editjudge.data.sources import Rejected, read_sources
 
         try:
@@ -415,9 +446,9 @@ def read_ours(root: str | Path) -> Suite:
                 continue
             if rec.source_path not in hashes:
                 try:
-                    hashes[rec.source_path] = content_hash(Path(rec.source_path).read_bytes())
-                except OSError as exc:
-                    failed.append(FailedItem(rec.id, "missing_image", f"source {rec.source_path}: {exc}", "all"))
+                    hashes[rec.source_path] = hash_file(rec.source_path)  # = content_hash, a block at a time
+                except FileRejected as exc:
+                    failed.append(FailedItem(rec.id, "missing_image", f"source {exc.detail}", "all"))
                     continue
             rows.append({"id": rec.id, "group": group_key(rec.group, hashes[rec.source_path]),
                          "instruction": rec.instruction, "source": rec.source_path, "edited": rec.edited_path,

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["DEFAULT_MAX_FILE_BYTES", "FileRejected", "read_file", "open_file", "file_problem", "safe_path"]
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "FileRejected", "read_file", "open_file", "hash_file", "file_problem", "safe_path"]
 
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024  # --max-file-bytes: far above any real image or sidecar
 
@@ -104,6 +104,28 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BY
 def open_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES):  # noqa: ANN201
     """A binary file object for a regular file within ``max_bytes`` (for header-only reads); see :func:`read_file`."""
     return os.fdopen(_open_checked(os.fspath(path), max_bytes), "rb")
+
+
+def hash_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES, chunk: int = 1 << 20) -> str:
+    """The blake2b-128 hex digest of a regular file within ``max_bytes`` (equal to
+    :func:`editjudge.data.labels.content_hash` of its bytes), read ``chunk`` bytes at a time: memory stays bounded
+    whatever the file's size; :class:`FileRejected` as :func:`read_file`."""
+    import hashlib
+
+    name = os.fspath(path)
+    digest, total = hashlib.blake2b(digest_size=16), 0
+    fd = _open_checked(name, max_bytes)
+    try:
+        while block := os.read(fd, chunk):
+            total += len(block)
+            if total > max_bytes:  # grew while being read
+                raise FileRejected("file_too_large", f"{name} holds more than {max_bytes} bytes (--max-file-bytes)")
+            digest.update(block)
+    except OSError as exc:
+        raise _oserror(name, exc) from None
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
 
 
 def safe_path(value: str, base: Path | None = None) -> Path:

@@ -1,10 +1,11 @@
 """``editjudge prepare``: folders or manifests of scored edits -> verl parquet (train/test), report and rejects.
 
-The path of one sample: :mod:`~editjudge.data.sources` (record or reject) -> inspect (hash the source file for its
-group, read both image headers, count the prompt's text tokens, plan both image sizes within the token budget) ->
-:mod:`~editjudge.data.labels` (split by group, median/MAD on train, label, selection) -> build (decode at reduced
-scale, resize, JPEG-encode; keep original bytes when nothing changes) -> :mod:`~editjudge.data.writer` (streamed,
-atomic parquet) -> :mod:`~editjudge.data.report`.
+The path of one sample: :mod:`~editjudge.data.sources` (record or reject) -> inspect (read both image headers,
+count the prompt's text tokens, plan both image sizes within the token budget, then decode each unique source once,
+at reduced scale, for both its sized copy — kept in a spill file (:mod:`~editjudge.data.spill`) until the rows are
+written — and its picture hash, the group) -> :mod:`~editjudge.data.labels` (split by group, median/MAD on train,
+label, selection) -> build (the edited image decoded at reduced scale, resized, JPEG-encoded; original bytes kept
+when nothing changes) -> :mod:`~editjudge.data.writer` (streamed, atomic parquet) -> :mod:`~editjudge.data.report`.
 
 Both heavy stages run in an ordered process pool (``--workers``); the order of results, hence the output bytes, does
 not depend on the number of workers. Every sample found ends up in exactly one place: a parquet row or a line of
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ from editjudge.data.pairs import plan_pairs
 from editjudge.data.preferences import PreferencePair, is_preference_file, read_preferences
 from editjudge.data.parallel import OrderedPool, chunks
 from editjudge.data.report import Stats, build_report, format_summary
+from editjudge.data.spill import Blob, Spill, SpillError, make_folder, read_blob, remove_stale
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output, schema_for
@@ -102,6 +105,7 @@ class _Context:
     jpeg_quality: int
     max_image_pixels: int
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    spill: Spill | None = None  # where sized sources wait between inspect and build
 
     @property
     def pairwise(self) -> bool:
@@ -116,7 +120,7 @@ def _limits(config: PrepareConfig) -> imgs.PixelLimits:
     return imgs.PixelLimits.resolve(config.processor, config.min_pixels, config.max_pixels)
 
 
-def _make_context(config: PrepareConfig) -> _Context:
+def _make_context(config: PrepareConfig, spill_dir: str | None = None) -> _Context:
     from PIL import Image
 
     # PIL refuses images above 2 x MAX_IMAGE_PIXELS on its own; let our (reported) limit be the one that applies.
@@ -137,10 +141,11 @@ def _make_context(config: PrepareConfig) -> _Context:
         jpeg_quality=config.jpeg_quality,
         max_image_pixels=config.max_image_pixels,
         max_file_bytes=config.max_file_bytes,
+        spill=Spill(spill_dir) if spill_dir else None,
     )
 
 
-def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
+def _init_worker(config: PrepareConfig, worker: bool = True, spill_dir: str | None = None) -> None:
     global _CTX
     if worker:
         # Ctrl-C is the main process's business: a worker killed by SIGINT half-way through a queue read would
@@ -150,10 +155,10 @@ def _init_worker(config: PrepareConfig, worker: bool = True) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked us
-    _CTX = _make_context(config)
+    _CTX = _make_context(config, spill_dir)
     _text_tokens.cache_clear()
     _source_header.cache_clear()
-    _PICTURES.clear()
+    _SIZED.clear()
 
 
 @lru_cache(maxsize=4096)
@@ -166,11 +171,20 @@ def _text_tokens(instruction: str, n_sources: int = 1) -> int:
 
 
 @dataclass(frozen=True)
+class _SizedSource:
+    """A source sized for its plan, waiting in the spill file, and its picture hash from the same decode."""
+
+    blob: Blob
+    image: imgs.SizedImage  # its size and tokens; its bytes (empty here) wait in the spill file, at ``blob``
+    picture: str  # labels.picture_hash_of the decoded source: what the split groups by
+
+
+@dataclass(frozen=True)
 class _Source:
     """Another source image of an edit of several (the first is ``_Inspected``'s own fields)."""
 
     hash: str
-    picture: str
+    sized: _SizedSource
     hw: tuple[int, int]
     orig_hw: tuple[int, int]
 
@@ -178,7 +192,7 @@ class _Source:
 @dataclass(frozen=True)
 class _Inspected:
     source_hash: str  # content hash of the source file's bytes (its sized copy is shared by equal bytes)
-    picture: str  # the source's picture (labels.picture_hash): what the split groups by
+    source: _SizedSource
     text_tokens: int
     source_hw: tuple[int, int]
     edited_hw: tuple[int, int]
@@ -190,7 +204,8 @@ class _Inspected:
     @property
     def pictures(self) -> str | tuple[str, ...]:
         """What the split groups by: the source's picture, or every source's (labels.group_keys joins them)."""
-        return (self.picture, *(s.picture for s in self.more_sources)) if self.more_sources else self.picture
+        first = self.source.picture
+        return (first, *(s.sized.picture for s in self.more_sources)) if self.more_sources else first
 
 
 def _read(path: str) -> bytes:
@@ -200,33 +215,39 @@ def _read(path: str) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, str, imgs.ImageInfo]:
-    """Content hash, picture hash and header of a source file. Cached by (path, size, mtime): the candidates of one
-    source come one after another, so the file is read and hashed once for all of them, not once per candidate;
-    copies with equal bytes share one decode for the picture hash.
+def _source_header(path: str, size: int, mtime_ns: int) -> tuple[str, imgs.ImageInfo]:
+    """Content hash and header of a source file. Cached by (path, size, mtime): the candidates of one source come one
+    after another, so the file is read once for all of them, not once per candidate.
     Raises ``OSError`` / :class:`~editjudge.data.images.ImageRejected` (never cached)."""
     assert _CTX is not None
     data = _read(path)
-    digest = lbl.content_hash(data)
-    info = imgs.probe(data, _CTX.max_image_pixels)
-    return digest, _picture(digest, data), info
+    return lbl.content_hash(data), imgs.probe(data, _CTX.max_image_pixels)
 
 
-_PICTURES: dict[str, str] = {}
+_SIZED: dict[tuple[str, tuple[int, int]], _SizedSource] = {}
 
 
-def _picture(digest: str, data: bytes) -> str:
-    if digest not in _PICTURES:
-        if len(_PICTURES) >= 4096:
-            _PICTURES.clear()
-        assert _CTX is not None
-        _PICTURES[digest] = lbl.picture_hash(data, _CTX.max_image_pixels)
-    return _PICTURES[digest]
+def _sized_source(path: str, digest: str, info: imgs.ImageInfo, hw: tuple[int, int]) -> _SizedSource:
+    """The source sized for ``hw`` and its picture hash, from one decode at reduced scale (cached by content and
+    size: candidates sharing a source share it). Raises like :func:`_sized`'s callees."""
+    assert _CTX is not None
+    key = (digest, hw)
+    if key not in _SIZED:
+        if len(_SIZED) >= 4096:
+            _SIZED.clear()
+        data = _read(path)
+        sized, decoded = imgs.size_image_decoded(data, hw, info, _CTX.jpeg_quality, _CTX.max_image_pixels,
+                                                 _CTX.limits.factor)
+        # the same decode as the sized copy, unless the original bytes were kept or the plan is small
+        picture = lbl.source_picture(data, decoded, _CTX.max_image_pixels)
+        blob = _CTX.spill.put(sized.bytes) if _CTX.spill is not None else ("", 0, 0)
+        _SIZED[key] = _SizedSource(blob, replace(sized, bytes=b""), picture)
+    return _SIZED[key]
 
 
 def _header_of(record: EditRecord, path: str, role: str, paths: tuple[str, ...]) \
-        -> tuple[str, str, imgs.ImageInfo] | Rejected:
-    """Content hash, picture and header of one source image of ``record``, or its rejection naming ``role``."""
+        -> tuple[str, imgs.ImageInfo] | Rejected:
+    """Content hash and header of one source image of ``record``, or its rejection naming ``role``."""
     try:
         stat = os.stat(path)
         return _source_header(path, stat.st_size, stat.st_mtime_ns)
@@ -250,8 +271,8 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     header = _header_of(record, record.source_path, roles[0], paths)
     if isinstance(header, Rejected):
         return header
-    source_hash, picture, src = header
-    others: list[tuple[str, str, imgs.ImageInfo]] = []
+    source_hash, src = header
+    others: list[tuple[str, imgs.ImageInfo]] = []
     for role, path in zip(roles[1:], record.extra_sources):
         more = _header_of(record, path, role, paths)
         if isinstance(more, Rejected):
@@ -274,16 +295,35 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
             return Rejected(record.id, exc.reason, f"edited {exc.detail}", paths)
     text = _text_tokens(record.instruction, n_sources)
     # every image of the prompt (pairwise: the candidate as A, and as B beside one of its size) within the budget
-    sizes = [src.upright_hw, *(info.upright_hw for _, _, info in others), edt.upright_hw]
+    sizes = [src.upright_hw, *(info.upright_hw for _, info in others), edt.upright_hw]
     try:
         planned = imgs.plan_images(sizes + [edt.upright_hw] * (len(roles) - len(sizes)),
                                    _CTX.max_prompt_length - text, _CTX.limits, _CTX.max_image_tokens)
     except imgs.ImageRejected as exc:
         detail = f"{exc.detail} (prompt text takes {text} of --max-prompt-length {_CTX.max_prompt_length} tokens)"
         return Rejected(record.id, exc.reason, detail, paths)
-    more = tuple(_Source(h, p, hw, info.upright_hw) for (h, p, info), hw in zip(others, planned[1:]))
-    return _Inspected(source_hash, picture, text, planned[0], planned[len(sizes) - 1], src.upright_hw,
+    sized = []
+    for role, path, (digest, info), hw in zip(roles, record.source_paths, [(source_hash, src), *others], planned):
+        one = _sized_source_of(record, path, role, digest, info, hw, paths)
+        if isinstance(one, Rejected):
+            return one
+        sized.append(one)
+    more = tuple(_Source(h, one, hw, info.upright_hw) for (h, info), one, hw in zip(others, sized[1:], planned[1:]))
+    return _Inspected(source_hash, sized[0], text, planned[0], planned[len(sizes) - 1], src.upright_hw,
                       edt.upright_hw, more, edited_hash)
+
+
+def _sized_source_of(record: EditRecord, path: str, role: str, digest: str, info: imgs.ImageInfo,
+                     hw: tuple[int, int], paths: tuple[str, ...]) -> _SizedSource | Rejected:
+    """:func:`_sized_source` for one source image of ``record``, or its rejection naming ``role``."""
+    try:
+        return _sized_source(path, digest, info, hw)
+    except imgs.ImageRejected as exc:
+        return Rejected(record.id, exc.reason, f"{role} {path}: {exc.detail}", paths)
+    except FileRejected as exc:
+        return Rejected(record.id, exc.reason, f"{role} {exc.detail}", paths)
+    except OSError as exc:
+        return Rejected(record.id, "unreadable_file", f"{role} {path}: {imgs.stable_message(exc)}", paths)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
@@ -325,28 +365,27 @@ def _sized_cached(cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rej
     return cache[key]
 
 
+def _spilled(cache: dict[Blob, imgs.SizedImage], source: _SizedSource) -> imgs.SizedImage:
+    """A source sized at inspection, read back from the spill file once per task."""
+    if source.blob not in cache:
+        cache[source.blob] = replace(source.image, bytes=read_blob(source.blob))
+    return cache[source.blob]
+
+
 def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] | Rejected]:
     """Rows (with per-row stats) or rejects for a few records; a source shared by them is sized once."""
     assert _CTX is not None
-    cache: dict[tuple[str, tuple[int, int]], imgs.SizedImage | Rejected] = {}
+    cache: dict[Blob, imgs.SizedImage] = {}
     out: list[tuple[dict[str, Any], dict[str, Any]] | Rejected] = []
     for job in jobs:
         record, plan = job.record, job.plan
         paths = (record.source_path, record.edited_path)
-        roles = _CTX.format.image_roles(1 + len(record.extra_sources))
-        sized: list[imgs.SizedImage | Rejected] = [
-            _sized_cached(cache, plan.source_hash, record.id, roles[0], record.source_path, plan.source_hw, paths)]
-        for role, path, more in zip(roles[1:], record.extra_sources, plan.more_sources):
-            if not isinstance(sized[-1], Rejected):
-                sized.append(_sized_cached(cache, more.hash, record.id, role, path, more.hw, paths))
-        if not isinstance(sized[-1], Rejected):
-            sized.append(_sized(record.id, "edited", record.edited_path, plan.edited_hw, paths))
-        failed = sized[-1] if isinstance(sized[-1], Rejected) else None
-        if failed is not None:  # a cached source failure is this record's too
-            out.append(Rejected(record.id, failed.reason, failed.detail, paths))
+        images = [_spilled(cache, plan.source), *(_spilled(cache, more.sized) for more in plan.more_sources)]
+        edited = _sized(record.id, "edited", record.edited_path, plan.edited_hw, paths)
+        if isinstance(edited, Rejected):
+            out.append(edited)
             continue
-        images: list[imgs.SizedImage] = sized  # type: ignore[assignment]
-        source, edited = images[0], images[-1]
+        images.append(edited)
         prompt_tokens = plan.text_tokens + sum(image.tokens for image in images)
         row = {
             "data_source": _CTX.format.data_source,
@@ -512,14 +551,20 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     rejects: JsonlSink | None = None
     sinks: dict[str, ParquetSink] = {}
     mapper: OrderedPool | None = None
+    spill_dir: str | None = None
     ok = False
     stats = Stats()
     try:  # everything that creates a temporary file or a process is inside: an interrupt anywhere cleans up
         rejects = JsonlSink(out / "rejects.jsonl")
         # The main process needs the context too (workers=1, and the report's limits); building it first means a
         # bad --processor or template fails here, once, before any worker starts.
-        _init_worker(config, worker=False)
-        mapper = OrderedPool(config.workers, _init_worker, (config,))
+        # sized sources wait here between inspect and build: beside the outputs (the disk that will hold them
+        # anyway, not a RAM-backed /tmp), removed when the run ends (and by the next run after a SIGKILL)
+        remove_stale(out)
+        spill_dir = make_folder(out)
+        _init_worker(config, worker=False, spill_dir=spill_dir)
+        _preload_hash_libraries()  # imported once here, inherited by the forked workers
+        mapper = OrderedPool(config.workers, _init_worker, (config, True, spill_dir))
         for item in items + preferences:
             if isinstance(item, Rejected):
                 rejects.add(item.to_dict())
@@ -651,6 +696,10 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     finally:
         if mapper is not None:
             mapper.close(ok)
+        if _CTX is not None and _CTX.spill is not None:
+            _CTX.spill.close()
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
         if not ok:
             for sink in sinks.values():
                 sink.discard()
@@ -721,6 +770,16 @@ def plan_pair_rows(config: PrepareConfig, jobs: dict[str, list[_Job]], preferenc
     plan = plan_pairs(jobs, explicit, tie_margin=config.tie_margin, max_pairs=config.max_pairs_per_source,
                       seed=config.seed)
     return plan, rejected + plan.unpaired
+
+
+def _preload_hash_libraries() -> None:
+    """Import what the picture hash uses (imagehash's pHash imports scipy.fftpack on its first call) before the
+    workers fork, so each of them does not pay for the import again."""
+    try:
+        import imagehash  # noqa: F401
+        import scipy.fftpack  # noqa: F401
+    except ImportError:  # the hash reports it where it is used
+        pass
 
 
 def _group_order(jobs: list[_Job]) -> list[_Job]:
@@ -833,6 +892,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ImportError, OutputExists) as exc:
         print(f"editjudge prepare: error: {exc}", file=sys.stderr)
         return 2
+    except SpillError as exc:  # a full disk: the run's problem, not one sample's
+        print(f"editjudge prepare: error: {exc}; the previous outputs (if any) are left as they were", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("editjudge prepare: interrupted; the previous outputs (if any) are left as they were", file=sys.stderr)
         return 130

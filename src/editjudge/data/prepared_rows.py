@@ -1,7 +1,10 @@
 """Rows of a prepared parquet (what ``editjudge prepare`` writes, contract 3), one at a time. Imports no torch.
 
-One reader for every verb that judges a prepared parquet: ``eval --data`` (which refuses a malformed row) and
-``score --manifest FILE.parquet`` (which gives a malformed row an ``input_error`` and goes on).
+One reader for every verb that reads a prepared parquet row by row: ``eval --data`` (which refuses a malformed row),
+``score --manifest FILE.parquet`` (which gives a malformed row an ``input_error`` and goes on), ``distill`` and
+``bench ours`` (which count a malformed row with its reason and go on). :func:`prepared_row` checks what judging
+needs, :func:`row_name` and :func:`ground_truth_label` give a row's id and label even when the row is malformed
+(a null ``extra_info`` included), :func:`prompt_problem` checks the stored prompt (what distill's SFT rows reuse).
 """
 
 from __future__ import annotations
@@ -65,3 +68,43 @@ def prepared_row(row: dict[str, Any], i: int) -> dict[str, Any] | str:
         "source_path": extra.get("source_path"),
         "edited_path": extra.get("edited_path"),
     }
+
+
+def _extra(row: dict[str, Any]) -> dict[str, Any]:
+    extra = row.get("extra_info") if isinstance(row, dict) else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def row_name(row: dict[str, Any], i: int) -> str:
+    """The row's id: ``extra_info.id`` (the edit's id), else ``extra_info.index``, else its position ``i``."""
+    extra = _extra(row)
+    name = extra.get("id", extra.get("index"))
+    return str(name) if name is not None else str(i)
+
+
+def ground_truth_label(value: Any) -> int | None:
+    """The 0..9 label of a ``reward_model.ground_truth`` (prepare writes a digit string), or None when it is not one."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lstrip("-").isdigit() and len(text) < 8:
+        text = int(text)
+    if isinstance(text, int) and not isinstance(text, bool) and lbl.LABEL_MIN <= text <= lbl.LABEL_MAX:
+        return text
+    return None
+
+
+def row_label(row: dict[str, Any]) -> int | None:
+    """The row's stored label (``reward_model.ground_truth``, else ``extra_info.label``: what :func:`prepared_row`
+    reads), or None when the row has none that is 0..9."""
+    reward_model = row.get("reward_model") if isinstance(row, dict) else None
+    reward_model = reward_model if isinstance(reward_model, dict) else {}
+    return ground_truth_label(reward_model.get("ground_truth", _extra(row).get("label")))
+
+
+def prompt_problem(row: dict[str, Any], i: int) -> str | None:
+    """Why the row's stored ``prompt`` is not a list of {role, content} messages (None when it is)."""
+    messages = row.get("prompt") if isinstance(row, dict) else None
+    if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages):
+        return f"row {i} has no prompt of {{role, content}} messages"
+    return None

@@ -81,16 +81,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     from editjudge.distill.teacher import check_parquet
 
-    if args.samples < 1:
-        return "--samples must be at least 1"
-    if args.keep < 1:
-        return "--keep must be at least 1"
-    if args.tolerance < 0:
-        return "--tolerance must be 0 or more"
-    if args.min_wrong < 1:
-        return "--min-wrong must be at least 1"
-    if args.max_rows is not None and args.max_rows < 1:
-        return "--max-rows must be at least 1"
     if args.teacher and args.samples > 1 and args.temperature <= 0:
         return f"--samples {args.samples} needs sampling: set --temperature above 0 (e.g. 1.0)"
     if args.traces and not Path(args.traces).is_file():
@@ -130,11 +120,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rows(args: argparse.Namespace):
+    """``(row, id, label, problem)`` for each row of --data: ``problem`` names why a malformed row cannot be used
+    (a null extra_info, no images, no prompt, a ground truth that is not 0..9) — prepare's row reader, shared with
+    ``score`` (:mod:`editjudge.data.prepared_rows`); such a row is counted with its reason and the run goes on."""
     from itertools import islice
 
+    from editjudge.data.prepared_rows import prepared_row, prompt_problem, row_label, row_name
     from editjudge.distill.teacher import read_rows
 
-    return islice(read_rows(args.data), args.max_rows)
+    for i, row in enumerate(islice(read_rows(args.data), args.max_rows)):
+        checked = prepared_row(row, i)
+        label = row_label(row)
+        problem = checked if isinstance(checked, str) else prompt_problem(row, i)
+        if problem is None and label is None:
+            problem = f"row {i}: reward_model.ground_truth is not a label 0..9"
+        yield row, row_name(row, i), label, problem
 
 
 def _total(args: argparse.Namespace) -> int:
@@ -165,15 +165,30 @@ def _backend(args: argparse.Namespace) -> Any:
 
 def _teacher_outputs(args: argparse.Namespace, backend: Any):
     """(row, texts, failure, usage) per row from the teacher."""
-    from editjudge.distill.teacher import ask
     from editjudge.judge.backends import SamplingOptions
 
     sampling = SamplingOptions(
         num_samples=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
-    for row, output in ask(backend, _rows(args), sampling):
-        texts = [g.text for g in output.generations]
-        yield row, texts, output.error, output.usage, True
+    pending: list[tuple[dict[str, Any], str, int]] = []
+    for row, rid, label, problem in _rows(args):
+        if problem:  # never sent to the teacher
+            yield from _asked(backend, pending, sampling)
+            pending = []
+            yield rid, row, label, [], f"input_error: malformed_row: {problem}", None, False
+            continue
+        pending.append((row, rid, label))
+        if len(pending) >= max(1, backend.batch_size):
+            yield from _asked(backend, pending, sampling)
+            pending = []
+    yield from _asked(backend, pending, sampling)
+
+
+def _asked(backend: Any, pending: list[tuple[dict[str, Any], str, int]], sampling: Any):
+    from editjudge.distill.teacher import ask
+
+    for (row, rid, label), (_, output) in zip(pending, ask(backend, [p[0] for p in pending], sampling)):
+        yield rid, row, label, [g.text for g in output.generations], output.error, output.usage, True
 
 
 def _trace_outputs(args: argparse.Namespace):
@@ -181,7 +196,6 @@ def _trace_outputs(args: argparse.Namespace):
     from editjudge.data.files import DEFAULT_MAX_FILE_BYTES
     from editjudge.data.sources import _manifest_rows  # prepare's manifest reader: same lines, same default ids
     from editjudge.distill.rules import bare_reasoning_response
-    from editjudge.reward import parse_label
 
     path = Path(args.traces)
     traces: dict[str, str | None] = {}
@@ -194,15 +208,15 @@ def _trace_outputs(args: argparse.Namespace):
             traces[rid] = reasoning if isinstance(reasoning, str) and reasoning.strip() else None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SystemExit(f"editjudge distill: error: --traces {path}: {exc}") from None
-    for row in _rows(args):
-        rid = row["extra_info"]["id"]
-        if rid not in traces:
-            yield row, [], "no_trace: the manifest has no line with this id", None, False
+    for row, rid, label, problem in _rows(args):
+        if problem:
+            yield rid, row, label, [], f"input_error: malformed_row: {problem}", None, False
+        elif rid not in traces:
+            yield rid, row, label, [], "no_trace: the manifest has no line with this id", None, False
         elif traces[rid] is None:
-            yield row, [], "no_trace: the manifest line has no 'reasoning'", None, False
+            yield rid, row, label, [], "no_trace: the manifest line has no 'reasoning'", None, False
         else:
-            label = parse_label(row["reward_model"]["ground_truth"])
-            yield row, [bare_reasoning_response(traces[rid], label)], None, None, False
+            yield rid, row, label, [bare_reasoning_response(traces[rid], label)], None, None, False
 
 
 def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
@@ -210,7 +224,6 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
 
     from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
     from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, sft_row
-    from editjudge.reward import parse_label
 
     stats = DistillStats(tolerance=args.tolerance, keep=args.keep, samples=args.samples if args.teacher else 1)
     origin = "teacher" if args.teacher else "manifest"
@@ -220,10 +233,8 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
     first_failures: list[str] = []
     try:
         with tqdm(total=_total(args), desc="distilling", unit="row") as bar:
-            for row, texts, failure, usage, asked in outputs:
+            for rid, row, label, texts, failure, usage, asked in outputs:
                 bar.update(1)
-                rid = row["extra_info"]["id"]
-                label = parse_label(row["reward_model"]["ground_truth"])
                 if asked and (not failure or failure.startswith("backend_error")):
                     stats.add_usage(usage, failed=bool(failure))
                 if failure:
@@ -310,7 +321,6 @@ def _print_summary(report: dict[str, Any], out: Path) -> None:
 def _select_hard(args: argparse.Namespace, out: Path) -> int:
     from editjudge.data.writer import SCHEMA, ParquetSink, atomic_write_text
     from editjudge.distill.hard import hard_summary, read_predictions, wrong_count
-    from editjudge.reward import parse_label
 
     try:
         predictions = read_predictions(args.select_hard)
@@ -322,15 +332,18 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
     samples_by_row: list[int] = []
     rows = 0
     seen: set[str] = set()
+    malformed: list[dict[str, str]] = []
     try:
-        for row in _rows(args):
+        for row, rid, label, problem in _rows(args):
             rows += 1
-            rid = row["extra_info"]["id"]
+            if problem:  # a malformed row cannot be trained on: counted, never selected
+                malformed.append({"id": rid, "reason": "malformed_row", "detail": problem})
+                continue
             answers = predictions.samples.get(rid)
             if answers is None:
                 continue
             seen.add(rid)
-            wrong = wrong_count(answers, parse_label(row["reward_model"]["ground_truth"]), args.tolerance)
+            wrong = wrong_count(answers, label, args.tolerance)
             wrong_by_row.append(wrong)
             samples_by_row.append(len(answers))
             if wrong >= args.min_wrong:
@@ -341,6 +354,8 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
         )
         report["predictions"] = absolute_path(args.select_hard)
         report["problems"] = predictions.problems[:100]
+        report["malformed_rows"] = len(malformed)
+        report["malformed_examples"] = malformed[:20]
         sink.commit()
         atomic_write_text(out / "hard_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     except BaseException:

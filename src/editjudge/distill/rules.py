@@ -116,10 +116,11 @@ class DistillStats:
     confusion: dict[int, Counter] = field(default_factory=dict)
     reasons: Counter = field(default_factory=Counter)
 
-    def add_row(self, label: int, judged: list[Judged], kept: int, failure: str | None = None) -> None:
-        """Count one row's responses (``failure``: the backend could not judge it at all)."""
+    def add_row(self, label: int | None, judged: list[Judged], kept: int, failure: str | None = None) -> None:
+        """Count one row's responses (``failure``: the backend could not judge it at all; ``label`` None: a malformed
+        row, counted with its failure but under no label)."""
         self.rows += 1
-        counts = self.per_label.setdefault(int(label), Counter())
+        counts = self.per_label.setdefault(int(label), Counter()) if label is not None else Counter()
         counts["rows"] += 1
         if failure is not None:
             self.rows_failed += 1

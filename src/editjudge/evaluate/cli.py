@@ -110,10 +110,6 @@ def run(args: argparse.Namespace) -> int:
         return _error("--data needs --model (and optionally --adapter / --backend) to run a judge")
     if args.model and not args.data:
         return _error("--model needs --data PARQUET: the prepared test set to judge")
-    if args.bootstrap < 0:
-        return _error("--bootstrap must be >= 0")
-    if args.limit is not None and args.limit < 1:
-        return _error("--limit must be at least 1")
     from editjudge.data.writer import OutputExists, check_output
 
     try:

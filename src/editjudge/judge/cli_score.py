@@ -74,10 +74,6 @@ def _check(args: argparse.Namespace) -> str | None:
         problem = file_problem(value) if value else None
         if problem is not None:
             return f"{flag} {problem.detail}"
-    if args.samples < 1:
-        return "--samples must be at least 1"
-    if args.batch_size < 1:
-        return "--batch-size must be at least 1"
     return None
 
 

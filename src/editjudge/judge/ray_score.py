@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 PARTIAL_SUFFIX = ".partial"
-FORMAT = "editjudge-score-partial/1"
+FORMAT = "editjudge-score-partial/2"  # /2: the fingerprint covers the judge and the label scale, not only the items
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,8 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--ray", action="store_true", help="score --manifest with a Ray Data actor pool of judges")
     group.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local Ray)")
+    group.add_argument("--ray-connect-timeout", type=float, default=15.0, metavar="S",
+                       help="seconds to wait for --ray-address to answer before stopping with a named error")
     group.add_argument(
         "--actors", type=int, default=None,
         help="judges in the pool (default: the cluster's GPUs ÷ --gpus-per-actor, else its CPUs ÷ --cpus-per-actor)",
@@ -48,17 +50,36 @@ def partial_path(out: str | os.PathLike[str]) -> Path:
     return Path(os.fspath(out) + PARTIAL_SUFFIX)
 
 
-def _read_partial(path: Path, fingerprint: str) -> dict[int, dict[str, Any]]:
-    """Records already scored, by manifest position; a torn last line (a kill mid-write) is dropped."""
+def run_fingerprint(args: argparse.Namespace, items: list[Any], median: float, mad: float) -> dict[str, Any]:
+    """Everything the records of this run depend on: the items, the judge (:mod:`editjudge.judge.run_fingerprint`)
+    and the label scale."""
+    from editjudge.judge.run_fingerprint import judge_fingerprint
+    from editjudge.judge.score_items import fingerprint
+
+    return {"items": fingerprint(items), "judge": judge_fingerprint(args), "labels": {"median": median, "mad": mad}}
+
+
+def _read_partial(path: Path, expected: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Records already scored, by manifest position; a torn last line (a kill mid-write) is dropped. ``ValueError``
+    naming what differs when the partial run was made with other items, another judge or another label scale."""
+    from editjudge.judge.run_fingerprint import differences
+
     done: dict[int, dict[str, Any]] = {}
     with open(path, encoding="utf-8") as handle:
-        header = handle.readline()
+        header = handle.readline(1 << 24)
         try:
             meta = json.loads(header)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             meta = {}
-        if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
-            raise ValueError(f"{path} belongs to another manifest (or is not a partial output): use --force to start over")
+        meta = meta if isinstance(meta, dict) else {}
+        if meta.get("format") != FORMAT or not isinstance(meta.get("fingerprint"), dict):
+            raise ValueError(f"{path} is not a partial output of this editjudge (or an older one): use --force to "
+                             "start over")
+        changed = differences(meta["fingerprint"], expected)
+        if changed:
+            raise ValueError(f"{path} was made by another run; --resume would mix two runs' records in one file. "
+                             f"What differs: {'; '.join(changed)}. Rerun with the same settings, or --force to start "
+                             "over")
         for line in handle:
             try:
                 entry = json.loads(line)
@@ -78,8 +99,6 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--out {out} exists: pass --force to overwrite it"
     if partial.exists() and not (args.resume or args.force):
         return f"{partial} holds a partial run: pass --resume to finish it, or --force to start over"
-    if args.actors is not None and args.actors < 1:
-        return "--actors must be at least 1"
     return None
 
 
@@ -115,23 +134,33 @@ def _pool_size(args: argparse.Namespace, gpus_per_actor: float) -> int:
     return max(1, int(resources.get("CPU", 1) // max(args.cpus_per_actor, 1e-6)))
 
 
+def _address(args: argparse.Namespace) -> str | None:
+    return args.ray_address or os.environ.get("RAY_ADDRESS")
+
+
 def run_ray(args: argparse.Namespace) -> int:
     """The ``--ray`` path of ``editjudge score``; exit codes as ``score``'s (2 for usage mistakes)."""
     from editjudge.judge.cli_score import _label_settings
     from editjudge.judge.output import outcome, prediction_sink
-    from editjudge.judge.score_items import fingerprint, is_rejected, judge_row, read_items, reject_prediction
+    from editjudge.judge.score_items import is_rejected, judge_row, read_items, reject_prediction
 
     problem = _problem(args)
     if problem:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
+    from editjudge.judge.ray_cluster import address_problem
+
+    unreachable = address_problem(_address(args), args.ray_connect_timeout)
+    if unreachable:  # before anything is written: nothing to --resume
+        print(f"editjudge score: error: cannot reach Ray: {unreachable}", file=sys.stderr)
+        return 1
     try:
         items = read_items(args.manifest)
         median, mad = _label_settings(args)
     except (OSError, ValueError) as exc:
         print(f"editjudge score: error: {exc}", file=sys.stderr)
         return 2
-    digest = fingerprint(items)
+    digest = run_fingerprint(args, items, median, mad)
     partial = partial_path(args.out)
     done: dict[int, dict[str, Any]] = {}
     if args.resume and partial.exists():
@@ -193,10 +222,16 @@ def _run_pool(args: argparse.Namespace, pending: list[list[dict[str, Any]]], don
     from tqdm.auto import tqdm
 
     if not ray.is_initialized():
+        from editjudge.judge.ray_cluster import init_local_ray
+
+        address = _address(args)
         try:
-            ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False)
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:  # a local Ray of our own: it must not outlive this driver, even SIGKILLed
+                init_local_ray(include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            print(f"editjudge score: error: cannot reach Ray ({args.ray_address or 'local'}): {exc}", file=sys.stderr)
+            print(f"editjudge score: error: cannot reach Ray ({address or 'local'}): {exc}", file=sys.stderr)
             return 1
     gpus = args.gpus_per_actor
     if gpus is None:

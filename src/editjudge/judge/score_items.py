@@ -72,30 +72,17 @@ def _real(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _ground_truth(value: Any) -> int | None:
-    """The 0..9 label of a ``ground_truth`` (prepare writes a digit string), or None when it is not one."""
-    from editjudge.data.labels import LABEL_MAX, LABEL_MIN
-
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text.lstrip("-").isdigit():
-        text = int(text)
-    if isinstance(text, int) and not isinstance(text, bool) and LABEL_MIN <= text <= LABEL_MAX:
-        return text
-    return None
-
-
 def read_prepared_items(path: str | Path) -> list[PreparedEdit | PreparedReject]:
     """The rows of a prepared parquet (:func:`editjudge.data.prepared_rows.prepared_row`), each judgeable or not."""
-    from editjudge.data.prepared_rows import prepared_row, read_prepared_table
+    from editjudge.data.prepared_rows import ground_truth_label, prepared_row, read_prepared_table, row_name
 
     items: list[PreparedEdit | PreparedReject] = []
     for i, raw in enumerate(read_prepared_table(path)):
         row = prepared_row(raw, i)
         if isinstance(row, str):
             extra = raw.get("extra_info") if isinstance(raw.get("extra_info"), dict) else {}
-            name = extra.get("id", extra.get("index"))
             items.append(PreparedReject(
-                id=str(name) if name is not None else str(i), reason="malformed_row", detail=row,
+                id=row_name(raw, i), reason="malformed_row", detail=row,
                 instruction=_text(extra.get("instruction")), gt_score=_real(extra.get("score")),
                 source_path=_text(extra.get("source_path")), edited_path=_text(extra.get("edited_path")),
             ))
@@ -105,7 +92,7 @@ def read_prepared_items(path: str | Path) -> list[PreparedEdit | PreparedReject]
             "gt_score": _real(row["gt_score"]), "source_path": _text(row["source_path"]),
             "edited_path": _text(row["edited_path"]),
         }
-        label = _ground_truth(row["label"])
+        label = ground_truth_label(row["label"])
         if label is None:
             items.append(PreparedReject(
                 reason="bad_label", detail=f"row {i}: reward_model.ground_truth {row['label']!r} is not an integer 0..9",

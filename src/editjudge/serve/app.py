@@ -2,16 +2,20 @@
 
 ``Ingress`` (one replica, no CPU reserved) reads and checks requests (token, body size, JSON, item count, each
 image's header), fans the items out to ``JudgeModel`` replicas through a deployment handle and keeps the metrics.
+Everything that reads or decodes a request (JSON, base64, image files and headers) runs in a worker thread, never
+on the event loop, so one slow or hostile request cannot stall the others or ``/healthz``; whatever a request does,
+it gets an answer with a reason (an unforeseen failure is a 500 ``internal_error`` naming the exception type).
 ``JudgeModel`` replicas each hold one judge; Serve's ``serve.batch`` gathers items from concurrent requests into
 dynamic batches that go to ``Judge.score_many`` in one ``generate`` call. A replica that dies, a full queue or a
-backend that fails every item answers 503 with ``Retry-After``; Serve restarts dead replicas; on shutdown replicas
-finish the requests in flight (``graceful_shutdown_timeout_s``).
+backend that fails every item answers 503 with ``Retry-After``; Serve restarts dead replicas. Shutdown drains:
+:meth:`Ingress.drain` makes new requests answer 503 ``shutting_down`` and waits (up to ``--drain-timeout``) until
+the requests in flight have their answers; only then does ``editjudge serve`` shut Serve down.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route methods' annotations (Request) at runtime.
 import argparse
 import asyncio
-import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,7 +34,7 @@ from editjudge import __version__
 from editjudge.judge.ranking import build_ranking
 from editjudge.judge.result import JudgeResult
 from editjudge.serve import schema
-from editjudge.serve.inputs import InputError, Limits, check_token, decode_image, decode_sources
+from editjudge.serve.inputs import InputError, Limits, check_token, decode_image, decode_sources, parse_json
 from editjudge.serve.metrics import CONTENT_TYPE, ServiceMetrics
 
 APP_NAME = "editjudge"
@@ -167,14 +171,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _parse(body: bytes, model: type[BaseModel]) -> Any:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError("malformed_json", f"the body is not JSON: {exc}") from None
+    data = parse_json(body)  # strict: NaN, duplicate keys, deep nesting and endless numbers are 400s with a reason
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))[:120] or 'body'}: {e['msg'][:200]}"
+                             for e in exc.errors()[:5])
         raise InputError("invalid_request", problems) from None
 
 
@@ -212,6 +214,8 @@ class Ingress:
         self.settings = settings
         self.limits = settings.limits
         self.metrics = ServiceMetrics()
+        self._in_flight = 0
+        self._draining = False
         from editjudge.formats import PairwiseFormat
         from editjudge.judge.cli_common import judgment_format
 
@@ -222,7 +226,10 @@ class Ingress:
     async def _answer(self, route: str, request: Request, handler: Callable[[], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
+        self._in_flight += 1
         try:
+            if self._draining:
+                raise Unavailable("shutting_down", "the service is shutting down; retry against another replica")
             if not check_token(request.headers.get("authorization"), self.settings.token_digest):
                 raise InputError("unauthorized", "missing or wrong bearer token (Authorization: Bearer …)")
             response = await handler()
@@ -232,8 +239,13 @@ class Ingress:
         except Unavailable as exc:
             self.metrics.errors.labels(exc.reason).inc()
             response = _error(503, exc.reason, exc.detail, headers={"Retry-After": str(self.settings.retry_after_s)})
+        except Exception as exc:  # noqa: BLE001 - whatever a request does, it gets an answer with a reason
+            logging.getLogger("editjudge.serve").exception("request failed on %s", route)
+            self.metrics.errors.labels("internal_error").inc()
+            response = _error(500, "internal_error", f"the request failed unexpectedly ({type(exc).__name__})")
         finally:
             self.metrics.in_flight.dec()
+            self._in_flight -= 1
         self.metrics.requests.labels(route, str(response.status_code)).inc()
         self.metrics.latency.labels(route).observe(time.perf_counter() - start)
         return response
@@ -351,8 +363,8 @@ class Ingress:
                 raise InputError("invalid_request", f"ids: {len(body.ids)} names for {n} candidates")
             self._check_samples(body.samples)
             ids = body.ids or [str(i) for i in range(n)]
-            # the source once: when it is bad no candidate can be judged, and the request gets its 4xx
-            source = decode_image(_image_payload(body.source), self.limits, "source")
+            # the source once (off the event loop): when it is bad no candidate can be judged, the request gets its 4xx
+            source = await asyncio.to_thread(decode_image, _image_payload(body.source), self.limits, "source")
             prepared = await asyncio.to_thread(
                 lambda: [self._decode(source, c, body.instruction, body.samples) for c in body.candidates])
             try:
@@ -396,13 +408,25 @@ class Ingress:
 
     @api.get("/healthz", response_model=schema.Health, responses={503: {"model": schema.ErrorResponse}})
     async def healthz(self) -> Response:
-        """200 when a judge replica answers within 5 s (no token needed)."""
+        """200 when a judge replica answers within 5 s (no token needed); 503 while the service drains."""
+        if self._draining:
+            return _error(503, "shutting_down", "the service is shutting down",
+                          headers={"Retry-After": str(self.settings.retry_after_s)})
         try:
             await asyncio.wait_for(self.model.ready.remote(), timeout=5.0)
         except Exception as exc:  # noqa: BLE001
             return _error(503, "not_ready", f"no judge replica is ready ({type(exc).__name__})",
                           headers={"Retry-After": str(self.settings.retry_after_s)})
         return JSONResponse({"status": "ok", "replicas": self.settings.replicas})
+
+    async def drain(self, timeout_s: float) -> int:
+        """Refuse new requests (503 ``shutting_down``) and wait up to ``timeout_s`` for the ones in flight; returns
+        how many were still unanswered when the time ran out (0: drained)."""
+        self._draining = True
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._in_flight
 
     @api.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(self, request: Request) -> Response:

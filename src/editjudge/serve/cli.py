@@ -58,16 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
-    positive = {"--replicas": args.replicas, "--max-batch": args.max_batch, "--max-items": args.max_items,
-                "--max-body-bytes": args.max_body_bytes, "--max-image-pixels": args.max_image_pixels,
-                "--max-samples": args.max_samples, "--max-queued": args.max_queued}
-    for flag, value in positive.items():
-        if value < 1:
-            return f"{flag} must be at least 1"
-    if args.batch_wait_ms < 0:
-        return "--batch-wait-ms must be >= 0"
-    if not 0 < args.port < 65536:
-        return "--port must be in 1..65535"
+    """What the numbers alone cannot say (each number's own bound is checked for every verb by editjudge.cli)."""
     if args.samples > args.max_samples:
         return f"--samples {args.samples} exceeds --max-samples {args.max_samples}"
     if args.token_env and not os.environ.get(args.token_env):
@@ -131,11 +122,19 @@ def _local_cuda() -> bool:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is already up."""
+    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray that cannot outlive this process (see
+    :func:`editjudge.judge.ray_cluster.init_local_ray`); nothing when Ray is already up."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False, log_to_driver=False)
+    from editjudge.judge.ray_cluster import init_local_ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        init_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> str:
@@ -156,8 +155,23 @@ def start(settings: Any, host: str = "127.0.0.1", port: int = 8000, address: str
     return deploy(settings, host, port)
 
 
+def drain(timeout_s: float) -> int:
+    """New requests answer 503 ``shutting_down``; wait up to ``timeout_s`` for the ones in flight to be answered.
+    Returns how many were left unanswered (0: all answered)."""
+    from ray import serve
+
+    from editjudge.serve.app import APP_NAME
+
+    try:
+        ingress = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
+        return int(ingress.drain.remote(timeout_s).result(timeout_s=timeout_s + 10))
+    except Exception as exc:  # noqa: BLE001 - the app is gone already, or never came up: nothing to wait for
+        print(f"editjudge serve: could not drain ({type(exc).__name__}); stopping", file=sys.stderr)
+        return -1
+
+
 def stop() -> None:
-    """Shut Serve down: replicas finish the requests in flight (up to ``--drain-timeout``) first."""
+    """Shut Serve down (after :func:`drain`: nothing is in flight any more)."""
     from ray import serve
 
     serve.shutdown()
@@ -177,19 +191,40 @@ def run(args: argparse.Namespace) -> int:
     from editjudge.ray_auth import local_token_auth
 
     local_token_auth(args.address)  # Ray's default for a local cluster, said explicitly: no warning at each start
+
+    from editjudge.judge.ray_cluster import address_problem
+
+    unreachable = address_problem(args.address or os.environ.get("RAY_ADDRESS"), 15.0, "--address")
+    if unreachable:
+        print(f"editjudge serve: error: cannot reach Ray: {unreachable}", file=sys.stderr)
+        return 1
     settings = settings_from_args(args)
     done = threading.Event()
+
+    def on_signal(*_: Any) -> None:
+        if done.is_set():  # the second Ctrl-C: stop now, without waiting for the requests in flight
+            print("editjudge serve: stopping now", file=sys.stderr)
+            os._exit(130)
+        done.set()
+
     try:
         init_ray(args.address, args.num_cpus)
         for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init (it sets its own); a signal while deploying still drains
-            signal.signal(sig, lambda *_: done.set())
+            signal.signal(sig, on_signal)
         url = deploy(settings, args.host, args.port)
     except Exception as exc:  # noqa: BLE001 - a replica that cannot load the judge, a port in use…
         print(f"editjudge serve: error: the service did not start: {exc}", file=sys.stderr)
         return 1
     print(f"editjudge serve: {args.replicas} replica(s) of {args.model} at {url} "
           f"(POST /v1/score, /v1/rank; GET /healthz, /metrics). Ctrl-C drains and stops.", file=sys.stderr)
-    done.wait()
-    print("editjudge serve: draining requests in flight, then stopping", file=sys.stderr)
+    while not done.wait(0.5):  # a timed wait: signals are handled while waiting
+        pass
+    print(f"editjudge serve: draining the requests in flight (up to --drain-timeout {args.drain_timeout:g} s; "
+          "Ctrl-C again stops now)", file=sys.stderr)
+    left = drain(settings.drain_timeout_s)
+    if left > 0:
+        print(f"editjudge serve: {left} request(s) still unanswered after {args.drain_timeout:g} s; stopping",
+              file=sys.stderr)
     stop()
+    print("editjudge serve: stopped", file=sys.stderr)
     return 0

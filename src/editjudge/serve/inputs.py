@@ -1,7 +1,11 @@
 """What the server accepts: limits, image decoding and the 4xx reason of every refusal. Imports no torch, no Ray.
 
+Bodies are read by :func:`parse_json`, stricter than ``json.loads``: no ``NaN``/``Infinity``, no duplicate keys, no
+nesting deeper than :data:`MAX_JSON_DEPTH`, no number too long to convert — each refusal a 400 with its reason.
 Images arrive as base64 strings, ``data:`` URLs, or ``{"path": "…"}`` objects that name a file under the folder the
-server was started with (``--allow-paths DIR``; refused otherwise). Every image's header is probed against the pixel
+server was started with (``--allow-paths DIR``; refused otherwise). A named file is opened the way ``prepare`` opens
+files (:func:`editjudge.data.files.read_file`: non-blocking open, regular files only, a bounded read), so a FIFO or a
+device under that folder is refused at once instead of blocking. Every image's header is probed against the pixel
 limit before anything is decoded (decompression bombs), with :func:`editjudge.data.images.probe` — the same check as
 ``prepare`` and the judge.
 """
@@ -10,22 +14,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from editjudge.data import images as imgs
+from editjudge.data.files import FileRejected, read_file
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_ITEMS = 64
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo; larger headers are refused before decoding
 DEFAULT_MAX_SAMPLES = 8
+MAX_JSON_DEPTH = 32  # the API's bodies nest 4 deep; anything far deeper is an attack, not a request
 
 # reason -> HTTP status. Request-level reasons fail the request; image reasons fail only their item (the request
 # answers 4xx only when none of its items could be judged).
 STATUS: dict[str, int] = {
     "unauthorized": 401,
     "malformed_json": 400,
+    "json_too_deep": 400,
+    "duplicate_key": 400,
+    "non_finite_number": 400,
+    "number_too_long": 400,
     "invalid_request": 422,
     "body_too_large": 413,
     "too_many_items": 413,
@@ -39,6 +50,10 @@ STATUS: dict[str, int] = {
     "missing_file": 422,
     "too_many_images": 413,  # an edit of more source images than one prompt holds
     "wrong_judge": 422,  # /v1/compare on a pointwise judge, /v1/score or /v1/rank on a pairwise one
+    "not_a_regular_file": 422,
+    "unreadable_file": 422,
+    "file_too_large": 413,
+    "internal_error": 500,
 }
 
 
@@ -87,22 +102,85 @@ def _from_data_url(url: str, role: str) -> bytes:
     return _from_base64(payload, role)
 
 
+class _Refused(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Refused("non_finite_number", f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _Refused("non_finite_number", f"the number {text[:40]} overflows a float")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Refused("duplicate_key", f"the key {key[:80]!r} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
+def _depth_problem(data: Any, limit: int) -> str | None:
+    """Why ``data`` nests deeper than ``limit`` (an iterative walk: no recursion of its own)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return f"the body nests deeper than {limit} levels"
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return None
+
+
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value of a request body; :class:`InputError` (400) naming why it is not acceptable JSON."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
+    except _Refused as exc:
+        raise InputError(exc.reason, str(exc)) from None
+    except RecursionError:
+        raise InputError("json_too_deep", f"the body nests deeper than {max_depth} levels") from None
+    except UnicodeDecodeError as exc:
+        raise InputError("malformed_json", f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError("malformed_json", f"the body is not JSON: {exc}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise InputError("number_too_long", f"a number in the body is too long ({str(exc)[:120]})") from None
+    problem = _depth_problem(data, max_depth)
+    if problem:
+        raise InputError("json_too_deep", problem)
+    return data
+
+
 def _from_path(value: Any, limits: Limits, role: str) -> bytes:
     if not limits.allow_paths:
         raise InputError("path_not_allowed", f"{role} image: file paths are off (start the server with --allow-paths DIR)")
     if not isinstance(value, str) or not value or "\x00" in value:
         raise InputError("invalid_request", f"{role} image: 'path' must be a non-empty string")
+    shown = value if len(value) <= 200 else value[:200] + "…"
     root = Path(limits.allow_paths).resolve()
-    path = (root / value).resolve()  # an absolute value replaces root; '..' and symlinks are resolved first
-    if not path.is_relative_to(root):
-        raise InputError("path_not_allowed", f"{role} image: {value} is outside the allowed folder")
     try:
-        size = path.stat().st_size
-        if size > limits.max_body_bytes:
-            raise InputError("body_too_large", f"{role} image: {value} has {size} bytes (limit {limits.max_body_bytes})")
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError("missing_file", f"{role} image: {value}: {exc.strerror or exc}") from None
+        path = (root / value).resolve()  # an absolute value replaces root; '..' and symlinks are resolved first
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name longer than the system allows
+        raise InputError("unreadable_file", f"{role} image: {shown}: {type(exc).__name__}") from None
+    if not path.is_relative_to(root):
+        raise InputError("path_not_allowed", f"{role} image: {shown} is outside the allowed folder")
+    try:  # prepare's way: O_NONBLOCK (a FIFO never waits for a writer), fstat S_ISREG, at most max_body_bytes read
+        return read_file(path, limits.max_body_bytes)
+    except FileRejected as exc:
+        detail = exc.detail.replace(str(path), shown, 1).replace("(--max-file-bytes)", "(--max-body-bytes)")
+        raise InputError(exc.reason, f"{role} image: {detail}") from None
 
 
 def decode_image(value: Any, limits: Limits, role: str = "image") -> bytes:
@@ -172,6 +250,6 @@ def is_loopback(host: str) -> bool:
 
 
 __all__ = [
-    "STATUS", "InputError", "Limits", "decode_image", "decode_sources", "check_image", "check_token", "token_digest", "is_loopback",
+    "STATUS", "InputError", "Limits", "parse_json", "MAX_JSON_DEPTH", "decode_image", "decode_sources", "check_image", "check_token", "token_digest", "is_loopback",
     "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ITEMS", "DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_MAX_SAMPLES",
 ]

@@ -28,7 +28,7 @@ class ScoreItem(BaseModel):
         "images: a list of them, in order (at most 15)")
     edited: Image = Field(description="the edited (output) image, same forms")
     instruction: str = Field(description="the edit instruction")
-    samples: Optional[int] = Field(None, ge=1, description="responses to average (Avg@k); default: the server's")
+    samples: Optional[int] = Field(None, ge=1, strict=True, description="responses to average (Avg@k); default: the server's")
 
 
 class ScoreRequest(BaseModel):
@@ -61,7 +61,7 @@ class RankRequest(BaseModel):
     instruction: str
     candidates: list[Image] = Field(min_length=1)
     ids: Optional[list[str]] = Field(None, description="candidate names (default: '0', '1', …)")
-    samples: Optional[int] = Field(None, ge=1)
+    samples: Optional[int] = Field(None, ge=1, strict=True)
 
 
 class RankedItem(ItemScore):

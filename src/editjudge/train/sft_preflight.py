@@ -155,6 +155,12 @@ def check_sft_data(path: str, cfg: Any, model_config: Any, report: Report, *, ma
         report.fail(f"SFT data {file} lacks column(s) {missing}{hint}",
                     "give the sft.parquet written by `editjudge distill` (columns messages, images)")
         return 0
+    if pq.ParquetFile(file).metadata.num_rows == 0:
+        report.fail(f"SFT data {file} has no rows: there is nothing to train on (distill accepted no response, or "
+                    "the file was written empty)",
+                    "read distill's responses.jsonl and no_accepted.jsonl (what the teacher said, why each answer was "
+                    "refused), then distil again with more --samples, a larger --tolerance or a better teacher")
+        return 0
     with contextlib.redirect_stdout(sys.stderr):  # verl prints progress; stdout carries the command
         dataset = MultiTurnSFTDataset([str(file)], model_config.tokenizer, cfg.data, processor=model_config.processor)
     rows = len(dataset)

@@ -151,7 +151,9 @@ def read_sft_dataset(paths: str | Path | Sequence[str | Path]):
             completions.append([{"role": "assistant", "content": messages[-1]["content"]}])
         image_chunks += table["images"].chunks
     if not completions:
-        raise ValueError(f"{', '.join(map(str, files))}: no rows to train on")
+        raise ValueError(f"{', '.join(map(str, files))}: no rows to train on (distill accepted no response, or the "
+                         "file was written empty): read distill's responses.jsonl and no_accepted.jsonl, then distil "
+                         "again with more --samples, a larger --tolerance or a better teacher")
     text_part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
     features = datasets.Features({
         "prompt": datasets.List({"role": datasets.Value("string"), "content": datasets.List(text_part)}),
