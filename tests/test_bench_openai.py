@@ -47,4 +47,4 @@ def test_avg_at_k_compares_the_mean_of_the_samples(server: ChatServer, tmp_path:
     lines = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
     assert {(x["score"], x["mean_score"]) for x in lines} == {(6, 5.5)}  # samples 7, 4 and one unparsable
     settings = json.loads((out / "bench_settings.json").read_text())
-    assert settings["judge"]["samples"] == 3
+    assert settings["judge"]["flags"]["samples"] == 3  # the judge's fingerprint (resume never mixes two runs)

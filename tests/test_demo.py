@@ -110,4 +110,4 @@ def test_demo_rejects_bad_sizes(tmp_path: Path, capsys) -> None:
     from editjudge.cli import main
 
     assert main(["demo", "--out", str(tmp_path / "d"), "--grpo-steps", "0"]) == 2
-    assert "--grpo-steps >= 1" in capsys.readouterr().out
+    assert "--grpo-steps 0: must be at least 1" in capsys.readouterr().err  # the one numeric-flag rule

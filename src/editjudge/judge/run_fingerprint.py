@@ -80,7 +80,7 @@ def _plain(value: Any) -> Any:
 def judge_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
     """The judge's part of a run's fingerprint, from the parsed flags of a verb built by ``add_judge_arguments``."""
     from editjudge import prompts
-    from editjudge.judge.cli_common import image_sizing, prepare_setting
+    from editjudge.judge.cli_common import image_sizing, recorded_template
 
     flags = {k: _plain(v) for k, v in sorted(vars(args).items()) if not k.startswith("_") and k not in NOT_IN_RECORDS}
     resolved: dict[str, Any] = {}
@@ -89,7 +89,7 @@ def judge_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "adapter", None):
         resolved["adapter_files"] = folder_signature(args.adapter)
     try:
-        template = prompts.load_template(args.template or prepare_setting(args, "template") or prompts.DEFAULT_TEMPLATE)
+        template = prompts.load_template(args.template or recorded_template(args) or prompts.DEFAULT_TEMPLATE)
         resolved["template_text"] = hashlib.blake2b(f"{template.system}\x00{template.user}".encode(),
                                                     digest_size=12).hexdigest()
         sizing = image_sizing(args)
