@@ -52,6 +52,8 @@ PRESET_KEYS: dict[str, str] = {
     "trainer.logger": "loggers",
     "trainer.project_name": "project_name",
     "trainer.experiment_name": "run_name",
+    "algorithm.filter_groups.enable": "filter_groups",
+    "algorithm.filter_groups.metric": "filter_groups_metric",
 }
 REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
 METRICS_FILE = "metrics.jsonl"
@@ -97,6 +99,10 @@ class TrlSettings:
     zero_std_warn_steps: int = 3  # warn after this many logged steps with most groups' rewards all equal
     grpo: dict[str, Any] = field(default_factory=dict)  # other TRL GRPOConfig fields (trl.<name> keys), as given
     init_adapter: str | None = None  # --init-adapter: GRPO continues this LoRA adapter (e.g. the SFT stage's)
+    # DAPO dynamic sampling (train/trl_groups.py): drop groups whose rewards are all equal, draw more prompts
+    filter_groups: bool = False  # algorithm.filter_groups.enable
+    filter_groups_metric: str = "reward"  # algorithm.filter_groups.metric: reward, format or accuracy
+    filter_groups_max_extra: float = 1.0  # extra prompts per step, at most this multiple of the step's prompts
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -110,6 +116,9 @@ class TrlSettings:
             )
         if self.lora_rank <= 0:
             raise ValueError("the TRL engine trains a LoRA adapter: actor_rollout_ref.model.lora_rank must be > 0")
+        from editjudge.train.trl_groups import dynamic_sampling
+
+        dynamic_sampling(self)  # checks the filter_groups settings (ValueError naming the key)
 
     @property
     def batch_size(self) -> int:
@@ -126,6 +135,10 @@ def _coerce(name: str, value: Any) -> Any:
         value = yaml.safe_load(value)
     if name in ("lora_rank", "lora_alpha", "num_generations", "max_completion_length", "max_prompt_length"):
         return None if value is None else int(value)
+    if name == "filter_groups":
+        if not isinstance(value, bool):
+            raise ValueError(f"algorithm.filter_groups.enable must be true or false, got {value!r}")
+        return value
     if name in ("save_steps", "eval_steps"):
         return max(int(value), 0)
     if name in ("learning_rate", "epochs", "temperature", "top_p"):
@@ -286,6 +299,8 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
     if "reward" in logs:
         record["reward_mean"] = logs["reward"]
         record["reward_std"] = logs.get("reward_std")
+    if "frac_reward_zero_std" in logs:  # share of prompt groups whose rewards were all equal: no gradient from them
+        record["frac_reward_zero_std"] = logs["frac_reward_zero_std"]
     for key, value in logs.items():
         if key.startswith("rewards/") and key.endswith("/mean"):
             rate = _rate_key(key[len("rewards/") : -len("/mean")])
@@ -429,9 +444,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     every ``eval_steps`` steps (``validation`` records in metrics.jsonl) on at most ``eval_max_rows`` prompts.
     The adapter is also written at every checkpoint (``save_steps``) and on Ctrl-C (then ``interrupted`` is set).
     """
-    from trl import GRPOTrainer
-
-    from editjudge.train import trl_callbacks, trl_runtime
+    from editjudge.train import trl_callbacks, trl_groups, trl_runtime
 
     started = time.perf_counter()
     out = Path(settings.output_dir)
@@ -463,7 +476,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     engine_callbacks = trl_callbacks.engine_callbacks(  # no-signal warning, adapter at checkpoints, validation cost
         settings, out / ADAPTER_DIR, processor, save_adapter, validation_rows=len(validation) if validation else 0)
     with trl_runtime.logging_environment(settings):  # read by the loggers' callbacks as the trainer starts
-        trainer = GRPOTrainer(
+        trainer = trl_groups.trainer_class()(  # TRL's GRPOTrainer + flat-group metrics and dynamic sampling
             model=model,
             reward_funcs=reward_functions(settings.reward_kwargs),
             args=grpo_config(settings, out / "checkpoints", validate=validation is not None),
@@ -472,6 +485,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
             processing_class=processor,
             peft_config=peft_config,
             callbacks=[_metrics_callback(metrics_path, "grpo", records), *engine_callbacks, *callbacks],
+            **trl_groups.trainer_kwargs(settings),
         )
         _use_quiet_progress(trainer)
         interrupted = False
