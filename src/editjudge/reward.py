@@ -6,6 +6,8 @@ Both engines score a response the same way, through :func:`editjudge.answer.pars
   ``<think>…</think><answer>N</answer>`` with a valid ``N`` (else 0);
 * ``accuracy`` = 1 when the response parses and ``|N − label| ≤ tolerance`` (else 0); with ``graded=True`` it is
   ``1 − |N − label| / (tolerance + 1)`` inside the tolerance (closer earns more, never more than the binary rule);
+  with ``miss_credit`` > 0 (a departure from the seed, off by default) a miss earns a little, less the further it is:
+  ``miss_credit`` at the first distance beyond the tolerance, falling linearly to 0 at the largest distance (9);
 * ``score = format_weight · format + accuracy_weight · accuracy`` (the seed's 0..2 with the default weights).
 
 On every well-formed response this equals the seed recipe's reward; on anything else it is never higher (see
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +31,7 @@ __all__ = [
     "UNPARSED_PRED",
     "VERL_RUNTIME_KWARGS",
     "RewardOptions",
+    "accuracy_credit",
     "completion_text",
     "compute_score",
     "parse_label",
@@ -53,20 +56,30 @@ class RewardOptions:
     ``tolerance``: largest ``|pred − label|`` that still earns accuracy (seed: 2).
     ``format_weight`` / ``accuracy_weight``: weights of the two terms in ``score`` (seed: 1 and 1).
     ``graded``: accuracy ``1 − |pred − label| / (tolerance + 1)`` inside the tolerance instead of a flat 1.
+    ``miss_credit``: accuracy of a miss (``|pred − label| > tolerance``): ``miss_credit`` at the first distance beyond
+    the tolerance, falling linearly to 0 at the largest distance (9); 0 (the seed's rule) pays nothing for any miss.
+    It must stay below the least a hit earns, so a hit always beats a miss.
     """
 
     tolerance: float = 2
     format_weight: float = 1.0
     accuracy_weight: float = 1.0
     graded: bool = False
+    miss_credit: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("tolerance", "format_weight", "accuracy_weight"):
+        for name in ("tolerance", "format_weight", "accuracy_weight", "miss_credit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"reward option {name!r} must be a finite number >= 0, got {value!r}")
         if not isinstance(self.graded, bool):
             raise ValueError(f"reward option 'graded' must be true or false, got {self.graded!r}")
+        if not self.miss_credit:
+            return
+        least_hit = accuracy_credit(math.floor(self.tolerance), replace(self, miss_credit=0.0))
+        if self.miss_credit >= least_hit:
+            raise ValueError(f"reward option 'miss_credit' must be below {least_hit:.4g}, the least a hit within the "
+                             f"tolerance earns here (a miss must never pay as much as a hit), got {self.miss_credit!r}")
 
 
 DEFAULT_OPTIONS = RewardOptions()
@@ -133,14 +146,27 @@ def _format_term(parsed: ParsedResponse) -> float:
     return 1.0 if parsed.has_think else 0.0
 
 
+def accuracy_credit(distance: float, options: RewardOptions = DEFAULT_OPTIONS) -> float:
+    """The accuracy term for an answer ``distance`` = ``|pred − label|`` away from its label (0..9).
+
+    Within the tolerance: 1, or ``1 − distance / (tolerance + 1)`` with ``graded``. Beyond it: 0 (the seed), or with
+    ``miss_credit`` m: ``m · (9 − distance) / (9 − first_miss)``, ``first_miss`` being the first distance beyond the
+    tolerance (m there, 0 at 9). The one place the accuracy rule lives (per answer; reused per dimension).
+    """
+    if distance <= options.tolerance:
+        return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
+    if not options.miss_credit:
+        return 0.0
+    span = SCORE_MAX - SCORE_MIN
+    first_miss = math.floor(options.tolerance) + 1
+    return options.miss_credit * max(0.0, span - distance) / max(1, span - first_miss)
+
+
 def _accuracy_term(parsed: ParsedResponse, label: int, options: RewardOptions) -> float:
-    """1 (or the graded value) when the parsed score is within the tolerance of the label, else 0."""
+    """The accuracy credit of the parsed score (:func:`accuracy_credit`), 0 when nothing parsed."""
     if parsed.score is None:
         return 0.0
-    distance = abs(parsed.score - label)
-    if distance > options.tolerance:
-        return 0.0
-    return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
+    return accuracy_credit(abs(parsed.score - label), options)
 
 
 def score_response(solution_str: str, ground_truth: Any, options: RewardOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
