@@ -34,6 +34,7 @@ __all__ = [
     "accuracy_credit",
     "completion_text",
     "compute_score",
+    "group_is_flat",
     "parse_label",
     "reward_options",
     "score_response",
@@ -45,6 +46,8 @@ __all__ = [
 UNPARSED_PRED = -1
 #: ``abs_error`` of a response that yields no score: the largest possible error, so means count failures as worst.
 UNPARSED_ABS_ERROR = SCORE_MAX - SCORE_MIN
+#: Rewards of one prompt's samples within this of each other count as equal (GRPO gets no signal from the group).
+FLAT_ATOL = 1e-6
 #: Keyword arguments verl's reward managers add on their own (when a reward model router runs); accepted, ignored.
 VERL_RUNTIME_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
@@ -206,6 +209,13 @@ def compute_score(
     keywords, which are ignored; any other name raises ``TypeError``. Never raises for any ``solution_str``.
     """
     return score_response(solution_str, ground_truth, _options(kwargs))
+
+
+def group_is_flat(rewards: Sequence[float]) -> bool:
+    """Whether the rewards of one prompt's samples are all equal (NaNs ignored): GRPO's advantage is then zero for
+    every sample, so the group teaches nothing. The one rule both engines' flat-group figures use."""
+    values = [float(r) for r in rewards if r is not None and not math.isnan(float(r))]
+    return not values or max(values) - min(values) <= FLAT_ATOL
 
 
 # ---------------------------------------------------------------- TRL adapter

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-FLAT_ATOL = 1e-6  # rewards within this of each other count as equal (TRL's isclose(std, 0) for its figure)
+from editjudge.reward import FLAT_ATOL, group_is_flat
+
 FILTER_METRICS = ("reward", "format", "accuracy")  # what a group must vary in to be kept
 
 
@@ -58,8 +59,7 @@ def group_stats(rewards: Sequence[float], generations: int, max_reward: float,
         raise ValueError("the filter metric needs one value per completion")
     flat, stuck, solved = [], 0, 0
     for start in range(0, len(rewards), generations):
-        group = [v for v in values[start:start + generations] if not math.isnan(v)]
-        is_flat = not group or max(group) - min(group) <= FLAT_ATOL
+        is_flat = group_is_flat(values[start:start + generations])
         flat.append(is_flat)
         if is_flat:
             scored = [r for r in rewards[start:start + generations] if not math.isnan(r)]
