@@ -41,6 +41,24 @@ def test_group_stats_count_what_trl_counts_as_zero_std() -> None:
     assert groups.group_stats(rewards.flatten().tolist(), 4, 2.0).flat_share == pytest.approx(trl_share)
 
 
+def test_group_stats_count_groups_flat_at_a_graded_reward_that_trls_isclose_misses() -> None:
+    """Eight equal rewards of 1⅔ (a graded answer one away from its label, float32) have a float32 std of ~1.3e-7,
+    which TRL's isclose(std, 0) does not call zero: its frac_reward_zero_std under-counts such groups. group_stats
+    compares the rewards themselves, and the engine logs that count (groups/flat) as frac_reward_zero_std."""
+    import torch
+    from trl.trainer.utils import nanstd
+
+    rewards = torch.tensor([[1 + 2 / 3] * 8, [1 + 1 / 3] * 8, [2.0] * 8, [1.0] * 7 + [2.0]], dtype=torch.float32)
+    std = nanstd(rewards, dim=1)
+    assert torch.isclose(std, torch.zeros_like(std)).tolist() == [False, False, True, False]  # TRL: 1 of 4 flat
+    stats = groups.group_stats(rewards.flatten().tolist(), 8, max_reward=2.0)
+    assert stats.flat == (True, True, True, False)
+    assert (stats.flat_stuck, stats.flat_solved) == (0.5, 0.25)
+    record = engine.summarize_log({"frac_reward_zero_std": 0.25, "groups/flat": 0.75, "reward": 1.5}, 3, "grpo")
+    assert (record["frac_reward_zero_std"], record["trl/frac_reward_zero_std"]) == (0.75, 0.25)
+    assert engine.summarize_log({"frac_reward_zero_std": 0.25}, 3, "grpo")["frac_reward_zero_std"] == 0.25
+
+
 @pytest.mark.parametrize(
     "prompts, flat_share, max_extra, expected",
     [
@@ -133,7 +151,9 @@ def test_dynamic_sampling_trains_on_groups_that_differ(tiny_model_dir: Path, tmp
     finally:
         torch.set_num_threads(threads)
     for record in records["plain"]:
-        assert record["frac_reward_zero_std"] == pytest.approx(record["groups/flat_stuck"] + record["groups/flat_solved"])
+        assert record["frac_reward_zero_std"] == record["groups/flat"]
+        assert record["groups/flat"] == pytest.approx(record["groups/flat_stuck"] + record["groups/flat_solved"])
+        assert record["trl/frac_reward_zero_std"] <= record["groups/flat"] + 1e-9  # TRL's isclose can only miss some
         assert "groups/extra_prompts" not in record
     dapo = records["dapo"]
     assert dapo[0]["groups/extra_prompts"] == 2  # first step: half of the 2 prompts assumed flat -> 2 extra (the cap)

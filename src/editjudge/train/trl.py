@@ -299,7 +299,14 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
     if "reward" in logs:
         record["reward_mean"] = logs["reward"]
         record["reward_std"] = logs.get("reward_std")
-    if "frac_reward_zero_std" in logs:  # share of prompt groups whose rewards were all equal: no gradient from them
+    # share of prompt groups whose rewards were all equal (no gradient from them): the exact count of trl_groups
+    # (``groups/flat``) where logged, since TRL's own isclose(std, 0) misses groups flat at a graded reward; TRL's
+    # figure is kept beside it as ``trl/frac_reward_zero_std``
+    if "groups/flat" in logs:
+        record["frac_reward_zero_std"] = logs["groups/flat"]
+        if "frac_reward_zero_std" in logs:
+            record["trl/frac_reward_zero_std"] = logs["frac_reward_zero_std"]
+    elif "frac_reward_zero_std" in logs:
         record["frac_reward_zero_std"] = logs["frac_reward_zero_std"]
     for key, value in logs.items():
         if key.startswith("rewards/") and key.endswith("/mean"):

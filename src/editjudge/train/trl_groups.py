@@ -5,9 +5,11 @@ has zero advantage for every completion and moves nothing. :class:`GroupAwareGRP
 with two additions, both on TRL's own step that generates and scores a batch (``_generate_and_score_completions``,
 the method TRL's GRPO variants override too):
 
-- every step it logs what the flat groups are: ``groups/flat_stuck`` (all completions alike **below** the best reward:
-  GRPO is stuck there) and ``groups/flat_solved`` (all at the best reward: nothing left to learn), beside TRL's
-  ``frac_reward_zero_std`` (their sum);
+- every step it logs what the flat groups are: ``groups/flat`` (their share), split into ``groups/flat_stuck`` (all
+  completions alike **below** the best reward: GRPO is stuck there) and ``groups/flat_solved`` (all at the best
+  reward: nothing left to learn). TRL's own ``frac_reward_zero_std`` tests ``isclose(std, 0)`` on float32 rewards,
+  which misses flat groups whose equal rewards are not exact in binary (a graded reward's 1⅔: std 1.3e-7 > the 1e-8
+  tolerance), so it under-counts them; ``groups/flat`` compares the rewards themselves (:func:`group_is_flat`);
 - with :class:`DynamicSampling` (DAPO, Yu et al. 2025, arXiv:2503.14476 §3.2; verl's ``algorithm.filter_groups``) it
   draws extra prompts into the step's generation, keeps the groups whose rewards differ and drops flat ones until the
   batch has its usual size (flat groups fill it only when too few differ), logging ``groups/flat_trained`` (flat
@@ -218,6 +220,7 @@ def _build_trainer_class():
             if self.dynamic_sampling is not None and self.dynamic_sampling.metric != "reward":
                 metric = scored[:, self.reward_func_names.index(self.dynamic_sampling.metric)].tolist()
             stats = group_stats(rewards.tolist(), generations, self.max_reward, metric)
+            self._metrics[mode]["groups/flat"].append(stats.flat_share)
             self._metrics[mode]["groups/flat_stuck"].append(stats.flat_stuck)
             self._metrics[mode]["groups/flat_solved"].append(stats.flat_solved)
             if mode != "train" or self.dynamic_sampling is None:
