@@ -46,6 +46,7 @@ def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path
     settings = preset_settings(tmp_path / "m", tmp_path / "out", max_steps=7)
     assert (settings.lora_rank, settings.num_generations, settings.batch_size, settings.max_steps) == (16, 8, 128, 7)
     assert settings.warm_start_steps > 0 and settings.reward_kwargs == {"graded": True}
+    assert settings.grpo == {"entropy_coef": 0.1}  # the entropy bonus that keeps the answer from collapsing early
     _, model = engine.load_model(build_tiny_model(tmp_path / "m", hidden_size=64))
     wrapped = get_peft_model(model, engine.lora_config(settings))
     adapted = {n.split(".lora_A")[0] for n, _ in wrapped.named_parameters() if ".lora_A" in n}
