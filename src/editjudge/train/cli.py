@@ -37,8 +37,9 @@ the field's tools, as keys of both engines (cost in docs/training.md, "When GRPO
                                              a graded miss: an answer 3 away earns more than one 7 away (departs
                                              from the seed's binary +-2 rule; off by default)
   actor_rollout_ref.rollout.n=8 / .temperature=1.2    more, or more varied, samples per prompt
-  verl: actor_rollout_ref.actor.entropy_coeff=0.001 | TRL: trl.use_adaptive_entropy=true trl.entropy_target=0.3
-                                             an entropy bonus / floor (Skywork-OR1's adaptive form in TRL)
+  verl: actor_rollout_ref.actor.entropy_coeff=0.1 | TRL: trl.entropy_coef=0.1
+                                             an entropy bonus: keeps answers varied (the demo's tiny_cpu uses 0.1);
+                                             TRL's floor: trl.use_adaptive_entropy=true trl.entropy_target=0.2
   verl: actor_rollout_ref.actor.clip_ratio_high=0.28 | TRL: trl.epsilon_high=0.28     DAPO clip-higher
   verl: algorithm.norm_adv_by_std_in_grpo=false | TRL: trl.scale_rewards=none         Dr. GRPO
 """
