@@ -10,8 +10,8 @@ reruns). ``--set NAME=VALUE`` replaces a ``TrlSettings`` field of the preset (YA
 'reward_kwargs={graded: true}'``) for studies. The table (``<out>/seeds.md`` and ``<out>/seeds.json``) has, per seed,
 held-out ±2 accuracy at the warm start and after GRPO (greedy and sampled), exact, pairwise accuracy, the first
 evaluated GRPO step at which held-out ±2 reached 0.9, the share of prompt groups whose rewards were all equal
-(``frac_reward_zero_std``: mean over GRPO steps, and the share of those flat groups that sat below the best reward,
-``flat_below_max``, i.e. stuck rather than solved) and the seconds each run took; then the success rate (held-out ±2
+(``frac_reward_zero_std``: mean over GRPO steps and over the last quarter; and the mean share of groups flat below
+the best reward, ``groups/flat_stuck``, i.e. stuck rather than solved) and the seconds each run took; then the success rate (held-out ±2
 >= 0.9 after GRPO).
 """
 
@@ -69,7 +69,7 @@ def crossed(curve: list[dict[str, Any]], threshold: float = SUCCESS) -> int | No
 
 def flat_groups(metrics_path: Path) -> dict[str, float | None]:
     """From the run's ``metrics.jsonl``: mean ``frac_reward_zero_std`` over GRPO steps and over the last quarter,
-    and the mean share of flat groups stuck below the best reward (``flat_below_max``) when logged."""
+    and the mean share of groups flat below the best reward (``groups/flat_stuck``, stuck) when logged."""
     rows = []
     if metrics_path.is_file():
         rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
@@ -79,7 +79,7 @@ def flat_groups(metrics_path: Path) -> dict[str, float | None]:
         return round(sum(values) / len(values), 3) if values else None
 
     tail = grpo[-max(1, len(grpo) // 4):] if grpo else []
-    below = [r["flat_below_max"] for r in grpo if r.get("flat_below_max") is not None]
+    below = [r["groups/flat_stuck"] for r in grpo if r.get("groups/flat_stuck") is not None]  # TRL engine's count
     return {"zero_std_mean": mean([r["frac_reward_zero_std"] for r in grpo]),
             "zero_std_last_quarter": mean([r["frac_reward_zero_std"] for r in tail]),
             "flat_below_max_mean": mean(below)}
@@ -113,7 +113,7 @@ def _f(value: Any, digits: int = 2) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| seed | ±2 greedy: warm start → after GRPO | sampled ±2 | exact | pairwise | first step ≥ 0.9 | "
-             "flat groups (mean / last quarter) | flat below max | s |",
+             "flat groups (mean / last quarter) | flat below the best (mean) | s |",
              "|---:|---|---|---|---|---:|---|---:|---:|"]
     for r in rows:
         mark = "**" if r["learnt"] else ""
