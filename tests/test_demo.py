@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("trl")
 
-# The learning test: the demo's recipe (preset tiny_cpu) at reduced size, seed 0: 32 held-out edits, ±2 accuracy
-# 0.00 -> 1.00 (1.00 from GRPO step 10). At this size seed 2 learns too, seed 1 does not (it ranks the edits right but
-# answers the red ones outside ±2 of 7); the full demo learns on all three (docs/demo.md).
+# The learning test: the demo's recipe (preset tiny_cpu) at reduced size, on seed 0 and on seed 5, a seed that did not
+# learn before the recipe's entropy bonus (its answer collapsed onto one digit by GRPO step 5 and never moved: held-out
+# ±2 stayed 0.50; with the bonus 0.12 -> 1.00). docs/demo.md has the sweep over seeds.
 SMALL = {"sources": 32, "candidates": 4, "warm_start_steps": 30, "grpo_steps": 30, "eval_every": 0}
 
 
@@ -46,6 +46,7 @@ def test_tiny_cpu_preset_trains_the_vision_merger_not_the_vision_blocks(tmp_path
     settings = preset_settings(tmp_path / "m", tmp_path / "out", max_steps=7)
     assert (settings.lora_rank, settings.num_generations, settings.batch_size, settings.max_steps) == (16, 8, 128, 7)
     assert settings.warm_start_steps > 0 and settings.reward_kwargs == {"graded": True}
+    assert settings.grpo == {"entropy_coef": 0.1}  # the entropy bonus that keeps the answer from collapsing early
     _, model = engine.load_model(build_tiny_model(tmp_path / "m", hidden_size=64))
     wrapped = get_peft_model(model, engine.lora_config(settings))
     adapted = {n.split(".lora_A")[0] for n, _ in wrapped.named_parameters() if ".lora_A" in n}
@@ -71,15 +72,19 @@ def test_the_demo_trains_with_what_train_preset_tiny_cpu_resolves() -> None:
 
 
 @pytest.mark.slow
-def test_grpo_teaches_the_judge_to_read_the_images(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("seed, sampled_floor", [(0, 0.8), (5, None)])
+def test_grpo_teaches_the_judge_to_read_the_images(tmp_path: Path, capsys, seed: int,
+                                                  sampled_floor: float | None) -> None:
     """The warm start answers at chance (its targets carry no label); GRPO lifts held-out ±2 accuracy far above it.
 
     Fails when learning stops: a broken reward, a warm start that leaks the label into the answers' order, LoRA that
-    cannot reach the image, a model that cannot spread its answers.
+    cannot reach the image, a model that cannot spread its answers, an answer that collapses onto one digit (seed 5
+    without the entropy bonus). Seed 5's greedy answer is right on every held-out edit by step 30 while its sampled
+    answers are still spread (sampled ±2 0.53: the entropy bonus at work); the full demo's 60 steps lift them to 1.00.
     """
     from editjudge.demo import print_summary, run_demo
 
-    summary = run_demo(tmp_path / "demo", seed=0, progress=False, **SMALL)
+    summary = run_demo(tmp_path / "demo", seed=seed, progress=False, **SMALL)
     print_summary(summary)
     printed = capsys.readouterr().out
     assert "[6/6]" in printed and "within ±2" in printed
@@ -88,7 +93,8 @@ def test_grpo_teaches_the_judge_to_read_the_images(tmp_path: Path, capsys) -> No
     assert untrained["format_rate"] == 0 and warm["format_rate"] >= 0.9
     assert warm["accuracy_within_2"] <= 0.6  # chance: labels 1 and 7, a constant answer scores 1/2
     assert grpo["accuracy_within_2"] >= warm["accuracy_within_2"] + 0.3 and grpo["accuracy_within_2"] >= 0.85
-    assert grpo["sampled_within_2"] >= 0.8
+    if sampled_floor is not None:
+        assert grpo["sampled_within_2"] >= sampled_floor
     assert grpo["pairwise_accuracy"] >= 0.8 and grpo["n_heldout"] == summary["n_heldout"] >= 16
 
     # Leak-free: no held-out source image is in the training parquet.

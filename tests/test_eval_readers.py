@@ -89,6 +89,30 @@ def test_reads_dumps_written_by_verls_own_writer(tmp_path, writer_file) -> None:
     assert last["pairwise"]["strict"]["value"] == 1.0 and last["pairwise"]["strict"]["n_pairs"] == 2
 
 
+def test_flat_groups_from_verl_rollout_dumps(tmp_path) -> None:
+    """verl's v1 trainer dumps each rollout with its sample key ``{uid}_{rollout}_{output}`` (trainer.rollout_data_dir):
+    per_step groups the samples by uid — not by prompt text, which many rows share — and reports the share of groups
+    whose rewards are all equal, TRL's ``frac_reward_zero_std``, for the training plot."""
+    write = _verl_writer(VERL_WRITERS["v1 trainer (trainer_base.py, the default)"])
+    dump = tmp_path / "rollout"
+    same_prompt = _prompt_text("make the square red")  # every row of the demo's task has this text
+    hit, miss = prompts.format_answer(7, "ok"), prompts.format_answer(3, "ok")
+    # three prompts x 4 samples: one group all wrong (flat, stuck), one all right (flat, solved), one mixed
+    uids = [f"{u}_{k}_0" for u in ("a1b2", "c3d4", "e5f6") for k in range(4)]
+    outputs = [miss] * 4 + [hit] * 4 + [hit, miss, miss, hit]
+    scores = [2.0 if o == hit else 1.0 for o in outputs]
+    write([same_prompt] * 12, outputs, ["7"] * 12, scores, {"uid": uids}, str(dump), 5)
+    write([same_prompt] * 12, [hit] * 12, ["7"] * 12, [2.0] * 12, {"uid": uids}, str(dump), 6)
+
+    rows = per_step(read_verl_dumps(dump))
+    assert [r["step"] for r in rows] == [5, 6]
+    assert rows[0]["frac_reward_zero_std"] == pytest.approx(2 / 3) and rows[1]["frac_reward_zero_std"] == 1.0
+    # validation dumps (one sample per prompt, or no reward) have no groups: no figure rather than a wrong one
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "1.jsonl").write_text(json.dumps({"input": "p", "output": hit, "gts": "7", "score": 2.0}) + "\n")
+    assert "frac_reward_zero_std" not in per_step(read_verl_dumps(tmp_path / "val"))[0]
+
+
 def test_verl_dump_errors_name_the_file_and_line(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="verl dump folder not found"):
         read_verl_dumps(tmp_path / "missing")

@@ -294,3 +294,22 @@ def test_learning_curve_and_training_panels(tmp_path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text())["learning_curve"] == curve
     smooth = _smooth(np.array([0.0, 1.0, np.nan, 1.0, 0.0] * 4))
     assert np.isfinite(smooth).all() and smooth[2] == 1.0 and smooth[0] == 0.5  # NaN-aware moving average (window 3)
+
+
+def test_training_figure_and_table_show_the_groups_with_no_reward_variance(tmp_path) -> None:
+    """The share of GRPO groups whose rewards were all equal (TRL's frac_reward_zero_std; from verl's rollout dumps
+    through per_step) gets a panel of the training figure and a column of the training table."""
+    preds = [EvalRecord(id=str(i), group="g", label=1, pred=1, raw="<answer>1</answer>") for i in range(2)]
+    log = [{"phase": "grpo", "step": s, "reward_mean": 1.0, "accuracy_rate": 0.5, "frac_reward_zero_std": z,
+            "groups/flat_stuck": z / 2, "groups/flat_solved": z / 2} for s, z in ((1, 0.25), (2, 0.75))]
+    plain = [{k: v for k, v in row.items() if "groups" not in k and "zero" not in k} for row in log]
+    widths = []
+    for out, rows in ((tmp_path / "signal", log), (tmp_path / "plain", plain)):
+        page = write_report({"j": compute_metrics(preds, bootstrap=0)}, {"j": preds}, out,
+                            training_log=rows).read_text(encoding="utf-8")
+        png = (out / "plots" / "training.png").read_bytes()
+        widths.append(int.from_bytes(png[16:20], "big"))  # the PNG header's width: 500 px per panel
+    assert widths == [1500, 1000]  # reward, rates and the signal panel; without the figure, no signal panel
+    page = (tmp_path / "signal" / "report.md").read_text(encoding="utf-8")
+    assert "| run | step | mean reward | reward accuracy term | groups with equal rewards |" in page
+    assert "| grpo | 2 | 1.000 | 0.500 | 0.750 |" in page

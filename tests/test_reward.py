@@ -211,9 +211,51 @@ def test_graded_accuracy_never_exceeds_binary_and_rewards_closeness(text: str, l
 
 
 @pytest.mark.parametrize(
+    "kwargs, answer, expected_accuracy",
+    [
+        ({"miss_credit": 0.3}, "0", 1.0),  # hits keep the seed's credit
+        ({"miss_credit": 0.3}, "2", 1.0),
+        ({"miss_credit": 0.3}, "3", 0.3),  # the first miss beyond ±2 earns miss_credit ...
+        ({"miss_credit": 0.3}, "4", 0.25),  # ... falling by miss_credit / 6 per step ...
+        ({"miss_credit": 0.3}, "7", 0.1),  # a miss by 7 earns a third of a miss by 3
+        ({"miss_credit": 0.3}, "9", 0.0),  # ... to 0 at the largest distance
+        ({"miss_credit": 0.3, "graded": True}, "2", 1 / 3),
+        ({"miss_credit": 0.3, "graded": True}, "3", 0.3),
+        ({"miss_credit": 0.5, "tolerance": 0}, "1", 0.5),
+        ({"miss_credit": 0.5, "tolerance": 0}, "9", 0.0),
+        ({"miss_credit": 0.5, "tolerance": 8}, "9", 0.0),  # no miss but the largest one
+    ],
+)
+def test_miss_credit_pays_near_misses_more_than_far_ones(kwargs: dict, answer: str, expected_accuracy: float) -> None:
+    result = compute_score("d", f"<think>r</think><answer>{answer}</answer>", "0", **kwargs)
+    assert result["accuracy"] == pytest.approx(expected_accuracy)
+    assert result["score"] == pytest.approx(1.0 + expected_accuracy)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 9), st.integers(0, 9), st.integers(0, 9), st.booleans(), st.floats(0.0, 0.3))
+def test_miss_credit_is_monotone_in_distance_and_below_every_hit(label: int, a: int, b: int, graded: bool,
+                                                                  credit: float) -> None:
+    """A closer answer never earns less; a miss never earns as much as a hit; 0 is the seed's rule."""
+    def acc(pred: int, **kw) -> float:
+        return compute_score("d", f"<answer>{pred}</answer>", str(label), graded=graded, **kw)["accuracy"]
+
+    near, far = sorted((a, b), key=lambda p: abs(p - label))
+    assert acc(near, miss_credit=credit) >= acc(far, miss_credit=credit)
+    hits = [acc(p) for p in range(10) if abs(p - label) <= 2]
+    misses = [acc(p, miss_credit=credit) for p in range(10) if abs(p - label) > 2]
+    assert not misses or max(misses) < min(hits)
+    assert acc(a, miss_credit=0.0) == acc(a)
+
+
+@pytest.mark.parametrize(
     "kwargs, error, message",
     [
         ({"tolerence": 1}, TypeError, r"unknown reward option\(s\) \['tolerence'\].*'tolerance'"),
+        ({"miss_credit": 1.0}, ValueError, "'miss_credit' must be below 1, the least a hit"),
+        ({"miss_credit": 0.34, "graded": True}, ValueError, "'miss_credit' must be below 0.3333"),
+        ({"miss_credit": -0.1}, ValueError, "'miss_credit' must be a finite number >= 0"),
+        ({"miss_credit": math.nan}, ValueError, "'miss_credit' must be a finite number >= 0"),
         ({"tolerance": -1}, ValueError, "'tolerance' must be a finite number >= 0"),
         ({"tolerance": "2"}, ValueError, "'tolerance' must be a finite number >= 0"),
         ({"tolerance": [2]}, ValueError, "'tolerance' must be a finite number >= 0"),  # unhashable: not cached

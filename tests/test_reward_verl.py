@@ -64,6 +64,12 @@ def test_get_custom_reward_fn_loads_the_shim_and_passes_reward_kwargs(config) ->
     result = tuned(data_source="tts_edit_score", solution_str="<think>r</think><answer>6</answer>", ground_truth="7")
     assert (result["score"], result["accuracy"]) == (0.5, 0.0)
 
+    # The graded miss (a departure from the seed, off by default) reaches the reward through the same kwargs.
+    near_miss = get_custom_reward_fn(_config("+reward.custom_reward_function.reward_kwargs.miss_credit=0.3"))
+    far, near = (near_miss(data_source="tts_edit_score", solution_str=f"<think>r</think><answer>{a}</answer>",
+                           ground_truth="7")["accuracy"] for a in (0, 4))
+    assert near == pytest.approx(0.3) and far == pytest.approx(0.3 * 2 / 6)
+
 
 def test_the_package_path_form_loads_the_same_function(config) -> None:
     """`pkg://editjudge.reward` (what the training presets use: no file path to ship to Ray nodes) works too."""

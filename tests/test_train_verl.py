@@ -371,6 +371,51 @@ def test_preflight_reward_and_resume_problems(default_plan: engine.Plan, tmp_pat
     assert _run(preflight.check_resume, cfg).ok
 
 
+# The field's tools against a stall (docs/training.md, "When GRPO stalls"), as verl 0.9.1 keys.
+FIELD_TOOLS = (
+    "algorithm.filter_groups.enable=true",  # DAPO dynamic sampling: drop groups with equal rewards, refill
+    "algorithm.filter_groups.metric=reward",
+    "actor_rollout_ref.actor.clip_ratio_high=0.28",  # DAPO clip-higher
+    "algorithm.norm_adv_by_std_in_grpo=false",  # Dr. GRPO: no division by the group's std
+    "actor_rollout_ref.actor.entropy_coeff=0.001",  # an entropy bonus
+    "actor_rollout_ref.rollout.n=8",  # more samples per prompt
+    "actor_rollout_ref.rollout.temperature=1.0",
+    "+reward.custom_reward_function.reward_kwargs.miss_credit=0.3",  # the graded miss (docs/reward.md)
+)
+
+
+def test_the_fields_tools_against_a_stall_compose_and_validate(default_plan: engine.Plan) -> None:
+    cfg = _compose_with(default_plan, *FIELD_TOOLS)
+    assert (cfg.algorithm.filter_groups.enable, cfg.algorithm.filter_groups.metric) == (True, "reward")
+    assert cfg.actor_rollout_ref.actor.clip_ratio_high == 0.28 and cfg.algorithm.norm_adv_by_std_in_grpo is False
+    verl_report = _run(preflight.check_verl_config, cfg)
+    assert verl_report.ok and any("validate_config passed" in p for p in verl_report.passed), verl_report.render()
+    reward_report = _run(preflight.check_reward, cfg)
+    assert reward_report.ok, reward_report.render()
+    assert any("dynamic sampling" in p for p in reward_report.passed)
+    # the reward got the option: a near miss earns part of the accuracy term
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    near = get_custom_reward_fn(cfg)(data_source=prompts.DATA_SOURCE,
+                                     solution_str=prompts.format_answer(4, "r"), ground_truth="7")
+    assert near["accuracy"] == pytest.approx(0.3)
+
+
+def test_filter_groups_that_verl_would_not_apply_are_refused(default_plan: engine.Plan) -> None:
+    """A metric the reward does not return stops verl's replay buffer at the first finished group; the legacy
+    trainer ignores the filter; the v1 trainer ignores max_num_gen_batches — each said before anything starts."""
+    cfg = _compose_with(default_plan, "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc")
+    problem, fix = _only(_run(preflight.check_reward, cfg).problems, "filter_groups.metric='acc'")
+    assert "missing DAPO metric" in problem and "'accuracy'" in fix and "'reward'" in fix
+    cfg = _compose_with(default_plan, "algorithm.filter_groups.enable=true", "trainer.use_v1=false")
+    problem, fix = _only(_run(preflight.check_reward, cfg).problems, "legacy trainer ignores group filtering")
+    assert "trainer.use_v1" in fix
+    cfg = _compose_with(default_plan, "algorithm.filter_groups.enable=true", "algorithm.filter_groups.max_num_gen_batches=4")
+    report = _run(preflight.check_reward, cfg)
+    assert report.ok and any("max_num_gen_batches is ignored" in w for w in report.warnings)
+    assert not any("dynamic sampling" in p for p in _run(preflight.check_reward, default_plan.config).passed)
+
+
 def test_bad_overrides_fail_to_compose_with_a_fix(default_plan: engine.Plan) -> None:
     with pytest.raises(preflight.PreflightError) as info:
         _compose_with(default_plan, "trainer.total_epoch=3")

@@ -9,6 +9,8 @@ response through :func:`editjudge.answer.parse_response`:
   ``<think>…</think><answer>N</answer>`` with a valid ``N`` (else 0);
 * ``accuracy`` = 1 when the response parses and ``|N − label| ≤ tolerance`` (else 0); with ``graded=True`` it is
   ``1 − |N − label| / (tolerance + 1)`` inside the tolerance (closer earns more, never more than the binary rule);
+  with ``miss_credit`` > 0 (a departure from the seed, off by default) a miss earns a little, less the further it is:
+  ``miss_credit`` at the first distance beyond the tolerance, falling linearly to 0 at the largest distance (9);
 * ``score = format_weight · format + accuracy_weight · accuracy`` (the seed's 0..2 with the default weights).
 
 On every well-formed response this equals the seed recipe's reward; on anything else it is never higher (see
@@ -19,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import Any
 
-from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
+from editjudge.formats import POINTWISE, JudgmentFormat, digit_credit, format_for_row
 from editjudge.formats.pointwise import UNPARSED_ABS_ERROR, UNPARSED_PRED
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "RewardOptions",
     "completion_text",
     "compute_score",
+    "group_is_flat",
     "parse_label",
     "reward_options",
     "score_response",
@@ -41,6 +44,8 @@ __all__ = [
     "trl_reward_weights",
 ]
 
+#: Rewards of one prompt's samples within this of each other count as equal (GRPO gets no signal from the group).
+FLAT_ATOL = 1e-6
 #: Keyword arguments verl's reward managers add on their own (when a reward model router runs); accepted, ignored.
 VERL_RUNTIME_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
@@ -52,20 +57,30 @@ class RewardOptions:
     ``tolerance``: largest ``|pred − label|`` that still earns accuracy (seed: 2).
     ``format_weight`` / ``accuracy_weight``: weights of the two terms in ``score`` (seed: 1 and 1).
     ``graded``: accuracy ``1 − |pred − label| / (tolerance + 1)`` inside the tolerance instead of a flat 1.
+    ``miss_credit``: accuracy of a miss (``|pred − label| > tolerance``): ``miss_credit`` at the first distance beyond
+    the tolerance, falling linearly to 0 at the largest distance (9); 0 (the seed's rule) pays nothing for any miss.
+    It must stay below the least a hit earns, so a hit always beats a miss.
     """
 
     tolerance: float = 2
     format_weight: float = 1.0
     accuracy_weight: float = 1.0
     graded: bool = False
+    miss_credit: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("tolerance", "format_weight", "accuracy_weight"):
+        for name in ("tolerance", "format_weight", "accuracy_weight", "miss_credit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"reward option {name!r} must be a finite number >= 0, got {value!r}")
         if not isinstance(self.graded, bool):
             raise ValueError(f"reward option 'graded' must be true or false, got {self.graded!r}")
+        if not self.miss_credit:
+            return
+        least_hit = digit_credit(math.floor(self.tolerance), replace(self, miss_credit=0.0))
+        if self.miss_credit >= least_hit:
+            raise ValueError(f"reward option 'miss_credit' must be below {least_hit:.4g}, the least a hit within the "
+                             f"tolerance earns here (a miss must never pay as much as a hit), got {self.miss_credit!r}")
 
 
 DEFAULT_OPTIONS = RewardOptions()
@@ -141,6 +156,13 @@ def compute_score(
     keywords, which are ignored; any other name raises ``TypeError``. Never raises for any ``solution_str``.
     """
     return score_response(solution_str, ground_truth, _options(kwargs), format_for_row(data_source, ground_truth))
+
+
+def group_is_flat(rewards: Sequence[float]) -> bool:
+    """Whether the rewards of one prompt's samples are all equal (NaNs ignored): GRPO's advantage is then zero for
+    every sample, so the group teaches nothing. The one rule both engines' flat-group figures use."""
+    values = [float(r) for r in rewards if r is not None and not math.isnan(float(r))]
+    return not values or max(values) - min(values) <= FLAT_ATOL
 
 
 # ---------------------------------------------------------------- TRL adapter

@@ -565,8 +565,32 @@ def compute_metrics(
     return json_safe(metrics)
 
 
+def rollout_group(rec: EvalRecord) -> str | None:
+    """The GRPO group (one prompt's samples) of a verl dump record: the prompt uid of verl's v1 sample key
+    ``{uid}_{rollout}_{output}`` when the record's id has that form, else the record's group (its prompt text)."""
+    head, *tail = rec.id.rsplit("_", 2)
+    if len(tail) == 2 and all(part.isdigit() for part in tail):
+        return head
+    return rec.group
+
+
+def frac_reward_zero_std(records: Sequence[EvalRecord]) -> float | None:
+    """The share of GRPO groups (:func:`rollout_group`, two samples or more) whose rewards are all equal — TRL's
+    ``frac_reward_zero_std`` computed from verl's rollout dumps; None when no group has two rewarded samples."""
+    from editjudge.reward import group_is_flat
+
+    groups: dict[str, list[float]] = {}
+    for rec in records:
+        key = rollout_group(rec)
+        if key is not None and rec.reward is not None:
+            groups.setdefault(key, []).append(rec.reward)
+    sized = [rewards for rewards in groups.values() if len(rewards) >= 2]
+    return sum(group_is_flat(r) for r in sized) / len(sized) if sized else None
+
+
 def per_step(records: Iterable[EvalRecord | dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per training step (records from verl dumps): mean reward, parse rate and accuracies."""
+    """One row per training step (records from verl dumps): mean reward, parse rate, accuracies and, for rollout
+    dumps (``trainer.rollout_data_dir``), the share of groups with no reward variance (``frac_reward_zero_std``)."""
     steps: dict[int, list[EvalRecord]] = {}
     for rec in as_records(records):
         if rec.step is not None:
@@ -574,17 +598,19 @@ def per_step(records: Iterable[EvalRecord | dict[str, Any]]) -> list[dict[str, A
     rows = []
     for step, recs in sorted(steps.items()):
         m = compute_metrics(recs, bootstrap=0)
-        rows.append(
-            {
-                "step": step,
-                "n": m["n"],
-                "reward_mean": (m.get("reward") or {}).get("mean"),
-                "parse_rate": m["format"]["parse_rate"],
-                "format_rate": m["format"]["format_rate"],
-                "exact": m["accuracy"]["exact"],
-                "within_1": m["accuracy"]["within_1"],
-                "within_2": m["accuracy"]["within_2"],
-                "mae": m["mae"]["value"],
-            }
-        )
+        row = {
+            "step": step,
+            "n": m["n"],
+            "reward_mean": (m.get("reward") or {}).get("mean"),
+            "parse_rate": m["format"]["parse_rate"],
+            "format_rate": m["format"]["format_rate"],
+            "exact": m["accuracy"]["exact"],
+            "within_1": m["accuracy"]["within_1"],
+            "within_2": m["accuracy"]["within_2"],
+            "mae": m["mae"]["value"],
+        }
+        flat = frac_reward_zero_std(recs)
+        if flat is not None:
+            row["frac_reward_zero_std"] = flat
+        rows.append(row)
     return rows

@@ -157,6 +157,15 @@ ACCURACY_KEYS = (
     ("accuracy_rate", "reward accuracy term"),  # … and its accuracy term (±2, binary or graded)
 )
 
+# GRPO's signal: the share of prompt groups whose rewards were all equal (zero advantage, no gradient), and of those,
+# the groups stuck below the best reward vs solved at it; with dynamic sampling, the flat share of what was trained on
+SIGNAL_KEYS = (
+    ("frac_reward_zero_std", "groups with equal rewards (no signal)"),
+    ("groups/flat_stuck", "… all below the best reward (stuck)"),
+    ("groups/flat_solved", "… all at the best reward (solved)"),
+    ("groups/flat_trained", "flat groups trained on (after dynamic sampling)"),
+)
+
 
 def _run_of(row: Mapping[str, Any]) -> str:
     return str(row.get("run", row.get("phase", "")))
@@ -167,8 +176,9 @@ def _reward_key(rows: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Up to three distinct panels over training steps: the mean reward, the rates (format / accuracy / parse),
-    and the loss (e.g. the supervised warm start's); raw values faint, a moving average bold; one line per run.
+    """Up to four distinct panels over training steps: the mean reward, the rates (format / accuracy / parse), GRPO's
+    signal (the share of prompt groups whose rewards were all equal, :data:`SIGNAL_KEYS`) and the loss (e.g. the
+    supervised warm start's); raw values faint, a moving average bold; one line per run.
 
     Rows are editjudge's :func:`~editjudge.evaluate.metrics.per_step` rows, the TRL engine's ``metrics.jsonl`` (its
     ``warm_start`` and ``grpo`` phases) or a trainer's log history. Rows with a ``run`` (or a training ``phase``)
@@ -185,9 +195,11 @@ def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None
         return any(row.get(key) is not None for rows in runs.values() for row in rows)
 
     rate_keys = [(k, n) for k, n in ACCURACY_KEYS if has(k)]
+    signal_keys = [(k, n) for k, n in SIGNAL_KEYS if has(k)]
     reward_runs = {run: _reward_key(rows) for run, rows in runs.items() if _reward_key(rows)}
     loss_runs = [run for run, rows in runs.items() if run not in reward_runs and any(r.get("loss") is not None for r in rows)]
-    panels = [name for name, shown in (("reward", reward_runs), ("rates", rate_keys), ("loss", loss_runs)) if shown]
+    panels = [name for name, shown in (("reward", reward_runs), ("rates", rate_keys), ("signal", signal_keys),
+                                       ("loss", loss_runs)) if shown]
     if not panels:
         panels = ["reward"]
     fig = _figure(5.0 * len(panels), 4.0)
@@ -214,10 +226,14 @@ def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None
         if "rates" in axes:
             for key, name in rate_keys:
                 draw(axes["rates"], rows, key, prefix + name)
+        if "signal" in axes:
+            for key, name in signal_keys:
+                draw(axes["signal"], rows, key, prefix + name)
         if "loss" in axes and run in loss_runs:
             draw(axes["loss"], rows, "loss", f"{prefix}loss")
     titles = {"reward": ("mean reward over training steps", "mean reward"),
               "rates": ("rates over training steps", "share of responses"),
+              "signal": ("GRPO signal: prompt groups with equal rewards", "share of prompt groups"),
               "loss": ("loss over training steps", "loss")}
     for name, ax in axes.items():
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -227,8 +243,9 @@ def plot_training(training_log: Sequence[Mapping[str, Any]], path: Path) -> None
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    if "rates" in axes:
-        axes["rates"].set_ylim(-0.02, 1.02)
+    for name in ("rates", "signal"):
+        if name in axes:
+            axes[name].set_ylim(-0.02, 1.02)
     _save(fig, path)
 
 

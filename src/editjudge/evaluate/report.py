@@ -153,7 +153,7 @@ def _training_table(log: Sequence[Mapping[str, Any]]) -> list[str]:
     reward = _reward_key(rows)
     runs = any("run" in row or "phase" in row for row in rows)
     columns = [("step", "step"), ("n", "n")] + ([(reward, "mean reward")] if reward else [])
-    columns += [*ACCURACY_KEYS, ("loss", "loss")]
+    columns += [*ACCURACY_KEYS, ("frac_reward_zero_std", "groups with equal rewards"), ("loss", "loss")]
     columns = [(k, t) for k, t in columns if any(row.get(k) is not None for row in rows)]
     shown = [k for k, _ in columns if k != "step"]
     lines = ["| " + " | ".join(["run"] * runs + [t for _, t in columns]) + " |", "|---:" * (len(columns) + runs) + "|"]

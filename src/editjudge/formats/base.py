@@ -7,6 +7,7 @@ of assuming one pointwise 0–9 score over two images; see ``shared/ARCHITECTURE
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,6 +42,7 @@ class RewardRule(Protocol):
 
     tolerance: float
     graded: bool
+    miss_credit: float  # 0 (the seed): a miss earns nothing
 
 
 @runtime_checkable
@@ -111,9 +113,17 @@ def roles_with_sources(n_sources: int, candidates: tuple[str, ...]) -> tuple[str
     return roles
 
 
-def digit_credit(distance: int, options: RewardRule) -> float:
-    """The seed's accuracy rule for one digit ``distance`` away from its label: 1 within the tolerance, else 0;
-    ``graded``: ``1 − distance / (tolerance + 1)`` inside the tolerance (closer earns more, never more than 1)."""
-    if distance > options.tolerance:
+def digit_credit(distance: float, options: RewardRule) -> float:
+    """The accuracy rule for one digit ``distance`` = ``|pred − label|`` away from its label (0..9), the one place it
+    lives (pointwise, and per dimension). Within the tolerance: 1 (the seed), or ``1 − distance / (tolerance + 1)``
+    with ``graded`` (closer earns more, never more than 1). Beyond it: 0 (the seed), or with ``miss_credit`` m (a
+    departure from the seed, off by default): ``m · (9 − distance) / (9 − first_miss)``, ``first_miss`` being the
+    first distance beyond the tolerance (m there, 0 at 9: a miss by 3 earns more than a miss by 7)."""
+    if distance <= options.tolerance:
+        return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
+    miss_credit = getattr(options, "miss_credit", 0.0)
+    if not miss_credit:
         return 0.0
-    return 1.0 - distance / (options.tolerance + 1) if options.graded else 1.0
+    span = prompts.SCORE_MAX - prompts.SCORE_MIN
+    first_miss = math.floor(options.tolerance) + 1
+    return miss_credit * max(0.0, span - distance) / max(1, span - first_miss)

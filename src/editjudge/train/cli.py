@@ -27,6 +27,21 @@ examples:
 verl keys after `--` are checked against verl's own config (a typo gets the nearest key). The TRL engine reads the
 verl keys both engines share plus `trl.<name>` (a TrlSettings field or any TRL GRPOConfig field) and refuses any
 other key, listing the ones it reads; see docs/training.md.
+
+when GRPO stalls (most groups' rewards all equal: frac_reward_zero_std, groups/flat_stuck in the step metrics),
+the field's tools, as keys of both engines (cost in docs/training.md, "When GRPO stalls"):
+  algorithm.filter_groups.enable=true        DAPO dynamic sampling: drop groups with equal rewards, draw more
+                                             prompts (both engines; TRL: trl.filter_groups_max_extra=1.0 caps the
+                                             extra prompts per step, i.e. up to 2x the generation)
+  +reward.custom_reward_function.reward_kwargs.miss_credit=0.3
+                                             a graded miss: an answer 3 away earns more than one 7 away (departs
+                                             from the seed's binary +-2 rule; off by default)
+  actor_rollout_ref.rollout.n=8 / .temperature=1.2    more, or more varied, samples per prompt
+  verl: actor_rollout_ref.actor.entropy_coeff=0.1 | TRL: trl.entropy_coef=0.1
+                                             an entropy bonus: keeps answers varied (the demo's tiny_cpu uses 0.1);
+                                             TRL's floor: trl.use_adaptive_entropy=true trl.entropy_target=0.2
+  verl: actor_rollout_ref.actor.clip_ratio_high=0.28 | TRL: trl.epsilon_high=0.28     DAPO clip-higher
+  verl: algorithm.norm_adv_by_std_in_grpo=false | TRL: trl.scale_rewards=none         Dr. GRPO
 """
 
 

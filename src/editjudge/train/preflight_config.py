@@ -369,6 +369,31 @@ def check_reward(cfg: Any, report: Report) -> None:
         )
         return
     report.passed.append(f"reward function {path}:{name} loads")
+    check_filter_groups(cfg, result, report)
+
+
+def check_filter_groups(cfg: Any, reward_result: Any, report: Report) -> None:
+    """DAPO's dynamic sampling (``algorithm.filter_groups``): verl's v1 trainer reads it, with a metric the reward
+    returns (``reward`` or one of ``compute_score``'s keys); anything else fails in the replay buffer mid-run."""
+    groups = cfg.algorithm.get("filter_groups") or {}
+    if not groups.get("enable", False):
+        return
+    metric = groups.get("metric")
+    known = ["reward", *(k for k in (reward_result if isinstance(reward_result, dict) else {}) if k != "score")]
+    if not cfg.trainer.get("use_v1", True):
+        report.fail("algorithm.filter_groups.enable=true with trainer.use_v1=false: verl 0.9.1's legacy trainer "
+                    "ignores group filtering (only the v1 trainer's replay buffer filters groups)",
+                    "drop trainer.use_v1=false (the v1 trainer is verl's default), or algorithm.filter_groups.enable")
+    elif metric not in known:
+        report.fail(f"algorithm.filter_groups.metric={metric!r} is not a value the reward returns: verl's replay "
+                    "buffer would stop at the first finished group ('missing DAPO metric')",
+                    f"use one of {known} (reward = the score; the others are compute_score's keys)")
+    else:
+        if int(groups.get("max_num_gen_batches") or 0) > 0:
+            report.warnings.append("algorithm.filter_groups.max_num_gen_batches is ignored by verl 0.9.1's v1 trainer; "
+                        "algorithm.filter_groups.max_inflight_gen_batches bounds the extra generation")
+        report.passed.append(f"dynamic sampling: groups whose {metric} is equal for every sample are dropped and "
+                             "refilled (algorithm.filter_groups)")
 
 
 def check_loggers(cfg: Any, report: Report) -> None:

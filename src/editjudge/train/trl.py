@@ -54,6 +54,8 @@ PRESET_KEYS: dict[str, str] = {
     "trainer.logger": "loggers",
     "trainer.project_name": "project_name",
     "trainer.experiment_name": "run_name",
+    "algorithm.filter_groups.enable": "filter_groups",
+    "algorithm.filter_groups.metric": "filter_groups_metric",
 }
 REWARD_KWARGS_PREFIX = "reward.custom_reward_function.reward_kwargs."
 METRICS_FILE = "metrics.jsonl"
@@ -102,6 +104,10 @@ class TrlSettings:
     # pair rows (prepare --pairs): a pair's two orders in one GRPO step, so a position bias gains nothing in any
     # update (trl_data.pair_batch_order); no effect on other rows
     pair_batches: bool = True
+    # DAPO dynamic sampling (train/trl_groups.py): drop groups whose rewards are all equal, draw more prompts
+    filter_groups: bool = False  # algorithm.filter_groups.enable
+    filter_groups_metric: str = "reward"  # algorithm.filter_groups.metric: reward, format or accuracy
+    filter_groups_max_extra: float = 1.0  # extra prompts per step, at most this multiple of the step's prompts
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -115,6 +121,9 @@ class TrlSettings:
             )
         if self.lora_rank <= 0:
             raise ValueError("the TRL engine trains a LoRA adapter: actor_rollout_ref.model.lora_rank must be > 0")
+        from editjudge.train.trl_groups import dynamic_sampling
+
+        dynamic_sampling(self)  # checks the filter_groups settings (ValueError naming the key)
 
     @property
     def batch_size(self) -> int:
@@ -131,6 +140,10 @@ def _coerce(name: str, value: Any) -> Any:
         value = yaml.safe_load(value)
     if name in ("lora_rank", "lora_alpha", "num_generations", "max_completion_length", "max_prompt_length"):
         return None if value is None else int(value)
+    if name == "filter_groups":
+        if not isinstance(value, bool):
+            raise ValueError(f"algorithm.filter_groups.enable must be true or false, got {value!r}")
+        return value
     if name in ("save_steps", "eval_steps"):
         return max(int(value), 0)
     if name in ("learning_rate", "epochs", "temperature", "top_p"):
@@ -293,6 +306,15 @@ def summarize_log(logs: Mapping[str, Any], step: int, phase: str) -> dict[str, A
     if "reward" in logs:
         record["reward_mean"] = logs["reward"]
         record["reward_std"] = logs.get("reward_std")
+    # share of prompt groups whose rewards were all equal (no gradient from them): the exact count of trl_groups
+    # (``groups/flat``) where logged, since TRL's own isclose(std, 0) misses groups flat at a graded reward; TRL's
+    # figure is kept beside it as ``trl/frac_reward_zero_std``
+    if "groups/flat" in logs:
+        record["frac_reward_zero_std"] = logs["groups/flat"]
+        if "frac_reward_zero_std" in logs:
+            record["trl/frac_reward_zero_std"] = logs["frac_reward_zero_std"]
+    elif "frac_reward_zero_std" in logs:
+        record["frac_reward_zero_std"] = logs["frac_reward_zero_std"]
     for key, value in logs.items():
         if key.startswith("rewards/") and key.endswith("/mean"):
             rate = _rate_key(key[len("rewards/") : -len("/mean")])
@@ -445,9 +467,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
     every ``eval_steps`` steps (``validation`` records in metrics.jsonl) on at most ``eval_max_rows`` prompts.
     The adapter is also written at every checkpoint (``save_steps``) and on Ctrl-C (then ``interrupted`` is set).
     """
-    from trl import GRPOTrainer
-
-    from editjudge.train import trl_callbacks, trl_runtime
+    from editjudge.train import trl_callbacks, trl_groups, trl_runtime
 
     started = time.perf_counter()
     out = Path(settings.output_dir)
@@ -484,7 +504,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         settings, out / ADAPTER_DIR, processor, save_adapter, validation_rows=len(validation) if validation else 0)
     order = pair_batch_order(examples, settings) if settings.pair_batches else None
     with trl_runtime.logging_environment(settings):  # read by the loggers' callbacks as the trainer starts
-        trainer = GRPOTrainer(
+        trainer = trl_groups.trainer_class()(  # TRL's GRPOTrainer + flat-group metrics and dynamic sampling
             model=model,
             reward_funcs=reward_functions(settings.reward_kwargs),
             args=grpo_config(settings, out / "checkpoints", validate=validation is not None, ordered=order is not None),
@@ -494,6 +514,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
             peft_config=peft_config,
             callbacks=[_metrics_callback(metrics_path, "grpo", records), *engine_callbacks, *callbacks,
                        trl_stop.active().callback(save=True)],
+            **trl_groups.trainer_kwargs(settings),
         )
         _use_quiet_progress(trainer)
         interrupted = False

@@ -2,9 +2,9 @@
 measured cost of a validation pass.
 
 - :class:`ZeroSignalWarning`: GRPO learns only from prompts whose samples score differently. When most groups have
-  zero reward spread (TRL's ``frac_reward_zero_std``) for ``zero_std_warn_steps`` logged steps in a row, it warns
-  once, saying what to change for the case at hand (no reward at all, or all samples alike); groups alike at
-  nearly the maximum reward have converged, which gets a note instead.
+  zero reward spread (``groups/flat``, else TRL's ``frac_reward_zero_std``; see :mod:`editjudge.train.trl_groups`)
+  for ``zero_std_warn_steps`` logged steps in a row, it warns once, saying what to change for the case at hand (no
+  reward at all, or all samples alike); groups alike at nearly the maximum reward have converged: a note instead.
 - :class:`AdapterOnSave`: at each ``save_steps`` checkpoint, also ``<output_dir>/adapter`` (what the judge loads).
 - :class:`ValidationCost`: after the first timed step, the estimated seconds of one validation pass.
 """
@@ -55,12 +55,12 @@ class ZeroSignalWarning(TrainerCallback):
 
     def __init__(self, settings: Any, share: float = ZERO_STD_SHARE) -> None:
         self.settings, self.share = settings, share
-        self.streak: list[tuple[float, float]] = []  # (frac_reward_zero_std, reward) of the current run of steps
+        self.streak: list[tuple[float, float]] = []  # (share of flat groups, reward) of the current run of steps
         self.warned_at: int | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         logs = logs or {}
-        frac = logs.get("frac_reward_zero_std")
+        frac = logs.get("groups/flat", logs.get("frac_reward_zero_std"))  # the exact count first (trl_groups)
         if frac is None or any(key.startswith("eval_") for key in logs):
             return
         if frac < self.share:
