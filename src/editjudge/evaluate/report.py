@@ -99,6 +99,21 @@ def _summary_table(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[st
     return lines
 
 
+def _dimension_section(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One table per dimension judge: every summary metric for the overall and for each dimension."""
+    from editjudge.evaluate.dimensions import columns
+
+    lines: list[str] = []
+    for name, m in metrics_by_judge.items():
+        if not m.get("dimensions"):
+            continue
+        lines += [f"## {name}: per dimension" if len(metrics_by_judge) > 1 else "## Per dimension", "",
+                  "The overall is the set's rule over the dimensions (of the answer's digits; of the labels where "
+                  "a row labels every dimension). A dimension a row leaves unlabelled is not counted there.", "",
+                  *_summary_table(columns(m)), ""]
+    return lines
+
+
 def _notes(name: str, m: Mapping[str, Any]) -> list[str]:
     """Why some numbers are missing, and what went into the others."""
     out: list[str] = []
@@ -265,6 +280,7 @@ def write_report(
     if len(names) > 1:
         plot_compare(metrics_by_judge, plots / "compare.png")
         page += ["![judges side by side](plots/compare.png)", ""]
+    page += _dimension_section(metrics_by_judge)
     if comparison:
         page += _comparison_section(comparison)
     notes = [line for n in names for line in _notes(n, metrics_by_judge[n]) + [""]]
