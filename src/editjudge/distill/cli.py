@@ -179,8 +179,7 @@ def _trace_outputs(args: argparse.Namespace):
     """(row, texts, failure, usage) per row from the manifest's ``reasoning`` column."""
     from editjudge.data.files import DEFAULT_MAX_FILE_BYTES
     from editjudge.data.sources import _manifest_rows  # prepare's manifest reader: same lines, same default ids
-    from editjudge.distill.rules import bare_reasoning_response
-    from editjudge.reward import parse_label
+    from editjudge.distill.rules import bare_reasoning_response, row_format_label
 
     path = Path(args.traces)
     traces: dict[str, str | None] = {}
@@ -200,16 +199,15 @@ def _trace_outputs(args: argparse.Namespace):
         elif traces[rid] is None:
             yield row, [], "no_trace: the manifest line has no 'reasoning'", None, False
         else:
-            label = parse_label(row["reward_model"]["ground_truth"])
-            yield row, [bare_reasoning_response(traces[rid], label)], None, None, False
+            fmt, label = row_format_label(row)
+            yield row, [bare_reasoning_response(traces[rid], label, fmt)], None, None, False
 
 
 def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
     from tqdm.auto import tqdm
 
     from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
-    from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, sft_row
-    from editjudge.reward import parse_label
+    from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, label_key, row_format_label, sft_row
 
     stats = DistillStats(tolerance=args.tolerance, keep=args.keep, samples=args.samples if args.teacher else 1)
     origin = "teacher" if args.teacher else "manifest"
@@ -222,7 +220,8 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
             for row, texts, failure, usage, asked in outputs:
                 bar.update(1)
                 rid = row["extra_info"]["id"]
-                label = parse_label(row["reward_model"]["ground_truth"])
+                fmt, truth = row_format_label(row)  # a dimension row: every labelled dimension must be right
+                label = label_key(truth)
                 if asked and (not failure or failure.startswith("backend_error")):
                     stats.add_usage(usage, failed=bool(failure))
                 if failure:
@@ -237,7 +236,7 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                             )
                             raise _Abort()
                     continue
-                judged = [judge_response(t, label, args.tolerance) for t in texts]
+                judged = [judge_response(t, truth, args.tolerance, fmt) for t in texts]
                 kept = 0
                 for sample, item in enumerate(judged):
                     reason = item.reason
@@ -247,7 +246,9 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                         sft.add(sft_row(row, item.text, origin=origin, sample=sample, answer=item.answer, label=label))
                         kept += 1
                     responses.add({"id": rid, "sample": sample, "label": label, "answer": item.answer,
-                                   "reason": reason, "text": item.text})
+                                   "reason": reason, "text": item.text,
+                                   **({"labels": truth, "dimensions": item.dimensions} if isinstance(truth, dict)
+                                      else {})})
                 stats.add_row(label, judged, kept)
                 if not kept:
                     missed.add({"id": rid, "label": label, "answers": [j.answer for j in judged],
@@ -309,7 +310,7 @@ def _print_summary(report: dict[str, Any], out: Path) -> None:
 def _select_hard(args: argparse.Namespace, out: Path) -> int:
     from editjudge.data.writer import SCHEMA, ParquetSink, atomic_write_text
     from editjudge.distill.hard import hard_summary, read_predictions, wrong_count
-    from editjudge.reward import parse_label
+    from editjudge.distill.rules import label_key, row_format_label
 
     try:
         predictions = read_predictions(args.select_hard)
@@ -329,7 +330,8 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
             if answers is None:
                 continue
             seen.add(rid)
-            wrong = wrong_count(answers, parse_label(row["reward_model"]["ground_truth"]), args.tolerance)
+            # a dimension row is hard by its overall: the predictions' samples are each sample's overall
+            wrong = wrong_count(answers, label_key(row_format_label(row)[1]), args.tolerance)
             wrong_by_row.append(wrong)
             samples_by_row.append(len(answers))
             if wrong >= args.min_wrong:
