@@ -251,3 +251,45 @@ def test_distill_accepts_a_trace_when_every_labelled_dimension_is_within_toleran
     one = {"data_source": "tts_edit_score", "reward_model": {"ground_truth": "7"}}
     pfmt, label = row_format_label(one)
     assert label == 7 and judge_response("<think>r</think><answer>6</answer>", label, 1, pfmt).accepted
+
+
+def test_bench_editscore_with_a_dimension_judge_s_scores_worked_by_hand(tmp_path: Path) -> None:
+    """Each pair under its own dimension: the judge's consistency prefers the worse edit, its prompt following and
+    overall the better; a one-score reading of the same scores would call consistency right."""
+    from test_bench_suites import write_editscore
+
+    from editjudge.bench.scoring import plan
+    from editjudge.bench.suites import read_editscore
+    from editjudge.cli import main
+
+    root = write_editscore(tmp_path / "suite")
+    work = plan(read_editscore(root).items)
+    lines = []
+    for keys in work.keys.values():
+        for k, (key, preferred) in enumerate(zip(keys, (True, False))):
+            dims = {"prompt_following": {"score": 8 if preferred else 2, "mean_score": None, "expected_score": None},
+                    "consistency": {"score": 2 if preferred else 8, "mean_score": None, "expected_score": None},
+                    "perceptual_quality": {"score": 5, "mean_score": None, "expected_score": None}}
+            lines.append({"key": key, "score": 6 if preferred else 4, "mean_score": None, "expected_score": None,
+                          "error": None, "dimensions": dims})
+    preds = tmp_path / "scores.jsonl"
+    preds.write_text("".join(json.dumps(line) + "\n" for line in {json.dumps(x): x for x in lines}.values()))
+    assert main(["bench", "editscore", "--root", str(root), "--predictions", str(preds), "--bootstrap", "0",
+                 "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "bench.json").read_text())
+    numbers = report["results"]["score"]["numbers"]
+    assert numbers["consistency/micro"] == 0.0 and numbers["prompt_following/micro"] == 1.0
+    assert numbers["overall/micro"] == 1.0
+    assert report["dimensions"]["compared_by"] == {"overall": "judge overall", "consistency": "judge dimension "
+                                                   "consistency", "prompt_following": "judge dimension prompt_following"}
+    assert "each pair compared by the judge's answer under the benchmark's dimension" in (
+        tmp_path / "out" / "bench.md").read_text()
+    # the same scores without their dimensions: a one-score judge, its one score on every pair, said so
+    for line in lines:
+        del line["dimensions"]
+    preds.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["bench", "editscore", "--root", str(root), "--predictions", str(preds), "--bootstrap", "0",
+                 "--out", str(tmp_path / "one")]) == 0
+    one = json.loads((tmp_path / "one" / "bench.json").read_text())
+    assert one["results"]["score"]["numbers"]["consistency/micro"] == 1.0
+    assert "a one-score judge: its one score compares every pair" in one["dimensions"]["note"]

@@ -189,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: n={m['n']} parse={_pct(m['format']['parse_rate'])} exact={_pct(m['accuracy']['exact'])} "
               f"±1={_pct(m['accuracy']['within_1'])} pairwise strict={_pct(m['pairwise']['strict']['value'])} "
               f"failed={failures.get(name, 0)} (counted as wrong)")
+        for dim, d in (m.get("dimensions") or {}).items():  # a dimension judge: each dimension's figures
+            print(f"  {dim}: labelled={d['n_labelled']} exact={_pct(d['accuracy']['exact'])} "
+                  f"±2={_pct(d['accuracy']['within_2'])} pairwise strict={_pct(d['pairwise']['strict']['value'])}")
     for page in pages:
         print(f"report: {page}")
     judged = [name for name, (kind, _, _) in zip(names, sources) if kind == "judge"]

@@ -70,9 +70,24 @@ def record_of(result: Any, fmt: Any, *, id: str, group: str | None = None, label
                       error=result.error, dimensions=dims, format=fmt.spec)
 
 
+def check_judge_fits(rows: Sequence[Mapping[str, Any]], fmt: Any) -> None:
+    """``ValueError`` naming the fix when a prepared parquet's rows are a dimension judge's (their labels name
+    dimensions) and ``fmt`` is a one-score format, or the other way round (checked on the first labelled row)."""
+    from editjudge.formats import DimensionsFormat
+
+    first = next((r["label"] for r in rows if r.get("label") is not None), None)
+    dimension_rows = isinstance(first, str) and first.lstrip().startswith("{")
+    if dimension_rows and not isinstance(fmt, DimensionsFormat):
+        raise ValueError(f"the rows are a dimension judge's (labels {first[:80]}): give the judge's --format "
+                         "dimensions:SET (or --prepare-report of the data, which records it)")
+    if isinstance(fmt, DimensionsFormat) and first is not None and not dimension_rows:
+        raise ValueError(f"the rows carry one score each (label {first!r}), not the dimensions of {fmt.spec}: "
+                         "evaluate them with the judge's own --format")
+
+
 def columns(metrics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """A dimension judge's metrics as table columns: the overall, then each dimension."""
     return {OVERALL: metrics, **dict(metrics.get("dimensions") or {})}
 
 
-__all__ = ["OVERALL", "columns", "dimension_names", "overall_label", "per_dimension", "project", "record_of"]
+__all__ = ["OVERALL", "check_judge_fits", "columns", "dimension_names", "overall_label", "per_dimension", "project", "record_of"]

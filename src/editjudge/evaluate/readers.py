@@ -273,11 +273,12 @@ def judge_parquet(
     """Run ``judge`` (an :class:`editjudge.judge.Judge`) over a prepared parquet (or its ``rows``, already read
     with :func:`read_test_parquet`); one record per row, a row the judge could not judge keeps its label. A
     dimension judge's records carry every dimension (:func:`editjudge.evaluate.dimensions.record_of`)."""
-    from editjudge.evaluate.dimensions import record_of
+    from editjudge.evaluate.dimensions import check_judge_fits, record_of
 
     rows = read_test_parquet(path, limit) if rows is None else rows
+    fmt = getattr(judge, "format", None)
+    check_judge_fits(rows, fmt)  # before a single edit is judged
     items = [{"source": r["source"], "edited": r["edited"], "instruction": r["instruction"]} for r in rows]
     results = judge.score_many(items, progress=progress)
-    fmt = getattr(judge, "format", None)
     return [record_of(res, fmt, id=r["id"], group=r["group"], label=r["label"], gt_score=r["gt_score"])
             for r, res in zip(rows, results)]

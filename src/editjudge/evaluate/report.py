@@ -235,6 +235,7 @@ def write_report(
     comparison: Mapping[str, Any] | None = None,
     title: str = "editjudge evaluation",
     learning_curve: Sequence[Mapping[str, Any]] | None = None,
+    appendix: Sequence[str] | None = None,
 ) -> Path:
     """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
 
@@ -244,6 +245,7 @@ def write_report(
     ``comparison`` is :func:`editjudge.evaluate.compare.compare_judges` output (paired differences to a baseline).
     ``learning_curve``: held-out figures at intervals during training (rows with ``step``, ``accuracy_within_2``,
     ``best_of_n_regret``, optionally ``accuracy_exact`` / ``pairwise_accuracy``), plotted beside the training reward.
+    ``appendix``: Markdown lines the caller adds after the summary (e.g. the demo's side-by-side of two judges).
     """
     if not metrics_by_judge:
         raise ValueError("write_report needs the metrics of at least one judge")
@@ -281,6 +283,7 @@ def write_report(
         plot_compare(metrics_by_judge, plots / "compare.png")
         page += ["![judges side by side](plots/compare.png)", ""]
     page += _dimension_section(metrics_by_judge)
+    page += list(appendix or [])
     if comparison:
         page += _comparison_section(comparison)
     notes = [line for n in names for line in _notes(n, metrics_by_judge[n]) + [""]]
