@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``vllm`` need vLLM's own environment (tests/vllm, ``.ci/run``'s vLLM lane): they run only when
+    """Tests marked ``vllm`` need vLLM's own environment (tests/lane_vllm, ``.ci/run``'s vLLM lane): they run only when
     ``-m`` names the marker (``-m vllm``); every other run deselects them, whatever else its ``-m`` says."""
     if "vllm" in (config.getoption("markexpr") or ""):
         return

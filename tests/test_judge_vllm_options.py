@@ -1,5 +1,5 @@
 """What the vLLM backend asks of the engine for an adapter, and ``--engine-arg``: no vLLM needed (the vLLM lane in
-tests/vllm runs the real engine)."""
+tests/lane_vllm runs the real engine)."""
 
 from __future__ import annotations
 
