@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from test_faults import GOOD_ROW, _folder, _images, _manifest, _sample, time_limit  # noqa: F401 - a fixture
+from test_faults import GOOD_ROW, Case, _folder, _images, _manifest, _sample, time_limit  # noqa: F401 - a fixture
 
 from editjudge.data.prepare import PrepareConfig, prepare
 
@@ -52,14 +50,6 @@ def _dims_csv(tmp: Path, header: str, cells: str) -> tuple[Path, str]:
     path.write_text(f"source,edited,instruction,{header}\nimg/s.jpg,img/e.jpg,make the sky warmer,0.7,0.4\n"
                     f"img/s.jpg,img/e.jpg,other,{cells}\n")
     return path, "m.csv:3"
-
-
-@dataclass
-class Case:
-    name: str
-    build: Callable[[Path], tuple[Path, str]]
-    reason: str | None  # None: the hostile sample is kept
-    config: dict[str, Any] = field(default_factory=dict)
 
 
 MANY = {f"d{i}": 0.5 for i in range(10_000)}

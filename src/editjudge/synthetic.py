@@ -222,18 +222,24 @@ def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
     return candidates
 
 
+def _blue_square_source(rng: np.random.Generator, index: int, size: int, out: str,
+                        extent: tuple[float, float]) -> tuple[_Scene, Path, bytes]:
+    """The red-square tasks' source: a blue square (side ``extent`` of the image's) on grey, "make the square red";
+    its scene, its shard folder (made) and its JPEG bytes."""
+    grey = int(rng.integers(110, 170))
+    side = int(size * rng.uniform(*extent))
+    x0, y0 = (int(v) for v in rng.integers(0, size - side, size=2))
+    scene = _Scene("square", "blue", "red", (grey, grey, grey), (x0, y0, x0 + side, y0 + side), "make the square red")
+    folder = Path(out) / f"shard_{index // 100:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return scene, folder, _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+
+
 def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
     """One source of the ``red_square`` task: a blue square on grey; candidates unchanged (label 1) or red (label 7)."""
     index, candidates, size, seed, _photo_like, out = job
     rng = np.random.default_rng([seed, index, 7])
-    grey = int(rng.integers(110, 170))
-    extent = int(size * rng.uniform(0.6, 0.85))  # large: every image token sees the colour
-    x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
-    box = (x0, y0, x0 + extent, y0 + extent)
-    scene = _Scene("square", "blue", "red", (grey, grey, grey), box, "make the square red")
-    folder = Path(out) / f"shard_{index // 100:03d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    source = _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.85))  # large: every token sees it
     kinds = [("unchanged", "red")[k % 2] for k in range(candidates)]
     rng.shuffle(kinds)
     for k, kind in enumerate(kinds):
@@ -250,14 +256,8 @@ def _red_square_dims_job(job: tuple[int, int, int, int, bool, str]) -> int:
     :data:`RED_SQUARE_KINDS` (cycled when there are more candidates than kinds), scored on both dimensions."""
     index, candidates, size, seed, _photo_like, out = job
     rng = np.random.default_rng([seed, index, 11])
-    grey = int(rng.integers(110, 170))
-    extent = int(size * rng.uniform(0.6, 0.75))  # square and border about equal in area: both dimensions show
-    x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
-    box = (x0, y0, x0 + extent, y0 + extent)
-    scene = _Scene("square", "blue", "red", (grey, grey, grey), box, "make the square red")
-    folder = Path(out) / f"shard_{index // 100:03d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    source = _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+    # square and border about equal in area: both dimensions show
+    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.75))
     names = list(RED_SQUARE_KINDS)
     kinds = [names[k % len(names)] for k in range(candidates)]
     rng.shuffle(kinds)
@@ -265,7 +265,7 @@ def _red_square_dims_job(job: tuple[int, int, int, int, bool, str]) -> int:
     for k, kind in enumerate(kinds):
         square_red, kept = RED_SQUARE_KINDS[kind]
         background = scene.background if kept else COLOURS["red"]
-        painted = _Scene("square", "blue", "red", background, box, scene.instruction)
+        painted = _Scene("square", "blue", "red", background, scene.box, scene.instruction)
         grain = rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)  # each candidate's bytes differ
         edited = _draw(painted, size, COLOURS["red"] if square_red else _SQUARE_BLUE, grain)
         following, preservation = (high if square_red else low), (high if kept else low)
