@@ -136,8 +136,8 @@ def test_trl_trains_on_dimension_rows_and_logs_each_dimension(prepared: Path, ti
     from editjudge.demo import preset_settings
     from editjudge.train import trl as engine
 
-    settings = preset_settings(tiny_model_dir, tmp_path / "out", "tiny_cpu_dims", max_steps=2, warm_start_steps=2,
-                               per_device_batch_size=16)
+    settings = preset_settings(tiny_model_dir, tmp_path / "out", "tiny_cpu", max_steps=2, warm_start_steps=2,
+                               per_device_batch_size=16, max_completion_length=32)  # two entries: ~22 tokens
     result = engine.train(settings, prepared / "train.parquet")
     grpo = [r for r in result.records if r["phase"] == "grpo" and "reward_mean" in r]
     assert len(grpo) == 2
