@@ -214,7 +214,10 @@ def test_dimension_prompts_name_every_dimension_and_keep_two_images() -> None:
         assert user.count(prompts.IMAGE_PLACEHOLDER) == 2 and "make it red" in user
         assert all(name in system + user for name in fmt.names)
     values = fmt.warm_start_values()
-    assert len(values) == 10 and all(sorted(col) == list(range(10)) for col in zip(*values))  # label-free, balanced
+    # label-free and balanced: every dimension takes every digit 10 times, every two dimensions every pair once (a
+    # dimension's digit tells nothing of another's, so GRPO can score them apart)
+    assert len(values) == 100 and all(sorted(col) == sorted(list(range(10)) * 10) for col in zip(*values))
+    assert all(len({(v[i], v[j]) for v in values}) == 100 for i in range(3) for j in range(i + 1, 3))
     assert all(fmt.parse(fmt.answer_text(v, "ok")).answer == v for v in values)
 
 

@@ -99,3 +99,39 @@ def test_red_square_task_labels_come_only_from_the_pixels(tmp_path):
         assert np.mean([abs(constant - label) <= 2 for label in labels]) <= 0.5
     with pytest.raises(ValueError, match="unknown synthetic task"):
         write(tmp_path / "c", task="nope")
+
+
+def test_red_square_dims_task_scores_each_dimension_from_its_own_pixels(tmp_path):
+    """Following = the square is red, preservation = the rest kept; one candidate of each kind per source; the mean
+    (the one score a single-score judge learns) is the same for an unchanged edit and a ruined one."""
+    from PIL import Image
+
+    from editjudge.data.labels import label_of
+    from editjudge.synthetic import RED_SQUARE_KINDS, RED_SQUARE_MEDIAN_MAD, write_synthetic_edits as write
+
+    a = write(tmp_path / "a", n_sources=6, candidates_per_source=4, seed=3, task="red_square_dims")
+    write(tmp_path / "b", n_sources=6, candidates_per_source=4, seed=3, task="red_square_dims", workers=2)
+    assert a.samples == 24 and _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    records, rejects = load_sources(tmp_path / "a")
+    assert not rejects and len(records) == 24
+    labels: dict[str, list[int]] = {"following": [], "preservation": [], "score": []}
+    kinds_per_source: dict[str, set] = {}
+    for r in records:
+        stem = str(r.edited_path)[: -len("_output.jpg")]
+        scores = json.loads(Path(stem + "_score.json").read_text())
+        assert scores["score"] == pytest.approx((scores["following"] + scores["preservation"]) / 2, abs=1e-6)
+        for name in labels:
+            labels[name].append(label_of(scores[name], *RED_SQUARE_MEDIAN_MAD))
+        source = np.asarray(Image.open(r.source_path), dtype=float)
+        edited = np.asarray(Image.open(r.edited_path), dtype=float)
+        square = source[..., 2] - source[..., 0] > 80  # the blue square on grey
+        square_red = edited[square][:, 0].mean() - edited[square][:, 2].mean() > 100
+        kept = np.abs(edited[~square] - source[~square]).mean() < 20
+        assert (labels["following"][-1] == 7) == square_red and (labels["preservation"][-1] == 7) == kept
+        kind = next(k for k, v in RED_SQUARE_KINDS.items() if v == (square_red, kept))
+        kinds_per_source.setdefault(Path(r.edited_path).name.split("_c")[0], set()).add(kind)
+        assert labels["score"][-1] == {"unchanged": 4, "square_red": 7, "all_red": 4, "background_red": 1}[kind]
+    assert all(kinds == set(RED_SQUARE_KINDS) for kinds in kinds_per_source.values()) and len(kinds_per_source) == 6
+    for name in ("following", "preservation"):  # per dimension labels 1 and 7, half each: a constant scores 1/2
+        assert sorted(set(labels[name])) == [1, 7] and labels[name].count(7) == 12
+        assert max(np.mean([abs(c - v) <= 2 for v in labels[name]]) for c in range(10)) <= 0.5

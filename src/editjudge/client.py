@@ -411,14 +411,17 @@ class EditReward:
     """``reward(sources, edited_images, instructions) -> list[float | None]`` over a running ``editjudge serve``.
 
     ``value``: ``"expected_score"`` (Σ k·p(k), smooth; falls back to the parsed score when the backend gave no
-    probabilities) or ``"score"`` (the parsed 0–9 answer). ``on_failure`` says what an item that got no value
+    probabilities) or ``"score"`` (the parsed 0–9 answer); for a dimension judge also ``"overall"``, a dimension's
+    name, or ``{dimension: weight}`` (:mod:`editjudge.client_value`). ``on_failure`` says what an item that got no value
     becomes (bad image, unparsable answer, service down after retries): ``"raise"`` (default: :class:`RewardError`,
     or :class:`ServiceError`), ``"none"`` (``None`` for that item), or a number the caller chooses (e.g. ``0.0``).
     """
 
-    def __init__(self, client: JudgeClient, value: str = "expected_score", on_failure: str | float = "raise") -> None:
-        if value not in ("expected_score", "score"):
-            raise ValueError("value must be 'expected_score' or 'score'")
+    def __init__(self, client: JudgeClient, value: str | Mapping[str, float] = "expected_score",
+                 on_failure: str | float = "raise") -> None:
+        from editjudge.client_value import value_picker
+
+        self._pick = value_picker(value)
         if not (isinstance(on_failure, str) and on_failure in ("raise", "none")) and not finite_number(on_failure):
             raise ValueError(f"on_failure must be 'raise', 'none' or a finite number (e.g. 0.0), got {on_failure!r}")
         self.client = client
@@ -438,8 +441,7 @@ class EditReward:
         values: list[float | None] = []
         failures: dict[int, str] = {}
         for i, r in enumerate(results):  # results were checked by JudgeClient: finite numbers 0..9 or None
-            v = r.get("expected_score") if self.value == "expected_score" else None
-            v = v if v is not None else r.get("score")
+            v = self._pick(r)
             if not finite_number(v):
                 failures[i] = r.get("error") or "no score"
                 v = None
@@ -478,7 +480,7 @@ def edit_reward_fn(
     url: str,
     *,
     token: str | None = None,
-    value: str = "expected_score",
+    value: str | Mapping[str, float] = "expected_score",
     on_failure: str | float = "raise",
     **client_options: Any,
 ) -> Callable[[Sequence[Any], Sequence[Any], Sequence[str] | str], list[float | None]]:

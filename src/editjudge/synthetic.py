@@ -19,6 +19,14 @@ the pixels: a blue square on a grey background, always the instruction "make the
 edit either leaves the square unchanged (raw score :data:`RED_SQUARE_SCORES` ``["unchanged"]``, label 1 with the
 seed's median 0.9 / MAD 0.1) or paints it fully red (label 7). Half the candidates of a source are of each kind.
 Two labels 6 apart: within the ±2 reward a constant answer scores exactly 1/2, a judge that reads the images 1.
+
+``task="red_square_dims"`` (:data:`DIMENSION_TASK`) is the same world judged on two dimensions, ``following`` (is the
+square red?) and ``preservation`` (is everything else as it was?): each source gets one candidate of each kind of
+:data:`RED_SQUARE_KINDS` — left unchanged (follows badly, preserves well), the square painted red (both good), the
+whole picture painted red (follows, preserves badly) and the background painted red with the square left blue (both
+bad). Each ``_score.json`` holds both raw scores (labels 1 / 7 per dimension, the seed's median 0.9 / MAD 0.1) and
+``score``, their mean: the one number a single-score judge is trained on (labels 4, 7, 4, 1), under which an
+unchanged edit and a ruined one are the same 4. Prepare it with ``--dimensions follow_preserve``.
 """
 
 from __future__ import annotations
@@ -52,11 +60,17 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle")
 PHRASES = ("make the {shape} {colour}", "turn the {shape} {colour}", "change the colour of the {shape} to {colour}")
 SCORE_LOW, SCORE_HIGH = 0.7, 1.1  # uniform scores: median 0.9, MAD 0.1
-TASKS = ("recolour", "red_square")
+TASKS = ("recolour", "red_square", "red_square_dims")
 # red_square: raw scores that the seed's label formula with median 0.9 / MAD 0.1 maps to labels 1 and 7.
 RED_SQUARE_SCORES = {"unchanged": 0.8333, "red": 0.9667}
 RED_SQUARE_MEDIAN_MAD = (0.9, 0.1)  # pass these to `prepare` (--score-median/--score-mad): two scores have no MAD
 _SQUARE_BLUE = (40, 70, 220)
+DIMENSION_TASK = "red_square_dims"
+DIMENSION_TASK_SET = "follow_preserve"  # the shipped dimension set its scores are named after
+# kind -> (square red?, background kept?): following is high iff the square is red, preservation iff the rest is kept
+RED_SQUARE_KINDS: dict[str, tuple[bool, bool]] = {
+    "unchanged": (False, True), "square_red": (True, True), "all_red": (True, False), "background_red": (False, False),
+}
 
 # fault sample -> what `editjudge prepare` must do with it: a reject reason, or "kept" (after conversion).
 FAULTS: dict[str, str] = {
@@ -208,18 +222,24 @@ def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
     return candidates
 
 
+def _blue_square_source(rng: np.random.Generator, index: int, size: int, out: str,
+                        extent: tuple[float, float]) -> tuple[_Scene, Path, bytes]:
+    """The red-square tasks' source: a blue square (side ``extent`` of the image's) on grey, "make the square red";
+    its scene, its shard folder (made) and its JPEG bytes."""
+    grey = int(rng.integers(110, 170))
+    side = int(size * rng.uniform(*extent))
+    x0, y0 = (int(v) for v in rng.integers(0, size - side, size=2))
+    scene = _Scene("square", "blue", "red", (grey, grey, grey), (x0, y0, x0 + side, y0 + side), "make the square red")
+    folder = Path(out) / f"shard_{index // 100:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return scene, folder, _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+
+
 def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
     """One source of the ``red_square`` task: a blue square on grey; candidates unchanged (label 1) or red (label 7)."""
     index, candidates, size, seed, _photo_like, out = job
     rng = np.random.default_rng([seed, index, 7])
-    grey = int(rng.integers(110, 170))
-    extent = int(size * rng.uniform(0.6, 0.85))  # large: every image token sees the colour
-    x0, y0 = (int(v) for v in rng.integers(0, size - extent, size=2))
-    box = (x0, y0, x0 + extent, y0 + extent)
-    scene = _Scene("square", "blue", "red", (grey, grey, grey), box, "make the square red")
-    folder = Path(out) / f"shard_{index // 100:03d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    source = _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
+    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.85))  # large: every token sees it
     kinds = [("unchanged", "red")[k % 2] for k in range(candidates)]
     rng.shuffle(kinds)
     for k, kind in enumerate(kinds):
@@ -229,6 +249,35 @@ def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
         stem = f"s{index:05d}_c{k:02d}"
         _write_sample(folder, stem, source, _jpeg(edited), scene.instruction, RED_SQUARE_SCORES[kind])
     return candidates
+
+
+def _red_square_dims_job(job: tuple[int, int, int, int, bool, str]) -> int:
+    """One source of the ``red_square_dims`` task: a blue square on grey and one candidate per kind of
+    :data:`RED_SQUARE_KINDS` (cycled when there are more candidates than kinds), scored on both dimensions."""
+    index, candidates, size, seed, _photo_like, out = job
+    rng = np.random.default_rng([seed, index, 11])
+    # square and border about equal in area: both dimensions show
+    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.75))
+    names = list(RED_SQUARE_KINDS)
+    kinds = [names[k % len(names)] for k in range(candidates)]
+    rng.shuffle(kinds)
+    low, high = RED_SQUARE_SCORES["unchanged"], RED_SQUARE_SCORES["red"]
+    for k, kind in enumerate(kinds):
+        square_red, kept = RED_SQUARE_KINDS[kind]
+        background = scene.background if kept else COLOURS["red"]
+        painted = _Scene("square", "blue", "red", background, scene.box, scene.instruction)
+        grain = rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)  # each candidate's bytes differ
+        edited = _draw(painted, size, COLOURS["red"] if square_red else _SQUARE_BLUE, grain)
+        following, preservation = (high if square_red else low), (high if kept else low)
+        stem = f"s{index:05d}_c{k:02d}"
+        _write_sample(folder, stem, source, _jpeg(edited), scene.instruction, (following + preservation) / 2)
+        scores = {"score": round((following + preservation) / 2, 6), "following": following,
+                  "preservation": preservation}
+        (folder / f"{stem}_score.json").write_text(json.dumps(scores) + "\n", encoding="utf-8")
+    return candidates
+
+
+_JOBS = {"recolour": _source_job, "red_square": _red_square_job, "red_square_dims": _red_square_dims_job}
 
 
 def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
@@ -308,8 +357,8 @@ def write_synthetic_edits(
     """Write ``n_sources x candidates_per_source`` scored edits (plus fault samples) in the seed's layout.
 
     ``size`` is the side of the square images in pixels; ``photo_like`` adds texture and grain so JPEGs weigh what
-    photos do (for benchmarks). ``task``: ``recolour`` (scores over 0..9) or ``red_square`` (labels 1 and 7, see the
-    module docstring). Deterministic: same arguments -> same files, whatever ``workers``.
+    photos do (for benchmarks). ``task``: ``recolour`` (scores over 0..9), ``red_square`` (labels 1 and 7) or
+    ``red_square_dims`` (two dimensions; see the module docstring). Deterministic: same arguments -> same files, whatever ``workers``.
     """
     if task not in TASKS:
         raise ValueError(f"unknown synthetic task {task!r}: use one of {', '.join(TASKS)}")
@@ -318,7 +367,7 @@ def write_synthetic_edits(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, candidates_per_source, size, seed, photo_like, str(out)) for i in range(n_sources)]
-    job = _red_square_job if task == "red_square" else _source_job
+    job = _JOBS[task]
     if workers > 1 and len(jobs) > 1:
         with Pool(workers) as pool:
             written = sum(pool.imap(job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
@@ -342,7 +391,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes to use")
     parser.add_argument("--task", choices=TASKS, default="recolour",
                         help="recolour: varied shapes/colours, labels 0..9; red_square: the demo's task, labels 1 and 7 "
-                             "(prepare it with --score-median 0.9 --score-mad 0.1)")
+                             "(prepare it with --score-median 0.9 --score-mad 0.1); red_square_dims: the same world "
+                             "scored on following and preservation (prepare it with --dimensions follow_preserve "
+                             "--score-median 0.9 --score-mad 0.1)")
 
 
 def run(args: argparse.Namespace) -> int:

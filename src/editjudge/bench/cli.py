@@ -114,6 +114,22 @@ def _judge_settings(args: argparse.Namespace) -> dict[str, Any]:
     return judge_fingerprint(args)
 
 
+def _dimension_note(suite: str, names: list[str], compared: dict[str, str]) -> dict[str, Any]:
+    """``{"dimensions": …}``: what the judge's score was on each pair (its answer under the pair's dimension, or its
+    one score), for the editscore suite and for any dimension judge; ``{}`` otherwise (the report as it was)."""
+    if compared:
+        note = ("each pair compared by the judge's answer under the benchmark's dimension of that pair (EditScore's "
+                "published table is per dimension)")
+    elif suite == "editscore":
+        note = ("a one-score judge: its one score compares every pair, whatever the pair's dimension (train with "
+                "`prepare --dimensions editscore` to compare per dimension)")
+    elif names:
+        note = "a dimension judge on a suite without dimensions: its overall (its set's rule) compares every pair"
+    else:
+        return {}
+    return {"dimensions": {"judge_dimensions": names, "compared_by": compared, "note": note}}
+
+
 def _error_kind(error: str | None) -> str:
     return "no_score" if not error else error.split(":", 1)[0]
 
@@ -184,9 +200,17 @@ def run(args: argparse.Namespace) -> int:
     ]
     readable = [i for i in suite.items if i.id not in work.unreadable]
     table = metrics.build_table(readable, failed, work.keys)
+    from editjudge.bench.dimensions import by_dimension, judge_dimensions
+
+    names = judge_dimensions(scores.values())
+    per_dimension = args.suite == "editscore" and bool(names)  # each pair under its own dimension
+    compared: dict[str, str] = {}
     results: dict[str, Any] = {}
     for variant in ("score", "expected_score"):
         values = {k: getattr(scores[k], variant) if k in scores else None for k in work.edits}
+        if per_dimension:
+            keys, values, compared = by_dimension(readable, work.keys, scores, variant, names)
+            table = metrics.build_table(readable, failed, keys)
         if variant == "expected_score" and not any(v is not None for v in values.values()):
             results[variant] = {"value": None, "reason": "no candidate has an expected score (no answer-token "
                                                           "probabilities from the backend, or no parsed answer)"}
@@ -212,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         "items": {"n_read": len(readable), "n_failed": len(failed), "failure_reasons": dict(sorted(reasons.items())),
                   "failed_examples": [{"id": f.id, "reason": f.reason, "detail": f.detail} for f in failed[:FAILED_SHOWN]]},
         "results": results,
+        **_dimension_note(args.suite, names, compared),
         "bootstrap": {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "level": 0.95,
                       "resample": GROUPS[args.suite]},
         "published": PUBLISHED[args.suite],

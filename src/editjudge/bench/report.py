@@ -41,6 +41,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"({sc['judged_now']} judged now, {sc['from_cache']} from cache)",
         f"- items: {report['items']['n_read']} read, {report['items']['n_failed']} failed to read "
         f"(counted wrong): {report['items']['failure_reasons'] or 'none'}",
+    ]
+    if report.get("dimensions"):
+        dims = report["dimensions"]
+        used = ", ".join(f"{k} → {v}" for k, v in dims["compared_by"].items())
+        lines.append(f"- dimensions: {dims['note']}" + (f" ({used})" if used else ""))
+    lines += [
         "",
     ]
     columns = published["columns"] or {"value": report["results"]["score"]["headline"]}

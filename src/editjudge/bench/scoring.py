@@ -30,6 +30,7 @@ class Score:
     score: float | None = None  # the parsed answer, or the Avg@K mean of the parsed samples
     expected_score: float | None = None
     error: str | None = None
+    dimensions: dict[str, dict[str, Any]] | None = None  # a dimension judge's answer per dimension (overall above)
 
     @classmethod
     def from_line(cls, obj: dict[str, Any]) -> Score:
@@ -37,10 +38,12 @@ class Score:
         mean, pred = obj.get("mean_score"), obj.get("score", obj.get("pred"))
         value = mean if _finite(mean) else pred
         expected = obj.get("expected_score")
+        dims = obj.get("dimensions")
         return cls(
             float(value) if _finite(value) else None,
             float(expected) if _finite(expected) else None,
             obj.get("error") if isinstance(obj.get("error"), str) else None,
+            {str(k): dict(v) for k, v in dims.items() if isinstance(v, dict)} if isinstance(dims, dict) else None,
         )
 
 
@@ -156,6 +159,8 @@ def judge_missing(judge: Any, work: Plan, cache_path: Path, cached: dict[str, Sc
         for key, result in zip(todo, judge.iter_scores(items, progress=True)):
             line = {"key": key, "score": result.score, "mean_score": result.mean_score,
                     "expected_score": result.expected_score, "error": result.error}
+            if result.dimensions is not None:  # a dimension judge: each dimension's answer too
+                line["dimensions"] = result.dimensions
             scores[key] = Score.from_line(line)
             if result.error and result.error.startswith("backend_error"):
                 continue  # retried on the next run

@@ -41,7 +41,7 @@ from editjudge.data.spill import Blob, Spill, SpillError, make_folder, read_blob
 from editjudge.data.sources import EditRecord, Rejected, read_sources
 from editjudge.data.tokens import EstimateCounter, TextCounter, load_counter
 from editjudge.data.writer import JsonlSink, OutputExists, ParquetSink, atomic_write_text, check_output, schema_for
-from editjudge.formats import JudgmentFormat, PairwiseFormat, get_format
+from editjudge.formats import DimensionsFormat, JudgmentFormat, PairwiseFormat, get_format
 from editjudge.model_path import absolute_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare", "add_arguments", "run"]
@@ -67,6 +67,11 @@ class PrepareConfig:
     format: str = "pointwise"  # the judgment format's spec (editjudge.formats.get_format)
     tie_margin: int = DEFAULT_TIE_MARGIN  # --pairs: a pair is a tie when its labels differ by at most this
     max_pairs_per_source: int = DEFAULT_MAX_PAIRS  # --pairs: pairs kept per source + instruction (seeded)
+    # A dimension format's labels (editjudge.data.dimension_scores): per-dimension median / MAD as "NAME=VALUE"
+    # (else --score-median/--score-mad, else estimated on train), and what a row missing a dimension gets.
+    dimension_median: tuple[str, ...] = ()
+    dimension_mad: tuple[str, ...] = ()
+    missing_dimension: str = "keep"
     max_prompt_length: int = 1024
     processor: str | None = None
     min_pixels: int | None = None
@@ -338,8 +343,9 @@ class _Job:
     record: EditRecord
     plan: _Inspected
     split: str
-    label: int
+    label: Any  # what the format's encode_label takes: an int 0..9 (pointwise), a {dimension: label} mapping
     group: str
+    row_label: int | None  # extra_info.label: the label (pointwise), the overall label by the set's rule
 
 
 def _sized(record_id: str, which: str, path: str, hw: tuple[int, int], paths: tuple[Any, Any]) \
@@ -399,7 +405,7 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
                 "id": record.id,
                 "instruction": record.instruction,
                 "score": record.score,
-                "label": job.label,
+                "label": job.row_label,
                 "group": job.group,
                 "source_path": record.source_path,
                 "edited_path": record.edited_path,
@@ -410,6 +416,8 @@ def _build_task(jobs: list[_Job]) -> list[tuple[dict[str, Any], dict[str, Any]] 
         }
         if record.extra_sources:
             row["extra_info"]["source_paths"] = list(record.source_paths)
+        if record.scores is not None:  # dimension rows only: the raw score of each dimension
+            row["extra_info"]["scores"] = record.scores
         out.append((row, _row_stats(plan.text_tokens, prompt_tokens, images)))
     return out
 
@@ -537,9 +545,12 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     out = Path(config.out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
+    labeller = _dimension_labeller(config)
     items: list[EditRecord | Rejected] = []
     if edit_inputs:
-        items = list(read_sources(edit_inputs, max_file_bytes=config.max_file_bytes))
+        items = list(read_sources(edit_inputs, max_file_bytes=config.max_file_bytes, dimensions=labeller is not None))
+    if labeller is not None:
+        items = [_screened(item, labeller) for item in items]
     preferences = list(read_preferences(preference_inputs, max_file_bytes=config.max_file_bytes))
     records = [item for item in items if isinstance(item, EditRecord)] + preference_candidates(preferences)
     found = len(items) + len(preferences)
@@ -597,7 +608,12 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         sizes = Counter(group for _, _, group in valid)
         train_groups = lbl.split_groups(dict(sizes), config.train_split, config.seed)
         splits = ["train" if group in train_groups else "test" for _, _, group in valid]
-        if config.score_median is not None and config.score_mad is not None:
+        if labeller is not None:  # one median / MAD per dimension
+            median, mad, estimated = None, None, False
+            if valid:
+                labeller.fit([r.scores for (r, _, _), s in zip(valid, splits) if s == "train"],  # type: ignore[misc]
+                             config.score_median, config.score_mad)
+        elif config.score_median is not None and config.score_mad is not None:
             median, mad, estimated = config.score_median, config.score_mad, False
         elif not valid:  # nothing left to label: the report says why
             median, mad, estimated = None, None, False
@@ -607,14 +623,20 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             train_scores = [r.score for (r, _, _), s in zip(valid, splits) if s == "train" and r.score is not None]
             median, mad = lbl.estimate_median_mad(train_scores)
             estimated = True
-        labels = [None if r.score is None else lbl.label_of(float(r.score), median, mad)  # type: ignore[arg-type]
-                  for r, _, _ in valid]
-        chosen = set(lbl.select(labels, config.sample_size, config.balanced, config.seed))
+        if labeller is not None:
+            labels: list[Any] = [labeller.label(r.scores) for r, _, _ in valid]  # type: ignore[arg-type]
+            row_labels = [labeller.overall(label) for label in labels]
+        else:  # a preference candidate may carry no score: no label
+            labels = [None if r.score is None else lbl.label_of(float(r.score), median, mad)  # type: ignore[arg-type]
+                      for r, _, _ in valid]
+            row_labels = labels
+        balance_on = [-1 if label is None else label for label in row_labels]
+        chosen = set(lbl.select(balance_on, config.sample_size, config.balanced, config.seed))
         how = "--balanced" if config.balanced else "--sample-size"
         jobs: dict[str, list[_Job]] = {"train": [], "test": []}
-        for i, ((record, plan, group), split, label) in enumerate(zip(valid, splits, labels)):
+        for i, ((record, plan, group), split, label, row_label) in enumerate(zip(valid, splits, labels, row_labels)):
             if i in chosen:
-                jobs[split].append(_Job(record, plan, split, label, group))
+                jobs[split].append(_Job(record, plan, split, label, group, row_label))
             elif pairwise and record.score is None:  # a preference candidate: its records are rejected instead
                 candidate_rejects[record.id] = Rejected(record.id, "not_selected", f"a candidate was left out by {how}")
             else:
@@ -626,6 +648,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
         # 3. build rows (parallel), stream them into the parquet files in a stable order
         tasks: list[list[Any]] = []
         schema = schema_for(pairwise, multi_source=any(job.record.extra_sources for js in jobs.values() for job in js))
+        schema = _schema(labeller, schema)
         for split in ("train", "test"):
             sinks[split] = ParquetSink(out / f"{split}.parquet", schema=schema)
             if not pairwise:
@@ -663,6 +686,8 @@ def prepare(config: PrepareConfig) -> PrepareResult:
                                                      else (extra["pair"],))
                     else:
                         stats.keep(split, extra["label"], extra["score"], row_stats)
+                        if labeller is not None:
+                            labeller.count(split, _CTX.format.parse_label(row["reward_model"]["ground_truth"]))
                 bar.update(len(results))
         if pairwise:
             for item in account_pairs(pair_plan, used, rejected_ids, stats):  # type: ignore[arg-type]
@@ -689,6 +714,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             seconds=time.perf_counter() - started,
             pairs=None if pair_plan is None else pair_counts(stats.pair_rows, pair_plan, config.tie_margin,
                                                               config.max_pairs_per_source),
+            dimensions=labeller.report() if labeller is not None else None,
         )
         report_path = atomic_write_text(out / "prepare_report.json", _json(report))
         ok = True
@@ -782,6 +808,43 @@ def _preload_hash_libraries() -> None:
         pass
 
 
+def _dimension_labeller(config: PrepareConfig) -> Any:
+    """The dimension labeller of a dimension format (:mod:`editjudge.data.dimension_scores`), else None."""
+    fmt = get_format(config.format)
+    if not isinstance(fmt, DimensionsFormat):
+        return None
+    from editjudge.data.dimension_scores import DimensionLabeller, parse_assignments
+
+    return DimensionLabeller(fmt, config.missing_dimension,
+                             parse_assignments(config.dimension_median, "--dimension-median"),
+                             parse_assignments(config.dimension_mad, "--dimension-mad"))
+
+
+def _screened(item: EditRecord | Rejected, labeller: Any) -> EditRecord | Rejected:
+    """A record with its scores in the set's order, or its rejection naming why the set cannot use them."""
+    if not isinstance(item, EditRecord):
+        return item
+    from dataclasses import replace
+
+    from editjudge.data.dimension_scores import DimensionScoreError
+
+    try:
+        return replace(item, scores=labeller.screen(item))
+    except DimensionScoreError as exc:
+        return Rejected(item.id, exc.reason, f"{item.origin}: {exc}", (item.source_path, item.edited_path),
+                        source_path=item.source_path, edited_path=item.edited_path, instruction=item.instruction,
+                        score=item.score, group=item.group)
+
+
+def _schema(labeller: Any, base: Any) -> Any:
+    """The rows' schema: ``base`` (:func:`~editjudge.data.writer.schema_for`), with a dimension set's raw scores."""
+    if labeller is None:
+        return base
+    from editjudge.data.dimension_scores import parquet_schema
+
+    return parquet_schema(labeller.names, base)
+
+
 def _group_order(jobs: list[_Job]) -> list[_Job]:
     """Candidates of one group next to each other (groups by first appearance; stable within a group)."""
     first: dict[str, int] = {}
@@ -826,6 +889,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sample-size", type=int, default=None, help="keep at most this many samples (random, seeded)")
     group.add_argument("--balanced", action="store_true", help="keep the same number of samples for every label")
     group.add_argument("--seed", type=int, default=42, help="seed of the split and the sampling")
+    add_dimension_arguments(parser)
     group = parser.add_argument_group("prompt and images")
     group.add_argument("--template", default=prompts.DEFAULT_TEMPLATE, help="prompt template: en, zh, or a YAML/JSON file with 'system' and 'user'")
     group.add_argument("--max-prompt-length", type=int, default=1024, help="token budget of a prompt: text + both images (verl's data.max_prompt_length)")
@@ -858,6 +922,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--force", action="store_true", help="write into an --out folder that already holds files")
 
 
+def add_dimension_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dimensions SET`` and its label settings (a judge that scores several dimensions, docs/prepare.md)."""
+    from editjudge.data.dimension_scores import DEFAULT_MISSING, MISSING_POLICIES
+    from editjudge.formats.dimension_sets import builtin_sets
+
+    group = parser.add_argument_group(
+        "dimensions (a judge that scores several dimensions: rows carry a 'scores' object, score_<name> columns, or "
+        "several keys in <stem>_score.json)")
+    group.add_argument("--dimensions", metavar="SET", default=None,
+                       help=f"dimension set: {', '.join(builtin_sets())} or a YAML file; the set decides the format "
+                            "(the prompt asks for one 0-9 digit per dimension). Default: the seed's one score")
+    group.add_argument("--dimension-median", action="append", default=[], metavar="NAME=VALUE",
+                       help="one dimension's median for the label formula, repeatable (default: --score-median, else "
+                            "estimated on train for that dimension)")
+    group.add_argument("--dimension-mad", action="append", default=[], metavar="NAME=VALUE",
+                       help="one dimension's MAD, repeatable (default: --score-mad, else estimated on train)")
+    group.add_argument("--missing-dimension", choices=MISSING_POLICIES, default=DEFAULT_MISSING,
+                       help=f"a row without a score for one of the set's dimensions: keep it with that dimension "
+                            f"unlabelled (no accuracy term for it), or reject it (missing_dimension). "
+                            f"Default: {DEFAULT_MISSING}")
+
+
+def _format_spec(args: argparse.Namespace) -> str:
+    """The judgment format: ``--pairs`` (pairwise), the one ``--dimensions`` names (its spec), else pointwise."""
+    dimensions, pairs = getattr(args, "dimensions", None), getattr(args, "pairs", False)
+    if dimensions is not None and pairs:
+        raise ValueError("--pairs and --dimensions make two kinds of judge: prepare one kind per output folder")
+    if pairs:
+        return "pairwise"
+    if dimensions is None:
+        return "pointwise"
+    return get_format(f"dimensions:{dimensions}").spec
+
+
 def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(
         inputs=tuple(args.inputs),
@@ -869,9 +967,12 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         balanced=args.balanced,
         seed=args.seed,
         template=args.template,
-        format="pairwise" if getattr(args, "pairs", False) else PrepareConfig.format,
+        format=_format_spec(args),
         tie_margin=args.tie_margin,
         max_pairs_per_source=args.max_pairs_per_source,
+        dimension_median=tuple(args.dimension_median),
+        dimension_mad=tuple(args.dimension_mad),
+        missing_dimension=args.missing_dimension,
         max_prompt_length=args.max_prompt_length,
         processor=args.processor,
         min_pixels=args.min_pixels,

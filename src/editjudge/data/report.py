@@ -47,7 +47,8 @@ class Stats:
     def keep(self, split: str, label: int, score: float, row: dict[str, Any]) -> None:
         self.kept[split] += 1
         self.labels.setdefault(split, []).append(label)
-        self.scores.append(score)
+        if score is not None:  # a dimension row may carry no single score
+            self.scores.append(score)
         self.keep_images(row)
 
     def keep_images(self, row: dict[str, Any]) -> None:
@@ -107,6 +108,7 @@ def build_report(
     outputs: dict[str, str],
     seconds: float,
     pairs: dict[str, Any] | None = None,
+    dimensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready report of one ``prepare`` run (``pairs``: the pair counts of ``--pairs``, shown after the
     counts)."""
@@ -134,6 +136,7 @@ def build_report(
             "estimated_on_train": estimated,
             "formula": "int(clip((score - median) / mad * 4.5 + 4.5, 0, 9))",
             "histogram": {split: histogram(values) for split, values in stats.labels.items()},
+            **({"dimensions": dimensions} if dimensions is not None else {}),
         },
         "raw_scores": {"summary": _summary(stats.scores), "histogram": _score_histogram(stats.scores)},
         "images": {
@@ -184,6 +187,22 @@ def split_warnings(groups: dict[str, int], train: int, test: int, train_split: f
     return out
 
 
+def _dimension_lines(dimensions: dict[str, Any] | None) -> list[str]:
+    """One line per dimension: its median / MAD and how many rows label it (the set's overall is the label line)."""
+    if not dimensions:
+        return []
+    lines = [f"dimensions ({dimensions['set']}; overall labels above; a row missing one: "
+             f"{dimensions['missing_dimension']}):"]
+    for name, d in dimensions["dimensions"].items():
+        if "median" not in d:
+            continue
+        labelled, unlabelled = sum(d["labelled"].values()), sum(d["unlabelled"].values())
+        how = "estimated on train" if d["estimated_on_train"] else "given"
+        lines.append(f"  {name}: median {d['median']:.4g}, MAD {d['mad']:.4g} ({how}); labelled {labelled}, "
+                     f"unlabelled {unlabelled}")
+    return lines
+
+
 def format_summary(report: dict[str, Any]) -> str:
     """A short human-readable summary for the terminal."""
     counts, labels, tokens = report["counts"], report["labels"], report["tokens"]
@@ -204,6 +223,7 @@ def format_summary(report: dict[str, Any]) -> str:
             f"{split} {pairs[split]['rows']} rows (A {pairs[split]['A']}, B {pairs[split]['B']}, tie "
             f"{pairs[split]['tie']})" for split in ("train", "test"))
             + (f"; {pairs['capped_pairs']} pairs over --max-pairs-per-source left out" if pairs["capped_pairs"] else ""))
+    lines += _dimension_lines(labels.get("dimensions"))
     prompt = tokens["prompt"]
     if prompt:
         lines.append(

@@ -26,6 +26,10 @@ paths in order (in a CSV cell, a JSON list), a folder's sources are ``<stem>_inp
 
 With ``require_score=False`` (inference: :mod:`editjudge.judge`) a missing score is allowed and ``score`` is None;
 an invalid score (NaN, inf, text) is still rejected.
+
+With ``dimensions=True`` (a dimension judge: ``prepare --dimensions SET``) each record also carries ``scores``, one
+raw score per dimension, from a manifest's ``scores`` object / ``score_<name>`` columns or the keys of a
+``_score.json`` beside ``score`` (:mod:`editjudge.data.dimension_scores`); a single ``score`` is then optional.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import prompts
+from editjudge.data.dimension_scores import REASONS as DIMENSION_REASONS
+from editjudge.data.dimension_scores import DimensionScoreError, row_scores, sidecar_scores
 from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, file_problem, read_file, safe_path
 
 __all__ = [
@@ -93,6 +99,8 @@ REASONS: dict[str, str] = {
     "too_many_images": "more source images than one prompt can hold (at most 16 images per prompt)",
     # Selection (editjudge.data.labels).
     "not_selected": "left out by --sample-size / --balanced sampling",
+    # Dimension scores (editjudge.data.dimension_scores; read with dimensions=True only).
+    **DIMENSION_REASONS,
 }
 
 
@@ -107,6 +115,7 @@ class EditRecord:
     score: float | None = None
     group: str | None = None
     origin: str = ""
+    scores: dict[str, float | None] | None = None  # raw score per dimension (read with dimensions=True only)
     extra_sources: tuple[str, ...] = ()  # an edit's other source images, in order, after source_path
 
     @property
@@ -230,7 +239,8 @@ def _walk_sorted(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _read_folder(root: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
+def _read_folder(root: Path, require_score: bool, max_bytes: int, dimensions: bool = False) \
+        -> Iterator[EditRecord | Rejected]:
     groups: dict[str, dict[str, list[Path]]] = {}
     for path in _walk_sorted(root):
         match = _ROLE_RE.match(path.name)
@@ -245,7 +255,7 @@ def _read_folder(root: Path, require_score: bool, max_bytes: int) -> Iterator[Ed
         key = match["stem"] if rel == "." else f"{rel}/{match['stem']}"
         groups.setdefault(key, {}).setdefault(role, []).append(path)
     for key in sorted(groups):
-        yield _folder_item(key, groups[key], require_score, max_bytes)
+        yield _folder_item(key, groups[key], require_score, max_bytes, dimensions)
 
 
 def _peek_score(paths: list[Path], max_bytes: int) -> float | None:
@@ -278,7 +288,8 @@ def _numbered_sources(key: str, files: dict[str, list[Path]]) -> tuple[str, str]
     return [files[f"input_{n}"][0] for n in numbers]
 
 
-def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, max_bytes: int) -> EditRecord | Rejected:
+def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, max_bytes: int,
+                 dimensions: bool = False) -> EditRecord | Rejected:
     roles = ("input", *sorted((r for r in files if r.startswith("input_")), key=lambda r: int(r[6:])), "output",
              "meta", "score")
     paths = tuple(str(p) for role in roles for p in files.get(role, []))
@@ -326,6 +337,7 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
     if special:
         return Rejected(key, "special_token", f"{files['meta'][0]}: {special}", paths, **known)
     score: float | None = None
+    scores: dict[str, float | None] | None = None
     if "score" in files:
         try:
             data = _read_json_object(files["score"][0], max_bytes)
@@ -333,9 +345,10 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
             return Rejected(key, "malformed_score_file", str(exc), paths, **known)
         try:
             score = parse_score(data.get("score"))
-        except ScoreError as exc:
+            scores = sidecar_scores(data) if dimensions else None
+        except (ScoreError, DimensionScoreError) as exc:
             return Rejected(key, exc.reason, f"{files['score'][0]}: {exc}", paths, **known)
-        if score is None and require_score:
+        if score is None and require_score and not dimensions:
             return Rejected(key, "missing_score", f"{files['score'][0]}: no 'score' value", paths, **known)
     elif require_score:
         return Rejected(key, "missing_score_file", f"no {key}_score.json with the score", paths, **known)
@@ -349,6 +362,7 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
         group=str(group) if group not in (None, "") else None,
         origin=str(files["meta"][0]),
         extra_sources=tuple(str(p) for p in (numbered or [])[1:]),
+        scores=scores,
     )
 
 
@@ -467,7 +481,8 @@ def source_roles(sources: Sequence[Path]) -> list[tuple[str, Path]]:
     return [(f"source {k}", p) for k, p in enumerate(sources, start=1)]
 
 
-def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
+def _read_manifest(path: Path, require_score: bool, max_bytes: int, dimensions: bool = False) \
+        -> Iterator[EditRecord | Rejected]:
     base = path.parent
     for number, row in _manifest_rows(path, max_bytes):
         default_id = f"{path.name}:{number}"
@@ -521,10 +536,11 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
             continue
         try:
             score = parse_score(row.get("score"))
-        except ScoreError as exc:
+            scores = row_scores(row) if dimensions else None
+        except (ScoreError, DimensionScoreError) as exc:
             yield Rejected(rid, exc.reason, f"{path}:{number}: {exc}", paths, **known)
             continue
-        if score is None and require_score:
+        if score is None and require_score and not dimensions:
             yield Rejected(rid, "missing_score", f"{path}:{number}: no 'score' value", paths, **known)
             continue
         group = row.get("group")
@@ -537,17 +553,19 @@ def _read_manifest(path: Path, require_score: bool, max_bytes: int) -> Iterator[
             group=str(group) if group not in (None, "") else None,
             origin=f"{path}:{number}",
             extra_sources=tuple(str(p) for p in sources[1:]),
+            scores=scores,
         )
 
 
 # ------------------------------------------------------------------------------------------------------- API
 
 
-def _read_one(path: Path, require_score: bool, max_bytes: int) -> Iterator[EditRecord | Rejected]:
+def _read_one(path: Path, require_score: bool, max_bytes: int, dimensions: bool = False) \
+        -> Iterator[EditRecord | Rejected]:
     if path.is_dir():
-        yield from _read_folder(path, require_score, max_bytes)
+        yield from _read_folder(path, require_score, max_bytes, dimensions)
     elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-        yield from _read_manifest(path, require_score, max_bytes)
+        yield from _read_manifest(path, require_score, max_bytes, dimensions)
     elif path.is_file():
         raise ValueError(f"{path}: not a folder nor a manifest; manifests end in {', '.join(MANIFEST_SUFFIXES)}")
     else:
@@ -559,6 +577,7 @@ def read_sources(
     *,
     require_score: bool = True,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    dimensions: bool = False,
 ) -> Iterator[EditRecord | Rejected]:
     """Yield one :class:`EditRecord` or :class:`Rejected` per sample found under ``paths`` (folders or manifests).
 
@@ -567,6 +586,7 @@ def read_sources(
     unusable input path (a missing folder, a CSV without the required header); bad samples are yielded as
     :class:`Rejected`. An edit listed again (same source and edited files, same instruction) is rejected as
     ``duplicate``; files that are not regular or exceed ``max_file_bytes`` are rejected, never opened.
+    ``dimensions``: read each record's per-dimension ``scores`` too (a bad one rejects the record with its reason).
     """
     inputs = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not inputs:
@@ -575,7 +595,7 @@ def read_sources(
     pairs: dict[tuple[str, ...], str] = {}
     for position, path in enumerate(inputs):
         # absolute: every path a record carries into an output resolves the same from any working folder
-        for item in _read_one(Path(os.path.abspath(path.expanduser())), require_score, max_file_bytes):
+        for item in _read_one(Path(os.path.abspath(path.expanduser())), require_score, max_file_bytes, dimensions):
             if len(inputs) > 1:
                 item = _prefixed(item, f"{position}/")
             if item.id in seen:

@@ -120,20 +120,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rows(args: argparse.Namespace):
-    """``(row, id, label, problem)`` for each row of --data: ``problem`` names why a malformed row cannot be used
-    (a null extra_info, no images, no prompt, a ground truth that is not 0..9) — prepare's row reader, shared with
+    """``(row, id, label, problem)`` for each row of --data (``label``: the row's format's, 0..9 or a dimension row's
+    labels): ``problem`` names why a malformed row cannot be used (a null extra_info, no images, no prompt, a ground
+    truth that is not a label of its format) — prepare's row reader, shared with
     ``score`` (:mod:`editjudge.data.prepared_rows`); such a row is counted with its reason and the run goes on."""
     from itertools import islice
 
-    from editjudge.data.prepared_rows import prepared_row, prompt_problem, row_label, row_name
+    from editjudge.data.prepared_rows import prepared_row, prompt_problem, row_name
+    from editjudge.distill.rules import row_format_label
     from editjudge.distill.teacher import read_rows
 
     for i, row in enumerate(islice(read_rows(args.data), args.max_rows)):
         checked = prepared_row(row, i)
-        label = row_label(row)
         problem = checked if isinstance(checked, str) else prompt_problem(row, i)
-        if problem is None and label is None:
-            problem = f"row {i}: reward_model.ground_truth is not a label 0..9"
+        label = None
+        if problem is None:
+            try:
+                label = row_format_label(row)[1]  # its format's label: 0..9, or a dimension row's {dimension: label}
+            except (ValueError, TypeError, KeyError) as exc:
+                problem = f"row {i}: reward_model.ground_truth is not a label of its format: {str(exc)[:200]}"
         yield row, row_name(row, i), label, problem
 
 
@@ -195,7 +200,7 @@ def _trace_outputs(args: argparse.Namespace):
     """(row, texts, failure, usage) per row from the manifest's ``reasoning`` column."""
     from editjudge.data.files import DEFAULT_MAX_FILE_BYTES
     from editjudge.data.sources import _manifest_rows  # prepare's manifest reader: same lines, same default ids
-    from editjudge.distill.rules import bare_reasoning_response
+    from editjudge.distill.rules import bare_reasoning_response, row_format_label
 
     path = Path(args.traces)
     traces: dict[str, str | None] = {}
@@ -216,14 +221,15 @@ def _trace_outputs(args: argparse.Namespace):
         elif traces[rid] is None:
             yield rid, row, label, [], "no_trace: the manifest line has no 'reasoning'", None, False
         else:
-            yield rid, row, label, [bare_reasoning_response(traces[rid], label)], None, None, False
+            fmt, truth = row_format_label(row)
+            yield rid, row, truth, [bare_reasoning_response(traces[rid], truth, fmt)], None, None, False
 
 
 def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
     from tqdm.auto import tqdm
 
     from editjudge.data.writer import JsonlSink, ParquetSink, atomic_write_text
-    from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, sft_row
+    from editjudge.distill.rules import SFT_SCHEMA, DistillStats, judge_response, label_key, row_format_label, sft_row
 
     stats = DistillStats(tolerance=args.tolerance, keep=args.keep, samples=args.samples if args.teacher else 1)
     origin = "teacher" if args.teacher else "manifest"
@@ -233,8 +239,9 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
     first_failures: list[str] = []
     try:
         with tqdm(total=_total(args), desc="distilling", unit="row") as bar:
-            for rid, row, label, texts, failure, usage, asked in outputs:
+            for rid, row, truth, texts, failure, usage, asked in outputs:
                 bar.update(1)
+                label = None if truth is None else label_key(truth)  # a dimension row: its rounded mean
                 if asked and (not failure or failure.startswith("backend_error")):
                     stats.add_usage(usage, failed=bool(failure))
                 if failure:
@@ -249,7 +256,8 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                             )
                             raise _Abort()
                     continue
-                judged = [judge_response(t, label, args.tolerance) for t in texts]
+                fmt = row_format_label(row)[0]  # a dimension row: every labelled dimension must be right
+                judged = [judge_response(t, truth, args.tolerance, fmt) for t in texts]
                 kept = 0
                 for sample, item in enumerate(judged):
                     reason = item.reason
@@ -259,7 +267,9 @@ def _distill(args: argparse.Namespace, out: Path, outputs) -> int:
                         sft.add(sft_row(row, item.text, origin=origin, sample=sample, answer=item.answer, label=label))
                         kept += 1
                     responses.add({"id": rid, "sample": sample, "label": label, "answer": item.answer,
-                                   "reason": reason, "text": item.text})
+                                   "reason": reason, "text": item.text,
+                                   **({"labels": truth, "dimensions": item.dimensions} if isinstance(truth, dict)
+                                      else {})})
                 stats.add_row(label, judged, kept)
                 if not kept:
                     missed.add({"id": rid, "label": label, "answers": [j.answer for j in judged],
@@ -321,6 +331,7 @@ def _print_summary(report: dict[str, Any], out: Path) -> None:
 def _select_hard(args: argparse.Namespace, out: Path) -> int:
     from editjudge.data.writer import SCHEMA, ParquetSink, atomic_write_text
     from editjudge.distill.hard import hard_summary, read_predictions, wrong_count
+    from editjudge.distill.rules import label_key
 
     try:
         predictions = read_predictions(args.select_hard)
@@ -334,7 +345,7 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
     seen: set[str] = set()
     malformed: list[dict[str, str]] = []
     try:
-        for row, rid, label, problem in _rows(args):
+        for row, rid, truth, problem in _rows(args):
             rows += 1
             if problem:  # a malformed row cannot be trained on: counted, never selected
                 malformed.append({"id": rid, "reason": "malformed_row", "detail": problem})
@@ -343,7 +354,8 @@ def _select_hard(args: argparse.Namespace, out: Path) -> int:
             if answers is None:
                 continue
             seen.add(rid)
-            wrong = wrong_count(answers, label, args.tolerance)
+            # a dimension row is hard by its overall: the predictions' samples are each sample's overall
+            wrong = wrong_count(answers, label_key(truth), args.tolerance)
             wrong_by_row.append(wrong)
             samples_by_row.append(len(answers))
             if wrong >= args.min_wrong:

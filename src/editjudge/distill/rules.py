@@ -1,7 +1,9 @@
 """The acceptance rule, verl's multi-turn SFT row and the distillation report's counters. Imports no torch.
 
 A teacher response is *accepted* when :func:`editjudge.answer.parse_response` reads it as well-formed with a
-non-empty ``<think>`` block and its answer is within ``tolerance`` of the row's label (0: exact). Each rejected
+non-empty ``<think>`` block and its answer is within ``tolerance`` of the row's label (0: exact). A dimension row
+(``prepare --dimensions SET``: its prompt asks for every dimension) is read by its format, and a response is
+accepted when EVERY labelled dimension is within ``tolerance`` (``wrong_answer`` otherwise). Each rejected
 response gets one named reason: a parser reason from :data:`editjudge.answer.REASONS`, ``no_reasoning`` (no or an
 empty think block), ``wrong_answer`` (parsed, outside the tolerance), ``over_keep`` (accepted but the row already has
 ``--keep`` responses) or the backend's failure (``backend_error``, ``input_error``).
@@ -51,19 +53,45 @@ SFT_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Judged:
-    """One response under the acceptance rule: its answer (or None) and why it was rejected (None: accepted)."""
+    """One response under the acceptance rule: its answer (or None) and why it was rejected (None: accepted); a
+    dimension row's ``answer`` is the overall of the digits (its set's rule, rounded) and ``dimensions`` the digits."""
 
     text: str
     answer: int | None
     reason: str | None
+    dimensions: dict[str, int] | None = None
 
     @property
     def accepted(self) -> bool:
         return self.reason is None
 
 
-def judge_response(text: str, label: int, tolerance: int = 0) -> Judged:
-    """Apply the acceptance rule to one response (see the module docstring)."""
+def row_format_label(row: dict[str, Any]) -> tuple[Any, Any]:
+    """A prepared row's judgment format (by its data_source and label, as the reward routes it) and its label (an
+    int 0..9; a dimension row's ``{dimension: label or None}``); ``ValueError`` naming a bad label."""
+    from editjudge.formats import format_for_row
+
+    truth = row["reward_model"]["ground_truth"]
+    fmt = format_for_row(row.get("data_source"), truth)
+    return fmt, fmt.parse_label(truth)
+
+
+def label_key(label: Any) -> int:
+    """The number a label is counted under in the report's per-label tables (a dimension row's: the rounded mean of
+    its labelled dimensions)."""
+    if isinstance(label, dict):
+        values = [v for v in label.values() if v is not None]
+        return int(round(sum(values) / len(values)))
+    return int(label)
+
+
+def judge_response(text: str, label: Any, tolerance: int = 0, fmt: Any = None) -> Judged:
+    """Apply the acceptance rule to one response (see the module docstring); ``fmt``: the row's format (None:
+    pointwise)."""
+    from editjudge.formats import DimensionsFormat
+
+    if isinstance(fmt, DimensionsFormat):
+        return _judge_dimensions(text, label, tolerance, fmt)
     parsed = parse_response(text)
     if parsed.error is not None or parsed.score is None:
         return Judged(text, None, parsed.error or "no_answer")
@@ -74,11 +102,30 @@ def judge_response(text: str, label: int, tolerance: int = 0) -> Judged:
     return Judged(text, parsed.score, None)
 
 
-def bare_reasoning_response(reasoning: str, label: int) -> str:
+def _judge_dimensions(text: str, labels: dict[str, int | None], tolerance: int, fmt: Any) -> Judged:
+    verdict = fmt.parse(text)
+    if verdict.error is not None or verdict.answer is None:
+        return Judged(text, None, verdict.error or "no_answer")
+    digits = dict(zip(fmt.names, verdict.answer))
+    overall = int(round(fmt.dimension_set.combine(digits)))
+    if verdict.think is None or not verdict.think.strip():
+        return Judged(text, overall, "no_reasoning", digits)
+    if any(labels.get(n) is not None and abs(digits[n] - labels[n]) > tolerance for n in fmt.names):
+        return Judged(text, overall, "wrong_answer", digits)
+    return Judged(text, overall, None, digits)
+
+
+def bare_reasoning_response(reasoning: str, label: Any, fmt: Any = None) -> str:
     """A user-provided trace as a response: kept as is when it carries an ``<answer>`` block, else the bare reasoning
-    wrapped as ``<think>reasoning</think><answer>label</answer>`` (tags inside it are then caught by the parser)."""
+    wrapped as ``<think>reasoning</think><answer>label</answer>`` (tags inside it are then caught by the parser); a
+    dimension row's answer is its labels, one line per dimension (a row with an unlabelled dimension has no answer
+    to give: the trace must carry its own, else it is refused as ``no_answer``)."""
     if prompts.ANSWER_OPEN in reasoning or prompts.ANSWER_CLOSE in reasoning:
         return reasoning
+    if isinstance(label, dict):
+        if any(v is None for v in label.values()):
+            return f"{prompts.THINK_OPEN}{reasoning.strip()}{prompts.THINK_CLOSE}"
+        return fmt.answer_text(tuple(label[n] for n in fmt.names), reasoning.strip())
     return f"{prompts.THINK_OPEN}{reasoning.strip()}{prompts.THINK_CLOSE}{prompts.ANSWER_OPEN}{int(label)}{prompts.ANSWER_CLOSE}"
 
 

@@ -199,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
               f"failed={failures.get(name, 0)} (counted as wrong)")
         for line in describe(m["format"].get("reasons") or []):  # why rows have no score, with an example each
             print(f"  {line}")
+        for dim, d in (m.get("dimensions") or {}).items():  # a dimension judge: each dimension's figures
+            print(f"  {dim}: labelled={d['n_labelled']} exact={_pct(d['accuracy']['exact'])} "
+                  f"±2={_pct(d['accuracy']['within_2'])} pairwise strict={_pct(d['pairwise']['strict']['value'])}")
     for page in pages:
         print(f"report: {page}")
     judged = [name for name, (kind, _, _) in zip(names, sources) if kind == "judge"]

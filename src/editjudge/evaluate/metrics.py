@@ -327,6 +327,15 @@ def _best_of_n(a: _Arrays, gw: np.ndarray) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _parsed(rec: EvalRecord) -> Any:
+    """The record's raw response read by its judgment format (pointwise unless ``format`` names another)."""
+    if rec.format is None:
+        return parse_response(rec.raw)
+    from editjudge.formats import get_format
+
+    return get_format(rec.format).parse(rec.raw)
+
+
 def _error_kind(rec: EvalRecord) -> str:
     """Why a record has no score: the parse reason, or the failure kind before ``':'`` for unjudged items."""
     if rec.error and ": " in rec.error:
@@ -334,7 +343,7 @@ def _error_kind(rec: EvalRecord) -> str:
     if rec.error:
         return rec.error
     if rec.raw is not None:
-        return parse_response(rec.raw).error or "no_answer"
+        return _parsed(rec).error or "no_answer"
     return "no_answer"
 
 
@@ -357,7 +366,7 @@ def _format(records: Sequence[EvalRecord]) -> dict[str, Any]:
         "reasons": top_reasons([r for r in records if r.pred is None], _why),  # with an example each
     }
     if with_raw:
-        well = sum(parse_response(r.raw).has_think for r in with_raw)
+        well = sum(_parsed(r).has_think for r in with_raw)
         out |= {"format_rate": well / len(with_raw), "n_with_raw": len(with_raw)}
     else:
         out |= {"format_rate": None, "n_with_raw": 0, "format_reason": "no record carries the raw response"}
@@ -562,6 +571,11 @@ def compute_metrics(
         metrics["reward"] = {"mean": float(np.mean(rewards)), "n": len(rewards)}
     if bootstrap:
         metrics["bootstrap"] = _bootstrap(a, _headline(a, ones), bootstrap, seed, confidence_level, progress)
+    if any(r.dimensions for r in recs):  # a dimension judge: every metric again for each dimension
+        from editjudge.evaluate.dimensions import per_dimension
+
+        metrics["dimensions"] = per_dimension(recs, lambda rs: compute_metrics(
+            rs, bootstrap=bootstrap, seed=seed, confidence_level=confidence_level, pair_truth=pair_truth))
     return json_safe(metrics)
 
 

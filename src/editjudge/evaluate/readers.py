@@ -184,8 +184,11 @@ def read_verl_dumps(path: str | Path) -> list[EvalRecord]:
             output = obj["output"]
             if not isinstance(output, str):
                 raise ValueError(f"{where}: 'output' must be a string")
-            parsed = parse_response(output)
             step = obj.get("step", file_step)
+            if _is_dimension_label(obj["gts"]):  # a dimension row: its label names its dimensions
+                records.append(_dimension_dump_record(obj, where, step, lineno))
+                continue
+            parsed = parse_response(output)
             try:
                 records.append(
                     EvalRecord(
@@ -202,6 +205,27 @@ def read_verl_dumps(path: str | Path) -> list[EvalRecord]:
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from None
     return records
+
+
+def _is_dimension_label(value: Any) -> bool:
+    """A dump's ``gts`` that is a dimension row's label (a JSON object, or its canonical text)."""
+    return isinstance(value, dict) or (isinstance(value, str) and value.lstrip().startswith("{"))
+
+
+def _dimension_dump_record(obj: dict[str, Any], where: str, step: Any, lineno: int) -> EvalRecord:
+    """The record of a dimension row's dump line: read by the format its label names (as the reward reads it)."""
+    from editjudge.evaluate.dimensions import record_of
+    from editjudge.formats import DIMENSIONS_DATA_SOURCE, format_for_row
+    from editjudge.judge.result import Generation, combine
+
+    try:
+        fmt = format_for_row(DIMENSIONS_DATA_SOURCE, obj["gts"])
+        result = combine([Generation(obj["output"])], fmt)
+        record = record_of(result, fmt, id=str(obj.get("uid") or f"{step}:{lineno}"),
+                           group=_prompt_group(str(obj["input"])), label=obj["gts"])
+        return EvalRecord(**{**record.to_dict(), "step": step, "reward": obj.get("score")})
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def by_step(records: list[EvalRecord]) -> dict[int, list[EvalRecord]]:
@@ -247,11 +271,14 @@ def judge_parquet(
     rows: list[dict[str, Any]] | None = None,
 ) -> list[EvalRecord]:
     """Run ``judge`` (an :class:`editjudge.judge.Judge`) over a prepared parquet (or its ``rows``, already read
-    with :func:`read_test_parquet`); one record per row, a row the judge could not judge keeps its label."""
+    with :func:`read_test_parquet`); one record per row, a row the judge could not judge keeps its label. A
+    dimension judge's records carry every dimension (:func:`editjudge.evaluate.dimensions.record_of`)."""
+    from editjudge.evaluate.dimensions import check_judge_fits, record_of
+
     rows = read_test_parquet(path, limit) if rows is None else rows
+    fmt = getattr(judge, "format", None)
+    check_judge_fits(rows, fmt)  # before a single edit is judged
     items = [{"source": r["source"], "edited": r["edited"], "instruction": r["instruction"]} for r in rows]
     results = judge.score_many(items, progress=progress)
-    return [
-        EvalRecord.from_judge_result(res, id=r["id"], group=r["group"], label=r["label"], gt_score=r["gt_score"])
-        for r, res in zip(rows, results)
-    ]
+    return [record_of(res, fmt, id=r["id"], group=r["group"], label=r["label"], gt_score=r["gt_score"])
+            for r, res in zip(rows, results)]

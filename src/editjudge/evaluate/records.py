@@ -9,7 +9,11 @@ from typing import Any
 
 from editjudge.prompts import SCORE_MAX, SCORE_MIN
 
-FIELDS = ("id", "group", "label", "gt_score", "pred", "expected_score", "mean_score", "raw", "error", "step", "reward")
+FIELDS = ("id", "group", "label", "gt_score", "pred", "expected_score", "mean_score", "raw", "error", "step", "reward",
+          "dimensions", "format")
+#: The keys of one dimension's entry in a record's ``dimensions``.
+DIMENSION_KEYS = ("label", "pred", "expected_score", "mean_score")
+MAX_DIMENSIONS = 64
 
 
 def _label(value: Any, name: str) -> int | None:
@@ -42,6 +46,27 @@ def _real(value: Any, name: str) -> float | None:
     return number
 
 
+def _dimensions(value: Any) -> dict[str, dict[str, Any]]:
+    """A record's per-dimension entries, checked: ``{name: {label, pred, expected_score, mean_score}}``."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError("dimensions must be a non-empty object of name: {label, pred, expected_score, mean_score}")
+    if len(value) > MAX_DIMENSIONS:
+        raise ValueError(f"dimensions holds {len(value)} entries; at most {MAX_DIMENSIONS}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, part in value.items():
+        if not isinstance(name, str) or not name or name == "overall":
+            raise ValueError(f"a dimension needs a name other than 'overall', got {name!r:.40}")
+        if not isinstance(part, Mapping):
+            raise ValueError(f"dimensions[{name!r}] must be an object, got {type(part).__name__}")
+        out[name] = {
+            "label": _label(part.get("label"), f"dimensions[{name!r}].label"),
+            "pred": _label(part.get("pred"), f"dimensions[{name!r}].pred"),
+            "expected_score": _real(part.get("expected_score"), f"dimensions[{name!r}].expected_score"),
+            "mean_score": _real(part.get("mean_score"), f"dimensions[{name!r}].mean_score"),
+        }
+    return out
+
+
 @dataclass(frozen=True)
 class EvalRecord:
     """One judged edit.
@@ -53,6 +78,10 @@ class EvalRecord:
     ``error`` the parse reason or ``"<kind>: <message>"`` for an item that could not be judged, ``group`` the source
     the edit belongs to (pairwise and best-of-N compare edits within a group), ``step`` the training step of a verl
     dump and ``reward`` the reward verl gave the response.
+
+    A dimension judge's record (:mod:`editjudge.evaluate.dimensions`) also carries ``dimensions``, per dimension
+    ``{label, pred, expected_score, mean_score}``, with the top-level fields holding the OVERALL by the set's rule;
+    ``format`` is the judgment format's spec that reads ``raw`` (None: pointwise).
     """
 
     id: str
@@ -66,6 +95,8 @@ class EvalRecord:
     error: str | None = None
     step: int | None = None
     reward: float | None = None
+    dimensions: Mapping[str, Mapping[str, Any]] | None = None
+    format: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -86,6 +117,10 @@ class EvalRecord:
             if step is None or not step.is_integer():
                 raise ValueError(f"step must be an integer or null, got {self.step!r}")
             set_(self, "step", int(step))
+        if self.dimensions is not None:
+            set_(self, "dimensions", _dimensions(self.dimensions))
+        if self.format is not None and not isinstance(self.format, str):
+            raise ValueError(f"format must be a format spec string or null, got {type(self.format).__name__}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, default_id: str | None = None) -> EvalRecord:
@@ -123,7 +158,11 @@ class EvalRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("dimensions", "format"):  # a one-score record is written as it always was
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 def as_records(items: Any) -> list[EvalRecord]:

@@ -100,6 +100,21 @@ def _summary_table(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[st
     return lines
 
 
+def _dimension_section(metrics_by_judge: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One table per dimension judge: every summary metric for the overall and for each dimension."""
+    from editjudge.evaluate.dimensions import columns
+
+    lines: list[str] = []
+    for name, m in metrics_by_judge.items():
+        if not m.get("dimensions"):
+            continue
+        lines += [f"## {name}: per dimension" if len(metrics_by_judge) > 1 else "## Per dimension", "",
+                  "The overall is the set's rule over the dimensions (of the answer's digits; of the labels where "
+                  "a row labels every dimension). A dimension a row leaves unlabelled is not counted there.", "",
+                  *_summary_table(columns(m)), ""]
+    return lines
+
+
 def _notes(name: str, m: Mapping[str, Any]) -> list[str]:
     """Why some numbers are missing, and what went into the others."""
     out: list[str] = []
@@ -222,6 +237,7 @@ def write_report(
     comparison: Mapping[str, Any] | None = None,
     title: str = "editjudge evaluation",
     learning_curve: Sequence[Mapping[str, Any]] | None = None,
+    appendix: Sequence[str] | None = None,
 ) -> Path:
     """Write ``metrics.json``, ``report.md`` and ``plots/*.png`` into ``out_dir``; return the page's path.
 
@@ -231,6 +247,7 @@ def write_report(
     ``comparison`` is :func:`editjudge.evaluate.compare.compare_judges` output (paired differences to a baseline).
     ``learning_curve``: held-out figures at intervals during training (rows with ``step``, ``accuracy_within_2``,
     ``best_of_n_regret``, optionally ``accuracy_exact`` / ``pairwise_accuracy``), plotted beside the training reward.
+    ``appendix``: Markdown lines the caller adds after the summary (e.g. the demo's side-by-side of two judges).
     """
     if not metrics_by_judge:
         raise ValueError("write_report needs the metrics of at least one judge")
@@ -267,6 +284,8 @@ def write_report(
     if len(names) > 1:
         plot_compare(metrics_by_judge, plots / "compare.png")
         page += ["![judges side by side](plots/compare.png)", ""]
+    page += _dimension_section(metrics_by_judge)
+    page += list(appendix or [])
     if comparison:
         page += _comparison_section(comparison)
     notes = [line for n in names for line in _notes(n, metrics_by_judge[n]) + [""]]

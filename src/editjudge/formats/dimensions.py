@@ -154,8 +154,18 @@ class DimensionsFormat:
         return f"{prompts.THINK_OPEN}{reasoning}{prompts.THINK_CLOSE}{prompts.ANSWER_OPEN}{body}{prompts.ANSWER_CLOSE}"
 
     def warm_start_values(self) -> tuple[tuple[int, ...], ...]:
-        """Ten answers in which every dimension takes every digit once (a Latin square: label-free)."""
-        return tuple(tuple((j + 3 * i) % 10 for i in range(len(self.names))) for j in range(10))
+        """100 label-free answers in which every dimension takes every digit equally often AND no dimension's digit
+        tells another's: every two of the first three dimensions take every pair of digits once (an orthogonal
+        array, rows ``(a, b, a + b mod 10)``; later dimensions ``a + k·b`` for k = 3, 7, 9, then ``3a + b``, …).
+        Ten answers with one digit per dimension each (a Latin square) would pair each digit of one dimension with
+        one digit of the next: a warm start on them teaches the model that coupling, and GRPO then cannot give an
+        edit a high score on one dimension and a low one on another."""
+        rows = []
+        for a in range(10):
+            for b in range(10):
+                columns = (a, b) + tuple((p * a + q * b) % 10 for p, q in _WARM_START_MIXES)
+                rows.append(columns[: len(self.names)])
+        return tuple(rows)
 
     # ------------------------------------------------------------------------------------------ labels + reward
     def encode_label(self, label: Mapping[str, int | None]) -> str:
@@ -219,6 +229,9 @@ class DimensionsFormat:
         values.update({n: None for n in self.names if n not in values})
         return {**values, "overall": self.dimension_set.combine(values)}
 
+
+# (p, q) of the warm start's columns beyond the first two: p·a + q·b mod 10, each a permutation of the digits.
+_WARM_START_MIXES = ((1, 1), (1, 3), (1, 7), (1, 9), (3, 1), (7, 1))
 
 _TEMPLATES: dict[str, tuple[str, str]] = {
     "en": (

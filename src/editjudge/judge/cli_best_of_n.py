@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--folder", help="a folder in the seed layout (or a .jsonl/.csv manifest) to rank group by group")
     what.add_argument("--out", help="write the rankings to this .json or .jsonl file")
     what.add_argument("--force", action="store_true", help="replace an existing --out file")
+    what.add_argument("--rank-by", metavar="DIMENSION", default=None,
+                      help="a dimension judge (--format dimensions:SET) ranks by the overall (the set's rule) by "
+                           "default; name one of its dimensions to rank by that one instead")
     add_judge_arguments(parser)
     add_tournament_arguments(parser)
 
@@ -81,6 +84,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         groups = [(args.source, args.instruction, list(args.candidates), [None] * len(args.candidates), [None] * len(args.candidates))]
     try:
+        from editjudge.judge.cli_common import judgment_format
+        from editjudge.judge.judge import check_rank_by
+
+        check_rank_by(judgment_format(args), args.rank_by)  # a misspelt dimension fails before a model loads
+    except ValueError as exc:
+        print(f"editjudge best-of-n: error: --rank-by: {exc}", file=sys.stderr)
+        return 2
+    try:
         judge = judge_from_args(args)
     except (ValueError, OSError, ImportError) as exc:
         print(f"editjudge best-of-n: error: cannot set up the judge: {exc}", file=sys.stderr)
@@ -96,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         judge.progress = False
         rankings = run_tournaments(args, judge, groups)
     else:
-        rankings = _rank_by_scores(judge, groups)
+        rankings = _rank_by_scores(judge, groups, args.rank_by)
     print(summary_line(rankings, grouped_by))
     if args.out:
         _write(args.out, rankings)
@@ -104,13 +115,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if any(r["best"] is not None for r in rankings) else 1
 
 
-def _rank_by_scores(judge: Any, groups: list[tuple[Any, str, list[str], list[Any], list[float | None]]]) -> list[dict[str, Any]]:
+def _rank_by_scores(judge: Any, groups: list[tuple[Any, str, list[str], list[Any], list[float | None]]],
+                    rank_by: str | None = None) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     rankings = []
     judge.progress = len(groups) == 1  # one bar over the candidates of one source, else one over the sources
     for source, instruction, candidates, ids, scores in tqdm(groups, desc="sources", unit="source", disable=len(groups) == 1):
-        ranking = with_known(judge.best_of_n(source, candidates, instruction).to_dict(), ids, scores)
+        ranking = with_known(judge.best_of_n(source, candidates, instruction, rank_by=rank_by).to_dict(), ids, scores)
+        if rank_by not in (None, "overall"):
+            ranking["rank_by"] = rank_by
         rankings.append(ranking)
         _print_ranking(ranking)
     return rankings
@@ -220,18 +234,22 @@ def expected_decimals(candidates: Sequence[dict[str, Any]], least: int = 3, most
 
 
 def ranking_table(ranking: dict[str, Any]) -> str:
-    """The ranking as a text table: rank, score, expected score, known score (when given), candidate, error."""
+    """The ranking as a text table: rank, score, expected score, known score (when given), candidate, error; a
+    dimension judge's score and expected score are the overall's, and each dimension's answer follows them."""
     known = any(c.get("gt_score") is not None for c in ranking["candidates"])
-    header = ["rank", "score", "expected"] + (["known"] if known else []) + ["candidate", "error"]
+    names = list(next((c["dimensions"] for c in ranking["candidates"] if c.get("dimensions")), None) or {})
+    header = ["rank", "score", "expected"] + names + (["known"] if known else []) + ["candidate", "error"]
     rows = []
     spec = f".{expected_decimals(ranking['candidates'])}f"
     for c in ranking["candidates"]:
         row = [str(c["rank"]), _fmt(c["score"], "d"), _fmt(c["expected_score"], spec)]
+        row += [_fmt(((c.get("dimensions") or {}).get(n) or {}).get("score"), "d") for n in names]
         if known:
             row.append(_fmt(c.get("gt_score"), ".4g"))
         rows.append(row + [str(c["candidate"]), c["error"] or ""])
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
-    fmt = lambda r: "  ".join(v.rjust(w) if i < 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) + "  " + r[-1]  # noqa: E731
+    numeric = 3 + len(names)
+    fmt = lambda r: "  ".join(v.rjust(w) if i < numeric else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) + "  " + r[-1]  # noqa: E731
     return "\n".join([fmt(header).rstrip()] + [fmt(r).rstrip() for r in rows])
 
 
@@ -245,7 +263,9 @@ def _print_ranking(ranking: dict[str, Any]) -> None:
     if best is None:
         lines.append(f"no candidate could be judged ({top['error']})")
     else:
-        lines.append(f"best: {best} (score {top['score']}, of {len(ranking['candidates'])})")
+        by = f"{ranking['rank_by']} " if ranking.get("rank_by") else ""
+        score = ((top.get("dimensions") or {}).get(ranking["rank_by"]) or {}).get("score") if by else top["score"]
+        lines.append(f"best: {best} ({by}score {score}, of {len(ranking['candidates'])})")
     oracle = ranking.get("oracle")
     if oracle is not None:
         if oracle["picked_oracle"]:

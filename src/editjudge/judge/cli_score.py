@@ -83,7 +83,7 @@ def read_manifest(args: argparse.Namespace) -> tuple[list[Any], str | None]:
     from editjudge.judge.score_items import read_items
 
     try:
-        return read_items(args.manifest), None
+        return read_items(args.manifest, dimension_labels(args)), None
     except (OSError, ValueError) as exc:
         return [], str(exc)
 
@@ -116,20 +116,49 @@ def run(args: argparse.Namespace) -> int:
 
 def _label_settings(args: argparse.Namespace) -> tuple[float, float]:
     labels = prepare_report(args).get("labels") or {}
-    median = args.score_median if args.score_median is not None else labels.get("median", DEFAULT_MEDIAN)
-    mad = args.score_mad if args.score_mad is not None else labels.get("mad", DEFAULT_MAD)
+    recorded_median = labels.get("median")  # None in a dimension set's report: each dimension has its own
+    recorded_mad = labels.get("mad")
+    median = args.score_median if args.score_median is not None else (
+        DEFAULT_MEDIAN if recorded_median is None else recorded_median)
+    mad = args.score_mad if args.score_mad is not None else DEFAULT_MAD if recorded_mad is None else recorded_mad
     if not float(mad) > 0:
         raise ValueError(f"--score-mad must be positive, got {mad}")
     return float(median), float(mad)
 
 
+def dimension_labels(args: argparse.Namespace) -> Any:
+    """How a dimension judge's rows are labelled (:class:`editjudge.judge.score_items.DimensionLabels`), or None
+    for a one-score judge: each dimension's median / MAD is --score-median / --score-mad when given, else the
+    prepare report's for that dimension, else the seed's defaults."""
+    from editjudge.data.dimension_scores import Scale
+    from editjudge.formats import DimensionsFormat
+    from editjudge.judge.cli_common import judgment_format
+    from editjudge.judge.score_items import DimensionLabels
+
+    fmt = judgment_format(args)
+    if not isinstance(fmt, DimensionsFormat):
+        return None
+    recorded = ((prepare_report(args).get("labels") or {}).get("dimensions") or {}).get("dimensions") or {}
+    scales = {}
+    for name in fmt.names:
+        known = recorded.get(name) or {}
+        median = args.score_median if args.score_median is not None else known.get("median", DEFAULT_MEDIAN)
+        mad = args.score_mad if args.score_mad is not None else known.get("mad", DEFAULT_MAD)
+        if not float(mad) > 0:
+            raise ValueError(f"dimension {name!r}: the MAD must be positive, got {mad}")
+        scales[name] = Scale(float(median), float(mad), False)
+    return DimensionLabels(fmt, scales)
+
+
 def _score_pair(args: argparse.Namespace, judge: Any) -> int:
     result = judge.score(args.source, args.edited, args.instruction)
+    dims = dimension_labels(args)
     record = prediction(
-        id="pair", source=args.source, edited=args.edited, instruction=args.instruction, group=None, result=result
+        id="pair", source=args.source, edited=args.edited, instruction=args.instruction, group=None, result=result,
+        **(dims.record_fields(None) if dims else {}),
     )
     if args.out:
-        with prediction_sink(args.out) as sink:
+        with prediction_sink(args.out, dims.fmt.names if dims else None) as sink:
             sink.add(record)
     print(json.dumps(record, ensure_ascii=False, indent=2))
     return 1 if result.is_failure else 0
@@ -143,14 +172,15 @@ def _score_manifest(args: argparse.Namespace, judge: Any) -> int:
         print(f"editjudge score: error: {problem}", file=sys.stderr)
         return 2
     median, mad = _label_settings(args)
-    rows = [judge_row(i, item, median, mad) for i, item in enumerate(items) if not is_rejected(item)]
+    dims = dimension_labels(args)
+    rows = [judge_row(i, item, median, mad, dims) for i, item in enumerate(items) if not is_rejected(item)]
     results = judge.iter_scores([edit_of(r) for r in rows], progress=True)
     by_position = iter(rows)
     counts = {"parsed": 0, "unparsed": 0, "failed": 0}
-    with prediction_sink(args.out) as sink:
+    with prediction_sink(args.out, dims.fmt.names if dims else None) as sink:
         for item in items:
             if is_rejected(item):
-                record = reject_prediction(item, median, mad)
+                record = reject_prediction(item, median, mad, dims)
             else:
                 record = row_prediction(next(by_position), next(results))
             counts[outcome(record)] += 1

@@ -106,6 +106,16 @@ def result_of(output: ItemOutput, fmt: JudgmentFormat = POINTWISE) -> JudgeResul
     return JudgeResult(error=output.error) if output.error else combine(output.generations, fmt)
 
 
+def check_rank_by(fmt: JudgmentFormat, rank_by: str | None) -> None:
+    """``ValueError`` unless ``rank_by`` is None, ``"overall"`` or one of a dimension judge's dimensions."""
+    if rank_by in (None, "overall"):
+        return
+    names = getattr(fmt, "names", ())
+    if rank_by not in names or len(names) < 2:
+        choices = ["overall", *names] if len(names) > 1 else ["overall"]
+        raise ValueError(f"cannot rank by {rank_by!r}: this judge ({fmt.spec}) gives {choices}")
+
+
 class Judge:
     """Score image edits with a trained judge.
 
@@ -208,12 +218,17 @@ class Judge:
             results[i] = result_of(output, self.format)
         return [r for r in results if r is not None]
 
-    def best_of_n(self, source: Sources, candidates: Sequence[ImageInput], instruction: str) -> Ranking:
-        """Rank candidate edits of ``source``: by score, ties broken by the expected score, then input order."""
+    def best_of_n(self, source: Sources, candidates: Sequence[ImageInput], instruction: str,
+                  rank_by: str | None = None) -> Ranking:
+        """Rank candidate edits of ``source``: by score, ties broken by the expected score, then input order.
+
+        A dimension judge ranks by the overall (its set's rule), or by one dimension with ``rank_by="NAME"``."""
         if not candidates:
             raise ValueError("best_of_n needs at least one candidate")
+        check_rank_by(self.format, rank_by)
         results = self.score_many([EditItem(source, c, instruction) for c in candidates])
-        return build_ranking(describe_image(source), instruction, [describe_image(c) for c in candidates], results)
+        return build_ranking(describe_image(source), instruction, [describe_image(c) for c in candidates], results,
+                             rank_by=rank_by)
 
     # ------------------------------------------------------------------------------------- pairwise judges
     def compare(self, source: Sources, a: ImageInput, b: ImageInput, instruction: str, *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ PREDICTION_FIELDS = (
     "id", "source", "edited", "instruction", "group", "pred", "expected_score", "reasoning", "raw", "error",
     "gt_score", "label", "mean_score", "scores",
 )
+DIMENSION_FIELDS = ("dimensions", "format")  # a dimension judge's records add these (see prediction())
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting with these as a formula
 
@@ -24,7 +26,7 @@ def csv_cell(value: Any) -> Any:
     (``=HYPERLINK(…)``, ``+``, ``-``, ``@``, tab, CR) prefixed with ``'`` (OWASP's advice; numbers are left alone)."""
     if value is None:
         return ""
-    if isinstance(value, list):
+    if isinstance(value, (list, dict)):
         value = json.dumps(value)
     if isinstance(value, str) and value.startswith(FORMULA_LEADS):
         return "'" + value
@@ -41,9 +43,16 @@ def prediction(
     result: JudgeResult,
     gt_score: float | None = None,
     label: int | None = None,
+    dimension_labels: Mapping[str, int | None] | None = None,
+    format: str | None = None,  # noqa: A002 - the judgment format's spec, as the record names it
 ) -> dict[str, Any]:
-    """One line of ``preds.jsonl``: the edit, the judge's answer and, when known, the ground truth."""
-    return {
+    """One line of ``preds.jsonl``: the edit, the judge's answer and, when known, the ground truth.
+
+    A dimension judge's line (``result.dimensions`` set) holds the OVERALL in ``pred`` / ``expected_score`` /
+    ``label`` and adds ``dimensions`` (per dimension ``pred``, ``expected_score``, ``mean_score`` and the row's
+    ``label`` there) and ``format`` (the judge's format spec, which reads ``raw``); a one-score line is unchanged.
+    """
+    record = {
         "id": id,
         "source": source,
         "edited": edited,
@@ -59,6 +68,13 @@ def prediction(
         "mean_score": result.mean_score,
         "scores": list(result.scores) or None,
     }
+    if result.dimensions is not None:
+        labels = dimension_labels or {}
+        record["dimensions"] = {name: {"pred": part["score"], "expected_score": part["expected_score"],
+                                       "mean_score": part["mean_score"], "label": labels.get(name)}
+                                for name, part in result.dimensions.items()}
+        record["format"] = format
+    return record
 
 
 def manifest_prediction(item: Any, median: float, mad: float, result: JudgeResult | None = None) -> dict[str, Any]:
@@ -91,15 +107,17 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 class PredictionSink(AtomicTextFile):
-    """Writes prediction records (JSONL or CSV by the file name) atomically: see :class:`AtomicTextFile`."""
+    """Writes prediction records (JSONL or CSV by the file name) atomically: see :class:`AtomicTextFile`.
+    ``dimensions``: a dimension judge's names (a CSV then has ``dimensions`` and ``format`` columns, JSON cells)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], dimensions: Sequence[str] | None = None) -> None:
         if check_output_path(path).suffix.lower() == ".parquet":
             raise ValueError(f"{path}: a parquet output is written by PredictionParquetSink (see prediction_sink)")
         super().__init__(Path(path), newline="")
         self._csv = None
         if self.path.suffix.lower() == ".csv":
-            self._csv = csv.DictWriter(self._handle, fieldnames=PREDICTION_FIELDS, extrasaction="ignore")
+            fields = PREDICTION_FIELDS + (DIMENSION_FIELDS if dimensions else ())
+            self._csv = csv.DictWriter(self._handle, fieldnames=fields, extrasaction="ignore")
             self._csv.writeheader()
         self.rows = 0
 
@@ -112,29 +130,36 @@ class PredictionSink(AtomicTextFile):
         self.rows += 1
 
 
-def _prediction_schema() -> Any:
+def _prediction_schema(dimensions: Sequence[str] | None = None) -> Any:
     import pyarrow as pa
 
     text, real, whole = pa.string(), pa.float64(), pa.int64()
     types = {"pred": whole, "expected_score": real, "gt_score": real, "label": whole, "mean_score": real,
              "scores": pa.list_(whole)}
-    return pa.schema([(name, types.get(name, text)) for name in PREDICTION_FIELDS])
+    fields = [(name, types.get(name, text)) for name in PREDICTION_FIELDS]
+    if dimensions:  # a dimension judge: one typed struct per dimension, in the set's order
+        part = pa.struct([("pred", whole), ("expected_score", real), ("mean_score", real), ("label", whole)])
+        fields += [("dimensions", pa.struct([(name, part) for name in dimensions])), ("format", text)]
+    return pa.schema(fields)
 
 
 class PredictionParquetSink(ParquetSink):
     """Writes prediction records to parquet (the JSONL's fields, :data:`PREDICTION_FIELDS`, typed) through
-    :class:`editjudge.data.writer.ParquetSink`: atomic, fixed writer settings, the same records give the same bytes."""
+    :class:`editjudge.data.writer.ParquetSink`: atomic, fixed writer settings, the same records give the same bytes.
+    ``dimensions``: a dimension judge's names (adds the ``dimensions`` struct and ``format`` columns)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(check_output_path(path), row_group_rows=1024, schema=_prediction_schema())
+    def __init__(self, path: str | os.PathLike[str], dimensions: Sequence[str] | None = None) -> None:
+        super().__init__(check_output_path(path), row_group_rows=1024, schema=_prediction_schema(dimensions))
+        self._fields = PREDICTION_FIELDS + (DIMENSION_FIELDS if dimensions else ())
 
     def add(self, record: dict[str, Any]) -> None:
-        super().add({name: record.get(name) for name in PREDICTION_FIELDS})
+        super().add({name: record.get(name) for name in self._fields})
 
 
-def prediction_sink(path: str | os.PathLike[str]) -> PredictionSink | PredictionParquetSink:
+def prediction_sink(path: str | os.PathLike[str], dimensions: Sequence[str] | None = None) \
+        -> PredictionSink | PredictionParquetSink:
     """The writer for ``--out`` by its suffix: ``.parquet`` -> :class:`PredictionParquetSink`, else
-    :class:`PredictionSink` (``.jsonl`` / ``.csv``)."""
+    :class:`PredictionSink` (``.jsonl`` / ``.csv``); ``dimensions``: a dimension judge's names."""
     if check_output_path(path).suffix.lower() == ".parquet":
-        return PredictionParquetSink(path)
-    return PredictionSink(path)
+        return PredictionParquetSink(path, dimensions)
+    return PredictionSink(path, dimensions)

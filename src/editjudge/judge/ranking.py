@@ -59,8 +59,10 @@ class Ranking:
         }
 
 
-def build_ranking(source: str, instruction: str, names: Sequence[str], results: Sequence[JudgeResult]) -> Ranking:
-    """A :class:`Ranking` of ``results`` (one per candidate name, in input order)."""
-    order = rank(results)
+def build_ranking(source: str, instruction: str, names: Sequence[str], results: Sequence[JudgeResult],
+                  rank_by: str | None = None) -> Ranking:
+    """A :class:`Ranking` of ``results`` (one per candidate name, in input order); ``rank_by``: a dimension judge's
+    dimension to order by (its score, then its expected score) instead of the overall."""
+    order = rank([r.on(rank_by) for r in results])
     ranked = tuple(RankedCandidate(rank=r + 1, index=i, candidate=names[i], result=results[i]) for r, i in enumerate(order))
     return Ranking(instruction=instruction, source=source, candidates=ranked)

@@ -140,7 +140,7 @@ def _address(args: argparse.Namespace) -> str | None:
 
 def run_ray(args: argparse.Namespace) -> int:
     """The ``--ray`` path of ``editjudge score``; exit codes as ``score``'s (2 for usage mistakes)."""
-    from editjudge.judge.cli_score import _label_settings
+    from editjudge.judge.cli_score import _label_settings, dimension_labels
     from editjudge.judge.output import outcome, prediction_sink
     from editjudge.judge.score_items import is_rejected, judge_row, read_items, reject_prediction
 
@@ -155,7 +155,8 @@ def run_ray(args: argparse.Namespace) -> int:
         print(f"editjudge score: error: cannot reach Ray: {unreachable}", file=sys.stderr)
         return 1
     try:
-        items = read_items(args.manifest)
+        dims = dimension_labels(args)
+        items = read_items(args.manifest, dims)
         median, mad = _label_settings(args)
     except (OSError, ValueError) as exc:
         print(f"editjudge score: error: {exc}", file=sys.stderr)
@@ -183,13 +184,13 @@ def run_ray(args: argparse.Namespace) -> int:
             if i in done:
                 continue
             if is_rejected(item):
-                record = reject_prediction(item, median, mad)
+                record = reject_prediction(item, median, mad, dims)
                 done[i] = record
                 sink.write(json.dumps({"i": i, "record": record}, ensure_ascii=False) + "\n")
         sink.flush()
         for i, item in enumerate(items):
             if not is_rejected(item):
-                rows.append(judge_row(i, item, median, mad))
+                rows.append(judge_row(i, item, median, mad, dims))
         size = max(1, args.batch_size)
         chunks = [rows[k : k + size] for k in range(0, len(rows), size)]  # score's chunks, in manifest order
         pending = [c for c in chunks if any(r["i"] not in done for r in c)]
@@ -201,7 +202,7 @@ def run_ray(args: argparse.Namespace) -> int:
             if code:
                 return code
     records = [done[i] for i in range(len(items))]
-    with prediction_sink(args.out) as out:
+    with prediction_sink(args.out, dims.fmt.names if dims else None) as out:
         for record in records:
             out.add(record)
     partial.unlink()

@@ -20,6 +20,29 @@ PARQUET_SUFFIX = ".parquet"
 
 
 @dataclass(frozen=True)
+class DimensionLabels:
+    """How a dimension judge's items are labelled: its format and each dimension's median / MAD
+    (:class:`editjudge.data.dimension_scores.Scale`), from the prepare report or the flags."""
+
+    fmt: Any  # a DimensionsFormat
+    scales: dict[str, Any]
+
+    def of_scores(self, scores: dict[str, float | None] | None) -> dict[str, int | None] | None:
+        """A manifest row's per-dimension labels (names the set lacks are ignored); None without any score."""
+        from editjudge.data.dimension_scores import dimension_labels
+
+        known = {n: v for n, v in (scores or {}).items() if n in self.scales}
+        return dimension_labels(known, self.scales) if any(v is not None for v in known.values()) else None
+
+    def record_fields(self, labels: dict[str, int | None] | None) -> dict[str, Any]:
+        """The keyword arguments of :func:`editjudge.judge.output.prediction` for labels ``labels``."""
+        from editjudge.evaluate.dimensions import overall_label
+
+        overall = overall_label(self.fmt, labels) if labels else None
+        return {"label": overall, "dimension_labels": labels, "format": self.fmt.spec}
+
+
+@dataclass(frozen=True)
 class PreparedEdit:
     """A judgeable row of a prepared parquet: the image bytes, and the ground truth the row was trained on."""
 
@@ -29,7 +52,7 @@ class PreparedEdit:
     instruction: str
     group: str | None
     gt_score: float | None
-    label: int
+    label: Any  # an int 0..9; a dimension judge's {dimension: label}
     source_path: str | None
     edited_path: str | None
 
@@ -44,7 +67,7 @@ class PreparedReject:
     instruction: str | None = None
     group: str | None = None
     gt_score: float | None = None
-    label: int | None = None
+    label: Any = None
     source_path: str | None = None
     edited_path: str | None = None
 
@@ -53,15 +76,16 @@ def is_prepared_parquet(path: str | Path) -> bool:
     return Path(path).suffix.lower() == PARQUET_SUFFIX and Path(path).is_file()
 
 
-def read_items(path: str | Path) -> list[Any]:
+def read_items(path: str | Path, dims: DimensionLabels | None = None) -> list[Any]:
     """Every item of ``path`` in order: ``data.sources`` EditRecord / Rejected for a manifest or seed folder,
     :class:`PreparedEdit` / :class:`PreparedReject` for a prepared parquet. ``OSError`` / ``ValueError`` when the
-    input as a whole cannot be read (the CLI exits 2)."""
+    input as a whole cannot be read (the CLI exits 2). ``dims``: a dimension judge's (its rows' dimension scores
+    and labels are read)."""
     if is_prepared_parquet(path):
-        return read_prepared_items(path)
+        return read_prepared_items(path, dims)
     from editjudge.data.sources import read_sources
 
-    return list(read_sources(path, require_score=False))
+    return list(read_sources(path, require_score=False, dimensions=dims is not None))
 
 
 def _text(value: Any) -> str | None:
@@ -72,8 +96,17 @@ def _real(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def read_prepared_items(path: str | Path) -> list[PreparedEdit | PreparedReject]:
-    """The rows of a prepared parquet (:func:`editjudge.data.prepared_rows.prepared_row`), each judgeable or not."""
+def _dimension_ground_truth(value: Any, dims: DimensionLabels) -> dict[str, int | None] | None:
+    """A dimension row's labels (canonical JSON of the judge's set), or None when it is not one."""
+    try:
+        return dims.fmt.parse_label(value)
+    except ValueError:
+        return None
+
+
+def read_prepared_items(path: str | Path, dims: DimensionLabels | None = None) -> list[PreparedEdit | PreparedReject]:
+    """The rows of a prepared parquet (:func:`editjudge.data.prepared_rows.prepared_row`), each judgeable or not;
+    ``dims``: labels are a dimension judge's (its set's JSON)."""
     from editjudge.data.prepared_rows import ground_truth_label, prepared_row, read_prepared_table, row_name
 
     items: list[PreparedEdit | PreparedReject] = []
@@ -92,10 +125,11 @@ def read_prepared_items(path: str | Path) -> list[PreparedEdit | PreparedReject]
             "gt_score": _real(row["gt_score"]), "source_path": _text(row["source_path"]),
             "edited_path": _text(row["edited_path"]),
         }
-        label = ground_truth_label(row["label"])
+        label = ground_truth_label(row["label"]) if dims is None else _dimension_ground_truth(row["label"], dims)
         if label is None:
+            wanted = "an integer 0..9" if dims is None else f"a JSON object of {list(dims.fmt.names)} labels"
             items.append(PreparedReject(
-                reason="bad_label", detail=f"row {i}: reward_model.ground_truth {row['label']!r} is not an integer 0..9",
+                reason="bad_label", detail=f"row {i}: reward_model.ground_truth {row['label']!r:.80} is not {wanted}",
                 **known,
             ))
             continue
@@ -109,19 +143,26 @@ def is_rejected(item: Any) -> bool:
     return isinstance(item, (Rejected, PreparedReject))
 
 
-def judge_row(i: int, item: Any, median: float, mad: float) -> dict[str, Any]:
+def judge_row(i: int, item: Any, median: float, mad: float, dims: DimensionLabels | None = None) -> dict[str, Any]:
     """The row a judgeable item becomes (position ``i``): what the record shows, and the judge's input images
-    (``source_image``/``edited_image``: a path, or a prepared parquet's bytes)."""
+    (``source_image``/``edited_image``: a path, or a prepared parquet's bytes). A dimension judge's row
+    (``dims``) carries the record's dimension fields (``dimension_fields``: labels per dimension, format)."""
     if isinstance(item, PreparedEdit):
-        return {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
-                "instruction": item.instruction, "group": item.group, "gt_score": item.gt_score, "label": item.label,
-                "source_image": item.source, "edited_image": item.edited}
-    from editjudge.data.labels import label_of
+        row = {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
+               "instruction": item.instruction, "group": item.group, "gt_score": item.gt_score, "label": item.label,
+               "source_image": item.source, "edited_image": item.edited}
+    else:
+        from editjudge.data.labels import label_of
 
-    return {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
-            "instruction": item.instruction, "group": item.group, "gt_score": item.score,
-            "label": label_of(item.score, median, mad) if item.score is not None else None,
-            "source_image": item.source_path, "edited_image": item.edited_path}
+        row = {"i": i, "id": item.id, "source": item.source_path, "edited": item.edited_path,
+               "instruction": item.instruction, "group": item.group, "gt_score": item.score,
+               "label": label_of(item.score, median, mad) if item.score is not None else None,
+               "source_image": item.source_path, "edited_image": item.edited_path}
+    if dims is not None:
+        labels = item.label if isinstance(item, PreparedEdit) else dims.of_scores(item.scores)
+        row["dimension_fields"] = dims.record_fields(labels)
+        row["label"] = row["dimension_fields"].pop("label")
+    return row
 
 
 def edit_of(row: dict[str, Any]) -> Any:
@@ -136,14 +177,24 @@ def row_prediction(row: dict[str, Any], result: Any) -> dict[str, Any]:
     from editjudge.judge.output import prediction
 
     return prediction(id=row["id"], source=row["source"], edited=row["edited"], instruction=row["instruction"],
-                      group=row["group"], result=result, gt_score=row["gt_score"], label=row["label"])
+                      group=row["group"], result=result, gt_score=row["gt_score"], label=row["label"],
+                      **row.get("dimension_fields", {}))
 
 
-def reject_prediction(item: Any, median: float, mad: float) -> dict[str, Any]:
+def reject_prediction(item: Any, median: float, mad: float, dims: DimensionLabels | None = None) -> dict[str, Any]:
     """The record of an item that is never judged: an ``input_error`` naming the reason, the truth where known."""
     from editjudge.judge.output import manifest_prediction, prediction
     from editjudge.judge.result import JudgeResult
 
+    if dims is not None:  # a dimension judge's record: every dimension, none answered
+        result = JudgeResult(error=f"input_error: {item.reason}: {item.detail}",
+                             dimensions={n: {"score": None, "mean_score": None, "expected_score": None}
+                                         for n in dims.fmt.names})
+        source = getattr(item, "source_path", None)
+        fields = dims.record_fields(dims.of_scores(getattr(item, "scores", None)))
+        return prediction(id=item.id, source=source, edited=item.edited_path, instruction=item.instruction,
+                          group=item.group, result=result, gt_score=getattr(item, "gt_score", getattr(item, "score", None)),
+                          **fields)
     if not isinstance(item, PreparedReject):
         return manifest_prediction(item, median, mad)
     return prediction(id=item.id, source=item.source_path, edited=item.edited_path, instruction=item.instruction,

@@ -372,8 +372,12 @@ class Ingress:
             except _AllItemsRefused as exc:
                 return _error(exc.first.status, exc.first.reason, exc.first.detail, exc.items)
             results = [JudgeResult(score=p["score"], expected_score=p["expected_score"], mean_score=p["mean_score"],
-                                   reasoning=p["reasoning"], error=p["error"]) for p in payloads]
-            ranking = build_ranking("source", body.instruction, ids, results)
+                                   reasoning=p["reasoning"], error=p["error"], dimensions=p.get("dimensions"))
+                       for p in payloads]
+            try:
+                ranking = build_ranking("source", body.instruction, ids, results, rank_by=body.rank_by)
+            except ValueError as exc:  # rank_by names no dimension of this judge
+                raise InputError("invalid_request", f"rank_by: {exc}") from None
             candidates = [{"rank": c.rank, "index": c.index, "id": c.candidate, **payloads[c.index]}
                           for c in ranking.candidates]
             best = ranking.best

@@ -36,17 +36,32 @@ class ScoreRequest(BaseModel):
     items: list[ScoreItem] = Field(min_length=1)
 
 
+class DimensionScore(BaseModel):
+    """A dimension judge's answer on one dimension."""
+
+    score: Optional[int] = Field(None, description="the answer's digit 0-9 for this dimension (Avg@k: rounded mean)")
+    mean_score: Optional[float] = None
+    expected_score: Optional[float] = Field(None, description="Σ k·p(k) over this dimension's digit")
+    scores: Optional[list[Optional[int]]] = Field(None, description="each sample's digit (Avg@k only)")
+
+
 class ItemScore(BaseModel):
     """The judge's verdict on one item. ``error`` is set when it could not be judged (``input_error: <reason>: …``,
-    ``backend_error: …``) or its answer did not parse (a parse reason); the other items are unaffected."""
+    ``backend_error: …``) or its answer did not parse (a parse reason); the other items are unaffected. A judge that
+    scores dimensions (``serve --format dimensions:SET``) adds ``dimensions``, and ``score`` / ``expected_score`` are
+    then the overall by its set's rule."""
 
     id: str
-    score: Optional[int] = Field(None, description="the parsed answer 0-9 (Avg@k: the rounded mean)")
-    expected_score: Optional[float] = Field(None, description="Σ k·p(k) over the answer digit (tie-free)")
+    score: Optional[int] = Field(None, description="the parsed answer 0-9 (Avg@k: the rounded mean); a dimension "
+                                                   "judge's overall")
+    expected_score: Optional[float] = Field(None, description="Σ k·p(k) over the answer digit (tie-free); a dimension "
+                                                             "judge's overall of its dimensions' expected scores")
     mean_score: Optional[float] = None
     scores: Optional[list[Optional[int]]] = Field(None, description="each sample's answer (Avg@k only)")
     reasoning: Optional[str] = None
     error: Optional[str] = None
+    dimensions: Optional[dict[str, DimensionScore]] = Field(
+        None, description="a dimension judge only: per dimension, in its set's order")
 
 
 class ScoreResponse(BaseModel):
@@ -62,6 +77,8 @@ class RankRequest(BaseModel):
     candidates: list[Image] = Field(min_length=1)
     ids: Optional[list[str]] = Field(None, description="candidate names (default: '0', '1', …)")
     samples: Optional[int] = Field(None, ge=1, strict=True)
+    rank_by: Optional[str] = Field(None, description="a dimension judge: rank by this dimension instead of the "
+                                                     "overall (best-of-n --rank-by)")
 
 
 class RankedItem(ItemScore):
@@ -70,7 +87,8 @@ class RankedItem(ItemScore):
 
 
 class RankResponse(BaseModel):
-    """Candidates best first (by score, ties by expected score, then input order — the rule of ``best-of-n``)."""
+    """Candidates best first (by score, ties by expected score, then input order — the rule of ``best-of-n``; a
+    dimension judge's by the overall, or by ``rank_by``'s dimension)."""
 
     best: Optional[str] = Field(None, description="the best candidate's id; null when none could be judged")
     best_index: Optional[int] = None

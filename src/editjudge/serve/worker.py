@@ -15,8 +15,9 @@ from editjudge.judge.result import JudgeResult
 
 
 def result_payload(result: JudgeResult) -> dict[str, Any]:
-    """The API's view of a :class:`JudgeResult` (``ItemScore`` without the id)."""
-    return {
+    """The API's view of a :class:`JudgeResult` (``ItemScore`` without the id; ``dimensions`` for a dimension
+    judge only)."""
+    payload = {
         "score": result.score,
         "expected_score": result.expected_score,
         "mean_score": result.mean_score,
@@ -24,6 +25,9 @@ def result_payload(result: JudgeResult) -> dict[str, Any]:
         "reasoning": result.reasoning,
         "error": result.error,
     }
+    if result.dimensions is not None:
+        payload["dimensions"] = result.dimensions
+    return payload
 
 
 def comparison_payload(comparison: Any) -> dict[str, Any]:

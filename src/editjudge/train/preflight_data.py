@@ -192,7 +192,8 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
         report.fail(
             f"{path}: {len(bad_labels)} row(s) whose reward_model.ground_truth the reward refuses "
             f"({'; '.join(bad_labels[:3])}) — verl's reward workers would raise mid-run",
-            "labels must be the scores 0..9 (the string '7' that `editjudge prepare` writes); re-create the file "
+            "labels must be the scores 0..9 (the string '7' that `editjudge prepare` writes; a dimension row's: a JSON "
+            "object of its dimensions' scores 0..9 or null, as `prepare --dimensions SET` writes); re-create the file "
             "with `editjudge prepare`",
         )
     limit = int(cfg.data.max_prompt_length)
@@ -291,7 +292,7 @@ def label_problems(parquet: Any) -> list[str]:
     (routed by ``data_source`` as the reward routes it; pointwise: :func:`~editjudge.reward.parse_label`)."""
     import pyarrow.compute as pc
 
-    from editjudge.formats import format_for_row
+    from editjudge.formats import DIMENSIONS_DATA_SOURCE, format_for_row
 
     columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
     found: list[str] = []
@@ -302,8 +303,8 @@ def label_problems(parquet: Any) -> list[str]:
         for truth, source in zip(truths, sources):
             try:
                 format_for_row(source, truth).parse_label(truth)
-            except ValueError:
-                found.append(f"row {index}: {truth!r}")
+            except ValueError as exc:  # a dimension row's reason names the dimension and the value
+                found.append(f"row {index}: {truth!r}" + (f" ({exc})" if source == DIMENSIONS_DATA_SOURCE else ""))
             index += 1
     return found
 
