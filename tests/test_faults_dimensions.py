@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from test_faults import GOOD_ROW, Case, _folder, _images, _manifest, _sample, time_limit  # noqa: F401 - a fixture
+from test_faults import GOOD_ROW, Case, _folder, _images, _manifest, _sample
 
 from editjudge.data.prepare import PrepareConfig, prepare
 
@@ -120,7 +120,7 @@ def _rejects(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_dimension_input(case: Case, tmp_path: Path, time_limit) -> None:  # noqa: F811
+def test_hostile_dimension_input(case: Case, tmp_path: Path, time_limit) -> None:
     inputs, bad_id = case.build(tmp_path)
     first = _run(inputs, tmp_path / "out1", case.config)
     counts = first.report["counts"]
