@@ -71,7 +71,9 @@ def row_format_label(row: dict[str, Any]) -> tuple[Any, Any]:
     int 0..9; a dimension row's ``{dimension: label or None}``); ``ValueError`` naming a bad label."""
     from editjudge.formats import format_for_row
 
-    truth = row["reward_model"]["ground_truth"]
+    reward_model = row.get("reward_model") if isinstance(row.get("reward_model"), dict) else {}
+    extra = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
+    truth = reward_model.get("ground_truth", extra.get("label"))  # prepare writes both: the reader's fallback
     fmt = format_for_row(row.get("data_source"), truth)
     return fmt, fmt.parse_label(truth)
 

@@ -4,7 +4,7 @@
 shipped dimension set such as ``editscore``, or a YAML file; ``dimensions:seed`` is the pointwise format itself),
 ``"pairwise"``. ``format_for_row(data_source, ground_truth)`` is the reward's routing (verl keys rewards by a row's
 ``data_source``; a dimension row's label names its dimensions). The protocol is
-:class:`~editjudge.formats.base.JudgmentFormat`. Design: ``shared/ARCHITECTURE.md``, "The judgment format".
+:class:`~editjudge.formats.base.JudgmentFormat`. Design: ``docs/architecture.md``, "The judgment format".
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the reward's accuracy term pays and where the answer's probabilities are read. Imports no torch.
 
 Every edge (prepare, both training engines, the judge's backends, eval, bench, serve, distill) asks a format instead
-of assuming one pointwise 0–9 score over two images; see ``shared/ARCHITECTURE.md`` ("The judgment format").
+of assuming one pointwise 0–9 score over two images; see ``docs/architecture.md`` ("The judgment format").
 """
 
 from __future__ import annotations
