@@ -68,6 +68,37 @@ def test_the_tie_margin_and_the_cap_are_applied_and_seeded(tmp_path) -> None:
     assert capped["counts"]["kept"] + sum(unused.values()) == 18
 
 
+def test_no_ties_keeps_only_pairs_with_a_better_candidate_and_names_what_it_left_out(tmp_path) -> None:
+    # red_square: two kinds (labels 1 and 7); 4 candidates per source, 2 of each: 6 pairs, 2 of them ties
+    edits = write_synthetic_edits(tmp_path / "edits", n_sources=4, candidates_per_source=4, seed=3, task="red_square")
+    median, mad = RED_SQUARE_MEDIAN_MAD
+    common = {"train_split": 1.0, "score_median": median, "score_mad": mad}
+    with_ties, _, _ = _prepare(tmp_path / "ties", [edits.out_dir], **common)
+    report, rows, _ = _prepare(tmp_path / "none", [edits.out_dir], ties=False, **common)
+    labels = Counter(r["reward_model"]["ground_truth"] for r in rows)
+    assert labels["tie"] == 0 and labels["A"] == labels["B"] > 0
+    assert report["pairs"]["train"]["rows"] == with_ties["pairs"]["train"]["rows"] - with_ties["pairs"]["train"]["tie"]
+    assert report["pairs"]["ties"] is False and report["pairs"]["skipped_pairs"]["tie"] == \
+        with_ties["pairs"]["train"]["tie"] // 2
+    # every pair a tie (margin 9): every candidate is a reject named tie_left_out; nothing is lost from the count
+    wide = write_synthetic_edits(tmp_path / "wide_edits", n_sources=2, candidates_per_source=3, seed=4)
+    report, rows, _ = _prepare(tmp_path / "wide", [wide.out_dir], train_split=1.0, tie_margin=9, ties=False)
+    assert rows == [] and report["rejects_by_reason"] == {"tie_left_out": 6}
+    assert report["counts"] == {**report["counts"], "found": 6, "kept": 0, "rejected": 6}
+    # a tie preference record is a named reject, the others are kept
+    images = tmp_path / "img"
+    src = [_png(images / f"s{i}.png", (10 * i, 90, 200)) for i in range(2)]
+    cand = [[_png(images / f"s{i}_{k}.png", (200, 10 * k + 5 * i, 40)) for k in range(2)] for i in range(2)]
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"source": str(src[i]), "edited_a": str(cand[i][0]), "edited_b":
+                                         str(cand[i][1]), "instruction": "make it red", "preferred": p}) + "\n"
+                             for i, p in enumerate(["a", "tie"])))
+    report, rows, _ = _prepare(tmp_path / "prefs", [prefs], train_split=1.0, ties=False)
+    assert [r["reward_model"]["ground_truth"] for r in rows] == ["A", "B"]
+    assert report["counts"] == {**report["counts"], "found": 2, "kept": 1, "rejected": 1}
+    assert report["rejects_by_reason"] == {"tie_left_out": 1}
+
+
 def test_bad_pair_settings_are_refused(tmp_path) -> None:
     for options, match in [({"balanced": True}, "--balanced"), ({"tie_margin": -1}, "--tie-margin"),
                            ({"max_pairs_per_source": 0}, "--max-pairs-per-source")]:

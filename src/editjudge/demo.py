@@ -30,14 +30,20 @@ TRAIN_SPLIT = 0.75
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for everything the demo writes")
-    parser.add_argument("--sources", type=int, default=64,
-                        help="synthetic source images (a quarter of them, with all their candidates, are held out)")
-    parser.add_argument("--candidates", type=int, default=4, help="candidate edits per source image")
+    parser.add_argument("--task", choices=("pointwise", "pairwise"), default="pointwise",
+                        help="pointwise: the judge scores one edit 0-9 (preset tiny_cpu); pairwise: it compares two "
+                             "edits of one source, A or B (preset tiny_cpu_pairwise, docs/demo.md)")
+    parser.add_argument("--out", default=None,
+                        help=f"folder for everything the demo writes (default {DEFAULT_OUT}, pairwise: "
+                             f"{DEFAULT_OUT}_pairs)")
+    parser.add_argument("--sources", type=int, default=None,
+                        help="synthetic source images (a quarter of them, with all their candidates, are held out; "
+                             "default 64, pairwise 128)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="candidate edits per source image (default 4, pairwise 2)")
     parser.add_argument("--warm-start-steps", type=int, default=None,
-                        help=f"format-only supervised steps (default: the {PRESET} preset's trl.warm_start_steps)")
-    parser.add_argument("--grpo-steps", type=int, default=None,
-                        help=f"GRPO steps (default: the {PRESET} preset's trl.max_steps)")
+                        help="format-only supervised steps (default: the preset's trl.warm_start_steps)")
+    parser.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (default: the preset's trl.max_steps)")
     parser.add_argument("--eval-every", type=int, default=10,
                         help="judge the held-out edits every N GRPO steps for the learning curve (0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and training")
@@ -67,6 +73,13 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
     trl_keys.update({k: v for k, v in fields_.items() if v is not None})
     return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=absolute_path(output_dir),
                                           **trl_keys)  # output_dir as `train` records it: absolute
+
+
+def training_header(settings: Any, preset: str | Path) -> str:
+    """The training stage's header: warm-start and GRPO steps, batch shape, learning rate, LoRA rank, preset."""
+    return (f"training: {settings.warm_start_steps} format-only warm-start steps, then {settings.max_steps} GRPO steps "
+            f"({settings.num_generations} generations x {settings.batch_size // settings.num_generations} prompts, "
+            f"lr {settings.learning_rate:g}, TRL, LoRA r{settings.lora_rank}; preset {preset})")
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -190,9 +203,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
                           f"best-of-N regret {point['best_of_n_regret']:.3f}", flush=True)
                     model.train()
 
-        stage(f"training: {settings.warm_start_steps} format-only warm-start steps, then {settings.max_steps} GRPO "
-              f"steps ({settings.num_generations} generations x {settings.batch_size // settings.num_generations} "
-              f"prompts, lr {settings.learning_rate:g}, TRL, LoRA r{settings.lora_rank}; preset {PRESET})")
+        stage(training_header(settings, preset))
         result = engine.train(settings, prepared.train_path, model=model, processor=processor,
                               callbacks=[HeldOutCurve()])
 
@@ -256,9 +267,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "pointwise") == "pairwise":
+        from editjudge import demo_pairwise
+
+        return demo_pairwise.run(args)
     try:
-        summary = run_demo(args.out, args.sources, args.candidates, args.warm_start_steps, args.grpo_steps,
-                           args.seed, args.eval_every)
+        summary = run_demo(DEFAULT_OUT if args.out is None else args.out,
+                           64 if args.sources is None else args.sources,
+                           4 if args.candidates is None else args.candidates,
+                           args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every)
     except ValueError as error:
         print(f"editjudge demo: error: {error}")
         return 2

@@ -41,6 +41,8 @@ MIRROR = {"A": "B", "B": "A", "tie": "tie"}
 REASONS: dict[str, str] = {
     "no_pair": "the only usable candidate of its source and instruction: there is nothing to compare it with",
     "pairs_capped": "every pair of this candidate was left out by --max-pairs-per-source (seeded)",
+    "tie_left_out": "a tie (a preference record, or a candidate whose every pair was a tie) and --no-ties leaves "
+                    "ties out",
 }
 
 
@@ -113,16 +115,23 @@ def _tasks(pairs: list[PairJob]) -> list[list[PairJob]]:
 
 
 def plan_pairs(jobs: dict[str, list[Any]], preferences: Sequence[tuple[Any, Any, str, str]], *,
-               tie_margin: int = DEFAULT_TIE_MARGIN, max_pairs: int = DEFAULT_MAX_PAIRS, seed: int = 42) -> PairPlan:
+               tie_margin: int = DEFAULT_TIE_MARGIN, max_pairs: int = DEFAULT_MAX_PAIRS, seed: int = 42,
+               ties: bool = True) -> PairPlan:
     """The pairs of every split: all pairs of scored candidates within each comparison group (capped), and the
-    ``preferences`` ((job a, job b, "a" | "b" | "tie", record id)) whose candidates landed in that split."""
+    ``preferences`` ((job a, job b, "a" | "b" | "tie", record id)) whose candidates landed in that split.
+    ``ties=False`` (``--no-ties``): tie pairs are left out before the cap (counted in ``skipped["tie"]``); a tie
+    preference record, or a candidate whose every pair was a tie, is a reject (``tie_left_out``)."""
     plan = PairPlan()
     explicit: dict[str, list[PairJob]] = {}
     in_preference: set[str] = set()
     for a, b, preferred, record_id in preferences:
         label = {"a": "A", "b": "B", "tie": "tie"}[preferred]
-        explicit.setdefault(a.split, []).append(PairJob(a, b, label, record_id, "preference"))
         in_preference.update((a.record.id, b.record.id))
+        if label == "tie" and not ties:
+            plan.unpaired.append(Rejected(record_id, "tie_left_out", f"{record_id} prefers neither candidate (tie)",
+                                          (a.record.source_path, a.record.edited_path, b.record.edited_path)))
+            continue
+        explicit.setdefault(a.split, []).append(PairJob(a, b, label, record_id, "preference"))
     for split in ("train", "test"):
         groups: dict[str, list[Any]] = {}
         for job in jobs.get(split, []):
@@ -130,17 +139,21 @@ def plan_pairs(jobs: dict[str, list[Any]], preferences: Sequence[tuple[Any, Any,
                 groups.setdefault(_compare_group(job), []).append(job)
         pairs: list[PairJob] = []
         for key, members in groups.items():
-            candidates = []
+            candidates, in_ties = [], set()
             for i, a in enumerate(members):
                 for b in members[i + 1:]:
                     if a.plan.edited_hash and a.plan.edited_hash == b.plan.edited_hash:
                         plan.skipped["identical_candidates"] += 1
                         continue
+                    if not ties and pair_label(a.label, b.label, tie_margin) == "tie":
+                        plan.skipped["tie"] += 1
+                        in_ties.update((a.record.id, b.record.id))
+                        continue
                     candidates.append((a, b))
             chosen = _seeded_choice(candidates, max_pairs, key, seed)
             plan.capped += len(candidates) - len(chosen)
             pairs += [PairJob(a, b, pair_label(a.label, b.label, tie_margin), _pair_id(a, b)) for a, b in chosen]
-            _unpaired(plan, members, chosen, bool(candidates))
+            _unpaired(plan, members, chosen, {job.record.id for pair in candidates for job in pair}, in_ties)
         pairs += explicit.get(split, [])
         for pair in pairs:
             if pair.origin == "scores":
@@ -174,20 +187,27 @@ def account(plan: PairPlan, used: dict[str, set[str]], rejected: set[str], stats
     return out
 
 
-def _unpaired(plan: PairPlan, members: Iterable[Any], chosen: list[tuple[Any, Any]], had_pairs: bool) -> None:
+def _unpaired(plan: PairPlan, members: Iterable[Any], chosen: list[tuple[Any, Any]], paired: set[str],
+              in_ties: set[str]) -> None:
+    """Rejects for the ``members`` of a group in no chosen pair: capped, only in ties (``--no-ties``), or alone."""
     used = {job.record.id for pair in chosen for job in pair}
     for job in members:
         if job.record.id in used:
             continue
-        reason = "pairs_capped" if had_pairs else "no_pair"
-        detail = (f"all pairs of {job.record.id} were left out by --max-pairs-per-source" if had_pairs else
-                  f"{job.record.id} is the only candidate of its source and instruction in {job.split}")
+        if job.record.id in paired:
+            reason, detail = "pairs_capped", f"all pairs of {job.record.id} were left out by --max-pairs-per-source"
+        elif job.record.id in in_ties:
+            reason, detail = "tie_left_out", f"every pair of {job.record.id} was a tie (--no-ties)"
+        else:
+            reason = "no_pair"
+            detail = f"{job.record.id} is the only candidate of its source and instruction in {job.split}"
         plan.unpaired.append(Rejected(job.record.id, reason, detail, (job.record.source_path, job.record.edited_path)))
 
 
-def counts(rows: dict[str, Counter], plan: PairPlan, tie_margin: int, max_pairs: int) -> dict[str, Any]:
+def counts(rows: dict[str, Counter], plan: PairPlan, tie_margin: int, max_pairs: int,
+           ties: bool = True) -> dict[str, Any]:
     """The report's ``pairs`` section: rows per split and label (both orders), pairs skipped and capped."""
-    out: dict[str, Any] = {"tie_margin": tie_margin, "max_pairs_per_source": max_pairs,
+    out: dict[str, Any] = {"tie_margin": tie_margin, "ties": ties, "max_pairs_per_source": max_pairs,
                            "orders": "both: every pair is written as (a, b) and (b, a)"}
     for split in ("train", "test"):
         by = rows.get(split, Counter())

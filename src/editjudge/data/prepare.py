@@ -66,6 +66,7 @@ class PrepareConfig:
     template: str = prompts.DEFAULT_TEMPLATE
     format: str = "pointwise"  # the judgment format's spec (editjudge.formats.get_format)
     tie_margin: int = DEFAULT_TIE_MARGIN  # --pairs: a pair is a tie when its labels differ by at most this
+    ties: bool = True  # --pairs: False (--no-ties) leaves tie pairs and tie preference records out
     max_pairs_per_source: int = DEFAULT_MAX_PAIRS  # --pairs: pairs kept per source + instruction (seeded)
     # A dimension format's labels (editjudge.data.dimension_scores): per-dimension median / MAD as "NAME=VALUE"
     # (else --score-median/--score-mad, else estimated on train), and what a row missing a dimension gets.
@@ -713,7 +714,7 @@ def prepare(config: PrepareConfig) -> PrepareResult:
             outputs={k: absolute_path(v) for k, v in paths.items()} | {"rejects": absolute_path(rejects_path)},
             seconds=time.perf_counter() - started,
             pairs=None if pair_plan is None else pair_counts(stats.pair_rows, pair_plan, config.tie_margin,
-                                                              config.max_pairs_per_source),
+                                                              config.max_pairs_per_source, config.ties),
             dimensions=labeller.report() if labeller is not None else None,
         )
         report_path = atomic_write_text(out / "prepare_report.json", _json(report))
@@ -794,7 +795,7 @@ def plan_pair_rows(config: PrepareConfig, jobs: dict[str, list[_Job]], preferenc
             continue
         explicit.append((a, b, pair.preferred, pair.id))
     plan = plan_pairs(jobs, explicit, tie_margin=config.tie_margin, max_pairs=config.max_pairs_per_source,
-                      seed=config.seed)
+                      seed=config.seed, ties=config.ties)
     return plan, rejected + plan.unpaired
 
 
@@ -913,6 +914,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tie-margin", type=int, default=DEFAULT_TIE_MARGIN,
                        help="a pair is a tie when the candidates' 0-9 labels differ by at most this "
                             f"(default {DEFAULT_TIE_MARGIN}: equal labels, as TIGER's tie_case)")
+    group.add_argument("--no-ties", dest="ties", action="store_false",
+                       help="leave ties out: only pairs with a better candidate (tie preference records and "
+                            "candidates whose every pair is a tie become rejects named tie_left_out)")
     group.add_argument("--max-pairs-per-source", type=int, default=DEFAULT_MAX_PAIRS,
                        help=f"at most this many pairs per source and instruction, a seeded choice (default "
                             f"{DEFAULT_MAX_PAIRS}; each is written in both orders)")
@@ -969,6 +973,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         template=args.template,
         format=_format_spec(args),
         tie_margin=args.tie_margin,
+        ties=getattr(args, "ties", True),
         max_pairs_per_source=args.max_pairs_per_source,
         dimension_median=tuple(args.dimension_median),
         dimension_mad=tuple(args.dimension_mad),

@@ -219,7 +219,9 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append(f"  {split:5s} labels 0..9: " + " ".join(f"{hist[str(k)]}" for k in range(10)))
     pairs = report.get("pairs")
     if pairs is not None:
-        lines.append("pairs (both orders, tie when labels differ by <= {}): ".format(pairs["tie_margin"]) + ", ".join(
+        ties = ("tie when labels differ by <= {}".format(pairs["tie_margin"]) if pairs.get("ties", True)
+                else "ties left out (--no-ties)")
+        lines.append(f"pairs (both orders, {ties}): " + ", ".join(
             f"{split} {pairs[split]['rows']} rows (A {pairs[split]['A']}, B {pairs[split]['B']}, tie "
             f"{pairs[split]['tie']})" for split in ("train", "test"))
             + (f"; {pairs['capped_pairs']} pairs over --max-pairs-per-source left out" if pairs["capped_pairs"] else ""))
