@@ -50,7 +50,7 @@ def test_demo_task_pairwise_rejects_bad_sizes(tmp_path: Path, capsys) -> None:
     from editjudge.cli import main
 
     assert main(["demo", "--task", "pairwise", "--out", str(tmp_path / "d"), "--candidates", "1"]) == 2
-    assert "--candidates must be >= 2" in capsys.readouterr().out
+    assert "--candidates 1: must be at least 2" in capsys.readouterr().err  # the one numeric-flag rule
 
 
 def test_the_pairwise_demo_trains_with_what_train_preset_tiny_cpu_pairwise_resolves() -> None:
