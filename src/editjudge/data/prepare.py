@@ -257,12 +257,17 @@ def _header_of(record: EditRecord, path: str, role: str, paths: tuple[str, ...])
     try:
         stat = os.stat(path)
         return _source_header(path, stat.st_size, stat.st_mtime_ns)
-    except FileRejected as exc:
-        return Rejected(record.id, exc.reason, f"{role} {exc.detail}", paths)
-    except OSError as exc:
-        return Rejected(record.id, "unreadable_file", f"{role} {path}: {imgs.stable_message(exc)}", paths)
-    except imgs.ImageRejected as exc:
-        return Rejected(record.id, exc.reason, f"{role} {path}: {exc.detail}", paths)
+    except (FileRejected, OSError, imgs.ImageRejected) as exc:
+        return _rejection(record.id, role, path, exc, paths)
+
+
+def _rejection(record_id: str, role: str, path: str, exc: Exception, paths: tuple[str, ...]) -> Rejected:
+    """The record's rejection for one of its images that could not be read or used, naming the image's ``role``."""
+    if isinstance(exc, FileRejected):
+        return Rejected(record_id, exc.reason, f"{role} {exc.detail}", paths)
+    if isinstance(exc, imgs.ImageRejected):
+        return Rejected(record_id, exc.reason, f"{role} {path}: {exc.detail}", paths)
+    return Rejected(record_id, "unreadable_file", f"{role} {path}: {imgs.stable_message(exc)}", paths)
 
 
 def _inspect(record: EditRecord) -> _Inspected | Rejected:
@@ -287,12 +292,8 @@ def _inspect(record: EditRecord) -> _Inspected | Rejected:
     try:
         with open_file(record.edited_path, _CTX.max_file_bytes) as handle:  # the header only
             edt = imgs.probe(handle, _CTX.max_image_pixels)
-    except FileRejected as exc:
-        return Rejected(record.id, exc.reason, f"edited {exc.detail}", paths)
-    except OSError as exc:
-        return Rejected(record.id, "unreadable_file", f"edited {record.edited_path}: {imgs.stable_message(exc)}", paths)
-    except imgs.ImageRejected as exc:
-        return Rejected(record.id, exc.reason, f"edited {record.edited_path}: {exc.detail}", paths)
+    except (FileRejected, OSError, imgs.ImageRejected) as exc:
+        return _rejection(record.id, "edited", record.edited_path, exc, paths)
     edited_hash = ""
     if _CTX.pairwise:  # two candidates with equal bytes are never paired
         try:
@@ -324,12 +325,8 @@ def _sized_source_of(record: EditRecord, path: str, role: str, digest: str, info
     """:func:`_sized_source` for one source image of ``record``, or its rejection naming ``role``."""
     try:
         return _sized_source(path, digest, info, hw)
-    except imgs.ImageRejected as exc:
-        return Rejected(record.id, exc.reason, f"{role} {path}: {exc.detail}", paths)
-    except FileRejected as exc:
-        return Rejected(record.id, exc.reason, f"{role} {exc.detail}", paths)
-    except OSError as exc:
-        return Rejected(record.id, "unreadable_file", f"{role} {path}: {imgs.stable_message(exc)}", paths)
+    except (FileRejected, OSError, imgs.ImageRejected) as exc:
+        return _rejection(record.id, role, path, exc, paths)
 
 
 def _inspect_chunk(records: list[EditRecord]) -> list[_Inspected | Rejected]:
