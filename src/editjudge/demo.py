@@ -120,10 +120,10 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     prompt template, and TrlSettings fields that replace the preset's (e.g. ``{"exclude_modules": ".*visual.*"}``).
     """
     import torch
-    from transformers import TrainerCallback
 
     from editjudge.data.prepare import PrepareConfig, prepare
     from editjudge.data.writer import atomic_write_text
+    from editjudge.demo_curve import held_out_curve
     from editjudge.evaluate.metrics import compute_metrics
     from editjudge.evaluate.readers import judge_parquet
     from editjudge.evaluate.report import write_report
@@ -184,28 +184,21 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         evaluations["untrained"] = judge_records(model, processor, sampled=False)
         sampled["untrained"] = judge_records(model, processor, sampled=True)
 
-        class HeldOutCurve(TrainerCallback):
-            """Judge the held-out edits when GRPO begins (warm start done) and every ``eval_every`` GRPO steps."""
+        def warm_start_figures(model) -> dict[str, Any]:  # noqa: ANN001
+            print("      judging the held-out edits after the warm start", flush=True)
+            evaluations["warm start"] = judge_records(model, processor, sampled=False)
+            sampled["warm start"] = judge_records(model, processor, sampled=True)
+            return quick(evaluations["warm start"])
 
-            def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
-                print("      judging the held-out edits after the warm start", flush=True)
-                evaluations["warm start"] = judge_records(model, processor, sampled=False)
-                sampled["warm start"] = judge_records(model, processor, sampled=True)
-                curve.append({"step": 0, **quick(evaluations["warm start"])})
-                model.train()
-
-            def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
-                step = state.global_step
-                if eval_every > 0 and step % eval_every == 0 and step < state.max_steps:
-                    point = {"step": step, **quick(judge_records(model, processor, sampled=False, show=False))}
-                    curve.append(point)
-                    print(f"      held-out at step {step}: within ±2 {point['accuracy_within_2']:.2f}, "
-                          f"best-of-N regret {point['best_of_n_regret']:.3f}", flush=True)
-                    model.train()
+        curve_callback = held_out_curve(
+            curve, eval_every, warm_start_figures,
+            lambda model: quick(judge_records(model, processor, sampled=False, show=False)),
+            lambda point: (f"within ±2 {point['accuracy_within_2']:.2f}, best-of-N regret "
+                           f"{point['best_of_n_regret']:.3f}"))
 
         stage(training_header(settings, preset))
         result = engine.train(settings, prepared.train_path, model=model, processor=processor,
-                              callbacks=[HeldOutCurve()])
+                              callbacks=[curve_callback])
 
         stage("judging the held-out edits with the trained adapter; writing the evaluation report")
         evaluations["after GRPO"] = judge_records(result.model, processor, sampled=False)

@@ -24,6 +24,7 @@ from typing import Any
 
 from editjudge.demo import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, TRAIN_SPLIT, _pct, _Stages, preset_settings,
                             training_header)
+from editjudge.model_path import absolute_path
 
 DEFAULT_OUT = "editjudge_demo_pairs"
 PRESET = "tiny_cpu_pairwise"
@@ -45,10 +46,10 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
                       settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pairwise demo into ``out``; return the summary (also written to ``out/summary.json``)."""
     import torch
-    from transformers import TrainerCallback
 
     from editjudge.data.prepare import PrepareConfig, prepare
     from editjudge.data.writer import atomic_write_text
+    from editjudge.demo_curve import held_out_curve
     from editjudge.evaluate.pair_records import judge_pairs, pair_metrics, read_pair_rows, write_pair_records
     from editjudge.judge import Judge
     from editjudge.judge.backends.transformers import TransformersBackend
@@ -102,24 +103,19 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
         stage("judging the held-out pairs with the untrained model")
         records["untrained"] = judge_rows(model, processor)
 
-        class HeldOutCurve(TrainerCallback):
-            def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
-                records["warm start"] = judge_rows(model, processor)
-                curve.append({"step": 0, **stage_figures(pair_metrics(records["warm start"]))})
-                model.train()
+        def warm_start_figures(model) -> dict[str, Any]:  # noqa: ANN001
+            records["warm start"] = judge_rows(model, processor)
+            return stage_figures(pair_metrics(records["warm start"]))
 
-            def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
-                step = state.global_step
-                if eval_every > 0 and step % eval_every == 0 and step < state.max_steps:
-                    point = {"step": step, **stage_figures(pair_metrics(judge_rows(model, processor, show=False)))}
-                    curve.append(point)
-                    print(f"      held-out at step {step}: pairwise accuracy {point['accuracy']:.2f}, position "
-                          f"consistency {point['position_consistency'] or 0:.2f}", flush=True)
-                    model.train()
+        curve_callback = held_out_curve(
+            curve, eval_every, warm_start_figures,
+            lambda model: stage_figures(pair_metrics(judge_rows(model, processor, show=False))),
+            lambda point: (f"pairwise accuracy {point['accuracy']:.2f}, position consistency "
+                           f"{point['position_consistency'] or 0:.2f}"))
 
         stage(training_header(settings, preset))
         result = engine.train(settings, prepared.train_path, model=model, processor=processor,
-                              callbacks=[HeldOutCurve()])
+                              callbacks=[curve_callback])
 
         stage("judging the held-out pairs with the trained adapter")
         records["after GRPO"] = judge_rows(result.model, processor)
@@ -133,10 +129,10 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
     finally:
         torch.set_num_threads(threads)
     summary = {
-        "out": str(out), "task": TASK, "seed": seed, "preset": str(preset), "format": FORMAT,
+        "out": absolute_path(out), "task": TASK, "seed": seed, "preset": str(preset), "format": FORMAT,
         "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale}, "template": template,
-        "adapter": str(result.adapter_dir), "metrics_jsonl": str(result.metrics_path),
-        "report": str(report_dir / "metrics.json"), "n_train_rows": pairs["train"]["rows"],
+        "adapter": absolute_path(result.adapter_dir), "metrics_jsonl": absolute_path(result.metrics_path),
+        "report": absolute_path(report_dir / "metrics.json"), "n_train_rows": pairs["train"]["rows"],
         "n_heldout_rows": pairs["test"]["rows"],
         "stages": {name: stage_figures(m) for name, m in metrics.items()}, "learning_curve": curve,
     }
