@@ -171,7 +171,7 @@ run_checks() {
         nvidia-smi >/dev/null 2>&1 && echo "(a GPU is visible; --cpu-smoke runs on CPU anyway)"
         # caps that only catch a hang: a busy 2-core machine runs these 3-5x slower than a quiet one
         bench grpo_step 450 benchmarks/bench_grpo_step.py --tiny --prompts-per-step 1 --gradient-checkpointing off on \
-            --steps 1 --warmup 0 --max-completion-length 4
+            --steps 1 --warmup 0 --max-completion-length 8
         bench judge_throughput 300 benchmarks/bench_judge_throughput.py --tiny --pairs 2 --batch-sizes 1 2 \
             --max-new-tokens 4 --repeat 1
         bench serve 300 benchmarks/bench_serve.py --tiny --no-ray

@@ -147,3 +147,22 @@ def test_trl_trains_on_dimension_rows_and_logs_each_dimension(prepared: Path, ti
     warm = engine.build_dataset(engine.read_examples(prepared / "train.parquet"), with_completion=True)
     assert len(warm) == 12 * 100  # every row with each of the format's 100 label-free answers
     assert {FP.parse(c[0]["content"]).error for c in warm["completion"][:100]} == {None}
+
+
+def test_trl_refuses_a_completion_budget_that_cannot_hold_one_answer(prepared: Path, tiny_model_dir: Path) -> None:
+    """A two-dimension answer is 21 tokens with the tiny tokenizer: 16-token completions (the pointwise demo's budget)
+    would cut every answer before it closes and learn nothing, silently; the engine says so and names the key."""
+    from transformers import AutoProcessor
+
+    from editjudge.train.trl_data import Examples, check_completion_budget, read_examples
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_model_dir).tokenizer
+    dims = read_examples(prepared / "train.parquet")
+    with pytest.raises(ValueError, match="cannot hold an answer") as error:
+        check_completion_budget(dims, tokenizer, 16)
+    assert "data.max_response_length" in str(error.value) and "at least 22" in str(error.value)
+    check_completion_budget(dims, tokenizer, 22)  # fits: no error
+    pointwise = Examples(prompts=[[]], images=None, ground_truth=["7"])
+    check_completion_budget(pointwise, tokenizer, 16)  # the pointwise demo's budget holds its answers
+    with pytest.raises(ValueError, match="at least 8"):
+        check_completion_budget(pointwise, tokenizer, 7)

@@ -261,7 +261,7 @@ def test_same_inputs_and_seed_give_identical_bytes(tiny_model_dir: Path, train_p
     for run in ("a", "b"):
         settings = engine.TrlSettings(
             model=str(tiny_model_dir), output_dir=str(tmp_path / run), lora_rank=4, lora_alpha=8, num_generations=2,
-            learning_rate=1e-2, max_completion_length=6, max_steps=2, warm_start_steps=2, warm_start_lr=2e-2, seed=7,
+            learning_rate=1e-2, max_completion_length=8, max_steps=2, warm_start_steps=2, warm_start_lr=2e-2, seed=7,
         )
         result = engine.train(settings, train_parquet)
         outputs.append([(result.adapter_dir / "adapter_model.safetensors").read_bytes(),
@@ -299,7 +299,7 @@ def test_resume_continues_from_the_newest_checkpoint(tiny_model_dir: Path, train
     def settings(max_steps: int) -> engine.TrlSettings:
         return engine.TrlSettings(
             model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), lora_rank=4, lora_alpha=8, num_generations=2,
-            learning_rate=1e-2, max_completion_length=6, max_steps=max_steps, warm_start_steps=2,
+            learning_rate=1e-2, max_completion_length=8, max_steps=max_steps, warm_start_steps=2,
             warm_start_lr=2e-2, save_steps=1, seed=3,
         )
 

@@ -71,14 +71,17 @@ def test_dry_run_says_steps_and_a_measured_time_and_warns_about_the_gpu_recipe(t
     common = ["train", "--engine", "trl", "--model", str(tiny_model_dir), "--train-files", str(data),
               "--output-dir", str(tmp_path / "run"), "--dry-run"]
     assert main([*common, "--preset", "tiny_cpu", "--max-steps", "7", "--per-device-batch-size", "16",
-                 "--max-completion-length", "4"]) == 0
+                 "--max-completion-length", "4"]) != 0  # 4 tokens cannot hold an answer (8 with this tokenizer)
+    assert "Set data.max_response_length (or trl.max_completion_length) to at least 8" in "".join(capsys.readouterr())
+    assert main([*common, "--preset", "tiny_cpu", "--max-steps", "7", "--per-device-batch-size", "16",
+                 "--max-completion-length", "8"]) == 0
     captured = capsys.readouterr()
     assert "steps: 40 warm-start + 7 GRPO steps (2 prompts per step over 8 training rows: 1.8 epochs)" in captured.out
     assert "time: about" in captured.out and "estimated from one measured GRPO step of" in captured.out
     assert "warm-start step of" in captured.out and "GPU-sized" not in captured.err
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
 
-    assert main([*common, "--max-steps", "2", "--max-completion-length", "4"]) == 0  # the default preset: the 3B one
+    assert main([*common, "--max-steps", "2", "--max-completion-length", "8"]) == 0  # the default preset: the 3B one
     captured = capsys.readouterr()
     assert "a GPU-sized recipe is about to run on a CPU (preset qwen2_5_vl_3b_lora" in captured.err
     assert "--preset tiny_cpu" in captured.err and "time: about" in captured.out

@@ -84,7 +84,7 @@ def test_a_cpu_run_warns_saves_at_checkpoints_and_on_ctrl_c(tiny_model_dir: Path
     # No warm start: the random tiny model never writes <answer>, every group's rewards are all 0.
     settings = engine.TrlSettings(
         model=str(tiny_model_dir), output_dir=str(out), lora_rank=4, lora_alpha=8, num_generations=2,
-        learning_rate=1e-3, max_completion_length=6, max_steps=6, save_steps=2, eval_steps=2, eval_max_rows=2,
+        learning_rate=1e-3, max_completion_length=8, max_steps=6, save_steps=2, eval_steps=2, eval_max_rows=2,
         zero_std_warn_steps=2, loggers=["console", "tensorboard"],
     )
     try:

@@ -25,7 +25,7 @@ HANG = 600  # seconds: only a hang gets here
 
 def _command(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "editjudge.cli", "train", "--engine", "trl", "--model", str(model),
-            "--train-files", str(data), "--output-dir", str(out), "--max-completion-length", "6", *extra, "--",
+            "--train-files", str(data), "--output-dir", str(out), "--max-completion-length", "8", *extra, "--",
             "actor_rollout_ref.model.lora_rank=4", "actor_rollout_ref.model.lora_alpha=8",
             "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.optim.lr=1e-2", "trainer.logger=[console]",
             "trainer.save_freq=0"]  # no interval checkpoints: the one found is SIGTERM's

@@ -31,6 +31,7 @@ from editjudge.train import trl_stop
 from editjudge.train.trl_data import (  # noqa: F401 (re-exported: the engine's data seam)
     Examples,
     build_dataset,
+    check_completion_budget,
     pair_batch_order,
     read_examples,
     warm_start_target,
@@ -477,6 +478,7 @@ def train(settings: TrlSettings, train_files: str | Path | Sequence[str | Path],
         validation = trl_runtime.bounded_validation(validation, settings)
     if processor is None or model is None:
         processor, model = load_model(settings.model)
+    check_completion_budget(examples, getattr(processor, "tokenizer", processor), settings.max_completion_length)
     trl_runtime.set_cpu_threads(settings, model)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / METRICS_FILE

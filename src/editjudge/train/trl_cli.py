@@ -78,6 +78,15 @@ def _check_init_adapter(settings: TrlSettings) -> None:
         raise ValueError("; ".join(f"{problem} (fix: {fix})" for problem, fix in problems))
 
 
+
+def _check_budget(settings: TrlSettings, examples: object) -> None:
+    """The dry run's check that a completion can hold one whole answer (``train`` makes it too, after loading)."""
+    from transformers import AutoTokenizer
+
+    from editjudge.train.trl_data import check_completion_budget
+
+    check_completion_budget(examples, AutoTokenizer.from_pretrained(settings.model), settings.max_completion_length)
+
 def run(args: argparse.Namespace, preset) -> int:
     """``editjudge train --engine trl``: returns the exit code (2 for bad settings or data)."""
     try:
@@ -103,6 +112,7 @@ def run(args: argparse.Namespace, preset) -> int:
         if getattr(args, "dry_run", False):
             examples = read_examples(train_files)  # the data must be readable even for a dry run
             checked = len(read_examples(val_files)) if val_files else 0
+            _check_budget(settings, examples)
             print(f"dry run: settings valid, {len(examples)} training and {checked} validation rows readable")
             for line in trl_plan.estimate_lines(settings, plan, parameters, train_files):
                 print(line)
