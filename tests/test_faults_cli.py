@@ -44,7 +44,7 @@ def edits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_ctrl_c_on_prepare_with_two_workers_ends_at_once_and_keeps_the_previous_output(tmp_path: Path) -> None:
     from editjudge.synthetic import write_synthetic_edits
 
-    data = write_synthetic_edits(tmp_path / "big", n_sources=24, candidates_per_source=4, size=320, photo_like=True)
+    data = write_synthetic_edits(tmp_path / "big", n_sources=64, candidates_per_source=4, size=320, photo_like=True)
     out = tmp_path / "out"
     out.mkdir()
     (out / "train.parquet").write_bytes(b"previous run")
