@@ -78,7 +78,6 @@ def _check_init_adapter(settings: TrlSettings) -> None:
         raise ValueError("; ".join(f"{problem} (fix: {fix})" for problem, fix in problems))
 
 
-
 def _check_budget(settings: TrlSettings, examples: object) -> None:
     """The dry run's check that a completion can hold one whole answer (``train`` makes it too, after loading)."""
     from transformers import AutoTokenizer
@@ -86,6 +85,7 @@ def _check_budget(settings: TrlSettings, examples: object) -> None:
     from editjudge.train.trl_data import check_completion_budget
 
     check_completion_budget(examples, AutoTokenizer.from_pretrained(settings.model), settings.max_completion_length)
+
 
 def run(args: argparse.Namespace, preset) -> int:
     """``editjudge train --engine trl``: returns the exit code (2 for bad settings or data)."""
