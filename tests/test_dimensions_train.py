@@ -166,3 +166,27 @@ def test_trl_refuses_a_completion_budget_that_cannot_hold_one_answer(prepared: P
     check_completion_budget(pointwise, tokenizer, 16)  # the pointwise demo's budget holds its answers
     with pytest.raises(ValueError, match="at least 8"):
         check_completion_budget(pointwise, tokenizer, 7)
+
+
+def test_the_preflight_refuses_a_response_budget_that_cannot_hold_one_answer(prepared: Path,
+                                                                             tiny_model_dir: Path) -> None:
+    """verl's side of the same check: `data.max_response_length` too short for a two-dimension answer fails the
+    pre-flight naming the override to pass; enough room passes with a line saying how much an answer takes."""
+    from omegaconf import OmegaConf
+    from transformers import AutoProcessor
+
+    from editjudge.train.preflight_data import check_answer_room
+    from editjudge.train.preflight_report import Report
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    short = Report()
+    check_answer_room(OmegaConf.create({"data": {"max_response_length": 16}}), [str(prepared / "train.parquet")],
+                      processor, short)
+    assert len(short.problems) == 1
+    problem, fix = short.problems[0]
+    assert "data.max_response_length=16 cannot hold an answer" in problem and "take 22 tokens" in problem
+    assert "-- data.max_response_length=22" in fix
+    room = Report()
+    check_answer_room(OmegaConf.create({"data": {"max_response_length": 24}}), [str(prepared / "train.parquet")],
+                      processor, room)
+    assert room.problems == [] and any("holds a whole answer (22 tokens" in line for line in room.passed)

@@ -25,7 +25,7 @@ from editjudge.train.preflight_config import (  # noqa: F401  (re-exported: the 
     wandb_offline_if_no_login,
 )
 from editjudge.train.preflight_data import (  # noqa: F401
-    FAST_CHECK_ROWS, FastLength, _as_list, check_data_file, check_train_val_overlap, label_problems,
+    FAST_CHECK_ROWS, FastLength, _as_list, check_answer_room, check_data_file, check_train_val_overlap, label_problems,
     prompt_length,
 )
 from editjudge.train.preflight_model import check_model, check_model_folder, resolve_model_dir  # noqa: F401
@@ -52,6 +52,7 @@ def run_checks(cfg: Any, *, launching: bool, max_rows: int | None = None) -> Rep
     processor = check_model(cfg, report, needs_vision=True)
     rows = {split: sum(check_data_file(os.path.expanduser(p), cfg, processor, report, max_rows=max_rows) for p in paths)
             for split, paths in files.items()}
+    check_answer_room(cfg, [os.path.expanduser(p) for p in files["train"]], processor, report)
     check_train_val_overlap(files["train"], files["val"], report)
     check_steps(cfg, rows["train"], report)
     if launching:

@@ -309,6 +309,56 @@ def label_problems(parquet: Any) -> list[str]:
     return found
 
 
+def row_formats(path: str) -> list[Any]:
+    """The judgment formats of a prepared parquet's rows (one per kind, routed as the reward routes them); rows
+    whose label the reward refuses are left out (:func:`label_problems` names them)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from editjudge.formats import format_for_row
+
+    parquet = pq.ParquetFile(path)
+    columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
+    found: dict[str, Any] = {}
+    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+        truths = pc.struct_field(batch.column(0), "ground_truth").to_pylist()
+        sources = batch.column(1).to_pylist() if len(columns) > 1 else [None] * len(truths)
+        for truth, source in zip(truths, sources):
+            try:
+                fmt = format_for_row(source, truth)
+                fmt.parse_label(truth)
+            except ValueError:
+                continue
+            found.setdefault(getattr(fmt, "spec", fmt.data_source), fmt)
+    return list(found.values())
+
+
+def check_answer_room(cfg: Any, paths: list[str], processor: Any, report: Report) -> None:
+    """``data.max_response_length`` holds one whole answer of the training rows' formats (else every completion is
+    cut before its answer closes: reward 0 for all, nothing learnt)."""
+    from editjudge.train.answer_room import answer_tokens
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    readable = [p for p in paths if os.path.isfile(p)]
+    if tokenizer is None or not readable:
+        return
+    try:
+        formats = [fmt for p in readable for fmt in row_formats(p)]
+    except Exception:  # noqa: BLE001 - check_data_file names an unreadable file
+        return
+    if not formats:
+        return
+    limit = int(cfg.data.max_response_length)
+    needed, example = answer_tokens(formats, tokenizer)
+    if needed > limit:
+        report.fail(f"data.max_response_length={limit} cannot hold an answer: {example!r} and the end of the turn "
+                    f"take {needed} tokens with this tokenizer, so every response would be cut before its answer "
+                    "closes (reward 0 for all, nothing learnt)",
+                    f"pass `-- data.max_response_length={needed}` or more (docs/training.md, \"Room for the answer\")")
+    else:
+        report.passed.append(f"data.max_response_length={limit} holds a whole answer ({needed} tokens at least)")
+
+
 def _groups(paths: list[str]) -> dict[str, set[str]] | None:
     """Source group (``extra_info.group``, written by prepare) per file; ``None`` when a file records none."""
     import pyarrow.compute as pc

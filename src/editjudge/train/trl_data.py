@@ -10,8 +10,8 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
+from editjudge.train.answer_room import WARM_START_THINK
 
-WARM_START_THINK = "ok"
 WARM_START_DIGITS = POINTWISE.warm_start_values()
 
 
@@ -145,25 +145,13 @@ def pair_batch_order(examples: Examples, settings: Any) -> list[int] | None:
 
 
 def check_completion_budget(examples: Examples, tokenizer: Any, max_completion_length: int) -> None:
-    """Refuse a run whose completion budget cannot hold one complete answer of its rows' formats.
+    """Refuse a run whose completion budget cannot hold one complete answer of its rows' formats
+    (:mod:`editjudge.train.answer_room`; verl's pre-flight checks the same)."""
+    from editjudge.train.answer_room import budget_problem
 
-    The shortest answer a judge can give is the warm start's (``<think>ok</think><answer>…</answer>`` and the end of
-    the turn); when the tokenizer makes that longer than ``max_completion_length``, every completion is cut before
-    its answer closes: every reward is 0, GRPO has nothing to compare and the run learns nothing, silently.
-    """
-    longest, example = 0, ""
-    for fmt in {fmt.data_source: fmt for fmt in examples.formats}.values():
-        for value in fmt.warm_start_values():
-            text = warm_start_target(value, fmt)
-            tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # + the end of the turn
-            if tokens > longest:
-                longest, example = tokens, text
-    if longest > max_completion_length:
-        raise ValueError(
-            f"completions of at most {max_completion_length} tokens cannot hold an answer: {example!r} and the end "
-            f"of the turn take {longest} tokens with this tokenizer, so every completion would be cut before its "
-            f"answer closes (reward 0). Set data.max_response_length (or trl.max_completion_length) to at least "
-            f"{longest}")
+    problem = budget_problem(examples.formats, tokenizer, max_completion_length)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def build_dataset(examples: Examples, with_completion: bool = False, order: list[int] | None = None):
