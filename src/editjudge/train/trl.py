@@ -109,6 +109,9 @@ class TrlSettings:
     filter_groups: bool = False  # algorithm.filter_groups.enable
     filter_groups_metric: str = "reward"  # algorithm.filter_groups.metric: reward, format or accuracy
     filter_groups_max_extra: float = 1.0  # extra prompts per step, at most this multiple of the step's prompts
+    # dimension rows: each dimension's digit gets the advantage of its own dimension's reward (train/
+    # trl_dimension_credit.py); no effect on other rows
+    dimension_credit: bool = False
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:

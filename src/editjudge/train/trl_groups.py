@@ -150,10 +150,11 @@ def dynamic_sampling(settings: Any) -> DynamicSampling | None:
 
 def trainer_kwargs(settings: Any) -> dict[str, Any]:
     """What :class:`GroupAwareGRPOTrainer` takes beyond ``GRPOTrainer``'s arguments, from the run's settings."""
-    from editjudge.reward import trl_reward_weights
+    from editjudge.reward import reward_options, trl_reward_weights
 
-    return {"max_reward": sum(trl_reward_weights(**dict(settings.reward_kwargs or {}))),
-            "dynamic_sampling": dynamic_sampling(settings)}
+    kwargs = dict(settings.reward_kwargs or {})
+    return {"max_reward": sum(trl_reward_weights(**kwargs)), "dynamic_sampling": dynamic_sampling(settings),
+            "dimension_credit": reward_options(**kwargs) if settings.dimension_credit else None}
 
 
 def trainer_class():
@@ -172,16 +173,20 @@ def _build_trainer_class():
     from trl import GRPOTrainer
 
     class GroupAwareGRPOTrainer(GRPOTrainer):
-        """TRL's GRPOTrainer, logging flat groups every step; with ``dynamic_sampling``, DAPO's group filter."""
+        """TRL's GRPOTrainer, logging flat groups every step; with ``dynamic_sampling``, DAPO's group filter; with
+        ``dimension_credit`` (the run's reward options), per-dimension advantages (:mod:`.trl_dimension_credit`)."""
 
         def __init__(self, *args: Any, max_reward: float, dynamic_sampling: DynamicSampling | None = None,
-                     **kwargs: Any) -> None:
+                     dimension_credit: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.max_reward = float(max_reward)
             self.dynamic_sampling = dynamic_sampling
-            if dynamic_sampling is not None and self.accelerator.num_processes > 1:
-                raise ValueError("dynamic sampling (algorithm.filter_groups.enable) runs in one process; the TRL "
-                                 "engine is single-process (use --engine verl for several GPUs)")
+            self.dimension_credit = dimension_credit
+            for name, on in (("dynamic sampling (algorithm.filter_groups.enable)", dynamic_sampling),
+                             ("per-dimension credit (trl.dimension_credit)", dimension_credit)):
+                if on is not None and self.accelerator.num_processes > 1:
+                    raise ValueError(f"{name} runs in one process; the TRL engine is single-process (use --engine "
+                                     "verl for several GPUs)")
             self._scored: torch.Tensor | None = None  # rewards per function of the last scored batch
             self._flat_share: float | None = None  # the previous training step's, for the extra-prompt estimate
             self._extra_order: list[int] = []
@@ -211,7 +216,10 @@ def _build_trainer_class():
             if mode == "train" and self.dynamic_sampling is not None:
                 count = extra_prompt_count(wanted, self._flat_share, self.dynamic_sampling.max_extra)
                 extra = self._extra_inputs(generations, count)
-            output = super()._generate_and_score_completions(list(inputs) + extra)
+            everything = list(inputs) + extra
+            output = super()._generate_and_score_completions(everything)
+            if mode == "train" and self.dimension_credit is not None:
+                output["advantages"] = self._dimension_advantages(everything, output, generations)
             scored = self._scored.detach().float().cpu()
             weights = self.reward_weights.detach().float().cpu()
             rewards = (scored * weights).nansum(dim=1)
@@ -231,6 +239,25 @@ def _build_trainer_class():
             self._metrics[mode]["groups/flat_trained"].append(sum(stats.flat[g] for g in keep) / max(1, wanted))
             rows = [g * generations + k for g in keep for k in range(generations)]
             return take_rows(output, rows)
+
+        def _dimension_advantages(self, inputs, output, generations: int):  # noqa: ANN001
+            """Per-token advantages: each dimension's value token from its own reward (:mod:`.trl_dimension_credit`)."""
+            from editjudge.train.trl_dimension_credit import completion_credit, token_advantages
+
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            ids, mask = output["completion_ids"], output["completion_mask"]
+            credits = []
+            for row, example in enumerate(inputs):
+                kept = ids[row][mask[row].bool()].tolist()
+                pieces = tokenizer.batch_decode([[t] for t in kept], skip_special_tokens=False)
+                text = tokenizer.decode(kept, skip_special_tokens=True)
+                credits.append(completion_credit(pieces, text, example.get("ground_truth"), example.get("data_source"),
+                                                 self.dimension_credit))
+            answered = [c for c in credits if c is not None]
+            if answered:
+                self._metrics["train"]["dimensions/credited"].append(
+                    sum(all(s is not None for s in c.slots) for c in answered) / len(answered))
+            return token_advantages(output["advantages"], credits, generations, str(self.scale_rewards), ids.shape[1])
 
     return GroupAwareGRPOTrainer
 
