@@ -30,12 +30,14 @@ TRAIN_SPLIT = 0.75
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=("pointwise", "pairwise"), default="pointwise",
+    parser.add_argument("--task", choices=("pointwise", "pairwise", "dimensions"), default="pointwise",
                         help="pointwise: the judge scores one edit 0-9 (preset tiny_cpu); pairwise: it compares two "
-                             "edits of one source, A or B (preset tiny_cpu_pairwise, docs/demo.md)")
+                             "edits of one source, A or B (preset tiny_cpu_pairwise); dimensions: it scores one edit "
+                             "on instruction following and preservation, one digit each (preset tiny_cpu_dimensions; "
+                             "docs/demo.md)")
     parser.add_argument("--out", default=None,
                         help=f"folder for everything the demo writes (default {DEFAULT_OUT}, pairwise: "
-                             f"{DEFAULT_OUT}_pairs)")
+                             f"{DEFAULT_OUT}_pairs, dimensions: {DEFAULT_OUT}_dims)")
     parser.add_argument("--sources", type=int, default=None,
                         help="synthetic source images (a quarter of them, with all their candidates, are held out; "
                              "default 64, pairwise 128)")
@@ -264,6 +266,10 @@ def run(args: argparse.Namespace) -> int:
         from editjudge import demo_pairwise
 
         return demo_pairwise.run(args)
+    if getattr(args, "task", "pointwise") == "dimensions":
+        from editjudge import demo_dimensions
+
+        return demo_dimensions.run(args)
     try:
         summary = run_demo(DEFAULT_OUT if args.out is None else args.out,
                            64 if args.sources is None else args.sources,
