@@ -77,6 +77,18 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
                                           **trl_keys)  # output_dir as `train` records it: absolute
 
 
+def demo_settings(out: str | Path, preset: str | Path, *, sources: int, candidates: int, seed: int,
+                  grpo_steps: int | None, warm_start_steps: int | None,
+                  settings_overrides: dict[str, Any] | None) -> tuple[Path, Any]:
+    """Every demo task's first step: check its sizes, make ``out`` and resolve the preset's settings for it."""
+    if min(sources, candidates) < 2 or (grpo_steps is not None and grpo_steps < 1) or (warm_start_steps or 0) < 0:
+        raise ValueError("--sources and --candidates must be >= 2, --grpo-steps >= 1, --warm-start-steps >= 0")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed, max_steps=grpo_steps,
+                                warm_start_steps=warm_start_steps, **(settings_overrides or {}))
+
+
 def training_header(settings: Any, preset: str | Path) -> str:
     """The training stage's header: warm-start and GRPO steps, batch shape, learning rate, LoRA rank, preset."""
     return (f"training: {settings.warm_start_steps} format-only warm-start steps, then {settings.max_steps} GRPO steps "
@@ -135,12 +147,9 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     from editjudge.tiny import build_tiny_model
     from editjudge.train import trl as engine
 
-    if min(sources, candidates) < 2 or (grpo_steps is not None and grpo_steps < 1) or (warm_start_steps or 0) < 0:
-        raise ValueError("--sources and --candidates must be >= 2, --grpo-steps >= 1, --warm-start-steps >= 0")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed,
-                               max_steps=grpo_steps, warm_start_steps=warm_start_steps, **(settings_overrides or {}))
+    out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
+                                  grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
+                                  settings_overrides=settings_overrides)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 1.4M-parameter model gains nothing from threads, and loses a lot on a busy CPU
     stage = _Stages()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, TRAIN_SPLIT, _pct, _Stages, preset_settings,
+from editjudge.demo import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, TRAIN_SPLIT, _pct, _Stages, demo_settings,
                             training_header)
 from editjudge.model_path import absolute_path
 
@@ -67,12 +67,9 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
     from editjudge.tiny import build_tiny_model
     from editjudge.train import trl as engine
 
-    if min(sources, candidates) < 2 or (grpo_steps is not None and grpo_steps < 1) or (warm_start_steps or 0) < 0:
-        raise ValueError("--sources and --candidates must be >= 2, --grpo-steps >= 1, --warm-start-steps >= 0")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed, max_steps=grpo_steps,
-                               warm_start_steps=warm_start_steps, **(settings_overrides or {}))
+    out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
+                                  grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
+                                  settings_overrides=settings_overrides)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     stage = _Stages()
