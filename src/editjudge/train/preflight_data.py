@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,39 +287,14 @@ def check_data_file(path: str, cfg: Any, processor: Any, report: Report, *, max_
     return rows
 
 
-def label_problems(parquet: Any) -> list[str]:
-    """Rows whose ``reward_model.ground_truth`` the reward refuses: each row's label read by its judgment format
-    (routed by ``data_source`` as the reward routes it; pointwise: :func:`~editjudge.reward.parse_label`)."""
+def _routed_labels(parquet: Any) -> Iterator[tuple[Any, Any, Any, ValueError | None]]:
+    """Each row's ``(ground_truth, data_source, format, error)``: its label read by its judgment format, routed by
+    ``data_source`` as the reward routes it (``error``: why the reward refuses the label, else None)."""
     import pyarrow.compute as pc
-
-    from editjudge.formats import DIMENSIONS_DATA_SOURCE, format_for_row
-
-    columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
-    found: list[str] = []
-    index = 0
-    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
-        truths = pc.struct_field(batch.column(0), "ground_truth").to_pylist()
-        sources = batch.column(1).to_pylist() if len(columns) > 1 else [None] * len(truths)
-        for truth, source in zip(truths, sources):
-            try:
-                format_for_row(source, truth).parse_label(truth)
-            except ValueError as exc:  # a dimension row's reason names the dimension and the value
-                found.append(f"row {index}: {truth!r}" + (f" ({exc})" if source == DIMENSIONS_DATA_SOURCE else ""))
-            index += 1
-    return found
-
-
-def row_formats(path: str) -> list[Any]:
-    """The judgment formats of a prepared parquet's rows (one per kind, routed as the reward routes them); rows
-    whose label the reward refuses are left out (:func:`label_problems` names them)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from editjudge.formats import format_for_row
 
-    parquet = pq.ParquetFile(path)
     columns = ["reward_model"] + (["data_source"] if "data_source" in parquet.schema_arrow.names else [])
-    found: dict[str, Any] = {}
     for batch in parquet.iter_batches(batch_size=4096, columns=columns):
         truths = pc.struct_field(batch.column(0), "ground_truth").to_pylist()
         sources = batch.column(1).to_pylist() if len(columns) > 1 else [None] * len(truths)
@@ -327,8 +302,30 @@ def row_formats(path: str) -> list[Any]:
             try:
                 fmt = format_for_row(source, truth)
                 fmt.parse_label(truth)
-            except ValueError:
-                continue
+            except ValueError as exc:
+                yield truth, source, None, exc
+            else:
+                yield truth, source, fmt, None
+
+
+def label_problems(parquet: Any) -> list[str]:
+    """Rows whose ``reward_model.ground_truth`` the reward refuses: each row's label read by its judgment format
+    (routed by ``data_source`` as the reward routes it; pointwise: :func:`~editjudge.reward.parse_label`)."""
+    from editjudge.formats import DIMENSIONS_DATA_SOURCE
+
+    return [f"row {index}: {truth!r}" + (f" ({error})" if source == DIMENSIONS_DATA_SOURCE else "")
+            for index, (truth, source, _, error) in enumerate(_routed_labels(parquet))
+            if error is not None]  # a dimension row's reason names the dimension and the value
+
+
+def row_formats(path: str) -> list[Any]:
+    """The judgment formats of a prepared parquet's rows (one per kind, routed as the reward routes them); rows
+    whose label the reward refuses are left out (:func:`label_problems` names them)."""
+    import pyarrow.parquet as pq
+
+    found: dict[str, Any] = {}
+    for _, _, fmt, _ in _routed_labels(pq.ParquetFile(path)):
+        if fmt is not None:
             found.setdefault(getattr(fmt, "spec", fmt.data_source), fmt)
     return list(found.values())
 
