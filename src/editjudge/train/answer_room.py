@@ -11,7 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-WARM_START_THINK = "ok"  # the warm start's constant reasoning (train/trl_data.py writes its targets with it)
+from editjudge.formats import POINTWISE, JudgmentFormat
+
+WARM_START_THINK = "ok"  # the warm start's constant reasoning
+
+
+def warm_start_target(value: Any, fmt: JudgmentFormat = POINTWISE) -> str:
+    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``value``.
+
+    The warm start pairs every training prompt with each of the format's answers once (``fmt.warm_start_values()``;
+    pointwise: ``trl_data.WARM_START_DIGITS``, see ``trl_data.build_dataset``), so its targets carry nothing about the images
+    or the label: the best it can learn is the format with a uniform answer for every edit (a fixed random digit per
+    row would be memorised, and sharp answers leave GRPO's groups without reward variance). Whatever the judge
+    learns about the edits comes from GRPO.
+    """
+    return fmt.answer_text(value, WARM_START_THINK)
 
 
 def answer_tokens(formats: Iterable[Any], tokenizer: Any) -> tuple[int, str]:
@@ -19,7 +33,7 @@ def answer_tokens(formats: Iterable[Any], tokenizer: Any) -> tuple[int, str]:
     longest, example = 0, ""
     for fmt in {fmt.data_source: fmt for fmt in formats}.values():
         for value in fmt.warm_start_values():
-            text = fmt.answer_text(value, WARM_START_THINK)
+            text = warm_start_target(value, fmt)
             tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # + the end of the turn
             if tokens > longest:
                 longest, example = tokens, text
@@ -37,4 +51,4 @@ def budget_problem(formats: Iterable[Any], tokenizer: Any, max_completion_length
             f"{needed}")
 
 
-__all__ = ["WARM_START_THINK", "answer_tokens", "budget_problem"]
+__all__ = ["WARM_START_THINK", "answer_tokens", "budget_problem", "warm_start_target"]

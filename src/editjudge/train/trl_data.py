@@ -10,21 +10,9 @@ from typing import Any
 
 from editjudge import prompts
 from editjudge.formats import POINTWISE, JudgmentFormat, format_for_row
-from editjudge.train.answer_room import WARM_START_THINK
+from editjudge.train.answer_room import WARM_START_THINK, warm_start_target
 
 WARM_START_DIGITS = POINTWISE.warm_start_values()
-
-
-def warm_start_target(value: Any, fmt: JudgmentFormat = POINTWISE) -> str:
-    """A supervised target of the warm start: the answer FORMAT only — a constant short reasoning, then ``value``.
-
-    The warm start pairs every training prompt with each of the format's answers once (``fmt.warm_start_values()``;
-    pointwise: :data:`WARM_START_DIGITS`, see :func:`build_dataset`), so its targets carry nothing about the images
-    or the label: the best it can learn is the format with a uniform answer for every edit (a fixed random digit per
-    row would be memorised, and sharp answers leave GRPO's groups without reward variance). Whatever the judge
-    learns about the edits comes from GRPO.
-    """
-    return fmt.answer_text(value, WARM_START_THINK)
 
 
 @dataclass
