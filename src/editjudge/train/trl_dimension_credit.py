@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from editjudge.formats import DimensionsFormat, format_for_row
-from editjudge.reward import RewardOptions
+from editjudge.reward import RewardOptions, score_response
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,11 @@ def completion_credit(token_texts: Sequence[str], text: str, ground_truth: Any, 
     fmt = format_for_row(data_source, ground_truth)
     if not isinstance(fmt, DimensionsFormat):
         return None
-    verdict = fmt.parse(text)
-    parts = fmt.accuracy(verdict, fmt.parse_label(ground_truth), options)
-    form = options.format_weight * (1.0 if verdict.has_think else 0.0)
+    parts = score_response(text, ground_truth, options, fmt)  # the reward's own terms, per dimension among them
+    form = options.format_weight * parts["format"]
     rewards = tuple(form + options.accuracy_weight * parts[f"accuracy/{name}"] for name in fmt.names)
     slots: list[int | None] = [None] * len(fmt.names)
-    if verdict.parsed:  # only a well-formed answer's digits are credited: otherwise the sequence's advantage
+    if parts["parsed"]:  # only a well-formed answer's digits are credited: otherwise the sequence's advantage
         for i, slot in enumerate(fmt.answer_slots(list(token_texts))):
             slots[i] = slot.index
     return DimensionCredit(tuple(slots), rewards)
