@@ -75,6 +75,11 @@ def test_settings_follow_the_preset_keys_shared_with_verl() -> None:
     assert settings.learning_rate == pytest.approx(float(preset.get("actor_rollout_ref.actor.optim.lr")))
     assert settings.epochs == preset.get("trainer.total_epochs")
     assert settings.max_completion_length == preset.get("data.max_response_length")
+    assert settings.lr_scheduler_type == "linear"  # unset: TRL's own schedule
+    dims = load_preset("tiny_cpu_dimensions")
+    settings = engine.settings_from_overrides(dims.overrides, model="m", output_dir="o")
+    assert settings.lr_scheduler_type == dims.get("actor_rollout_ref.actor.optim.lr_scheduler_type") == "constant"
+    assert engine.grpo_config(settings, "o").lr_scheduler_type == "constant"
 
 
 def test_command_line_overrides_win_and_are_typed() -> None:

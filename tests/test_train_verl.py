@@ -123,6 +123,17 @@ def test_preset_composes_into_the_values_verl_will_read(default_plan: engine.Pla
     assert default_plan.notes == []  # 4 GPUs: the preset's batches are already valid
 
 
+@pytest.mark.parametrize("name", ["tiny_cpu", "tiny_cpu_pairwise", "tiny_cpu_dimensions"])
+def test_the_cpu_demo_presets_compose_in_verl_too(name: str, data_dir: Path, tiny_model_dir: Path) -> None:
+    """The demos' presets are written in verl's keys: each composes with verl's config, every value as given
+    (reward options need the `+` of keys verl's YAML does not declare)."""
+    preset = load_preset(name)
+    cfg = engine.plan(preset, _args(data_dir, tiny_model_dir)).config
+    for key, value in preset.overrides.items():
+        got = OmegaConf.select(cfg, key.lstrip("+"))
+        assert (OmegaConf.to_container(got) if OmegaConf.is_config(got) else got) == value, key
+
+
 def test_preset_passes_the_whole_preflight(default_plan: engine.Plan) -> None:
     report = preflight.run_checks(default_plan.config, launching=False, max_rows=8)
     assert report.ok, report.render()

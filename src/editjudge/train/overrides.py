@@ -41,7 +41,18 @@ def format_value(value: Any) -> str:
     text = str(value)
     if text == text.strip() and _reads_back_as(text) == text:
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    quoted = _quoted(text)
+    if _reads_back_as(quoted) != text:
+        raise ValueError(f"{text!r} cannot be written as a Hydra override value")
+    return quoted
+
+
+def _quoted(text: str) -> str:
+    """``text`` in single quotes by Hydra's rule: a backslash escapes only a quote, or the backslashes before one
+    (so a regex's ``\\.`` stays one backslash; doubling every backslash made ``.*visual\\.(blocks)`` match nothing)."""
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)  # a trailing run comes before the closing quote
+    return "'" + body + "'"
 
 
 def split_override(item: str) -> tuple[str, str, str | None]:

@@ -46,6 +46,7 @@ PRESET_KEYS: dict[str, str] = {
     "actor_rollout_ref.rollout.n": "num_generations",
     "actor_rollout_ref.rollout.temperature": "temperature",
     "actor_rollout_ref.actor.optim.lr": "learning_rate",
+    "actor_rollout_ref.actor.optim.lr_scheduler_type": "lr_scheduler_type",
     "trainer.total_epochs": "epochs",
     "data.max_prompt_length": "max_prompt_length",
     "data.max_response_length": "max_completion_length",
@@ -77,6 +78,10 @@ class TrlSettings:
     exclude_modules: str | list[str] | None = r".*visual.*"
     num_generations: int = 4
     learning_rate: float = 1e-6
+    # the GRPO learning-rate schedule; unset, each engine keeps its own default: TRL decays linearly to 0, verl's
+    # actor optimiser is constant (a preset that sets actor_rollout_ref.actor.optim.lr_scheduler_type means the same
+    # on both)
+    lr_scheduler_type: str = "linear"
     epochs: float = 1.0
     max_prompt_length: int | None = None  # informational: TRL 1.16 never truncates multimodal prompts
     max_completion_length: int = 512
@@ -234,6 +239,7 @@ def grpo_config(settings: TrlSettings, output_dir: str | Path, validate: bool = 
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         max_completion_length=settings.max_completion_length,
         learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         temperature=settings.temperature,
