@@ -14,19 +14,19 @@ the package function the real workflow uses; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from editjudge.model_path import absolute_path
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, STAGES, TEMPLATE, TRAIN_SPLIT, Stages, base_summary,
+                                build_world, demo_settings, finish, one_thread, pct, preset_settings,
+                                train_with_curve, training_header)
+
+# the shared steps' names, used here and re-exported for the other demos, studies and tests
+__all__ = ["DEFAULT_OUT", "HIDDEN_SIZE", "PRESET", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "add_arguments",
+           "demo_settings", "preset_settings", "print_summary", "run", "run_demo", "stage_figures", "training_header"]
 
 DEFAULT_OUT = "editjudge_demo"
 PRESET = "tiny_cpu"
-STAGES = 6
-TEMPLATE = "demo"  # prompts.DEMO: short prompts train ~2.5x faster on a CPU than the `en` template
-HIDDEN_SIZE, QK_SCALE = 256, 0.3  # see docs/demo.md for the comparison
-TRAIN_SPLIT = 0.75
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,51 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=10,
                         help="judge the held-out edits every N GRPO steps for the learning curve (0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and training")
-
-
-class _Stages:
-    """Numbered stage headers with elapsed time."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.number = 0
-
-    def __call__(self, text: str) -> None:
-        self.number += 1
-        print(f"\n[{self.number}/{STAGES}] {text}  (t = {time.perf_counter() - self.started:.0f} s)", flush=True)
-
-
-def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str | Path = PRESET, **fields_: Any):
-    """TrlSettings from a preset exactly as ``editjudge train --engine trl --preset …`` resolves it (its verl keys,
-    then its ``trl:`` mapping, checked by name), then ``fields_`` (those not ``None``)."""
-    from editjudge.train import trl as engine
-    from editjudge.train import trl_settings
-    from editjudge.train.presets import load_preset
-
-    loaded = load_preset(preset)
-    verl_keys, trl_keys = trl_settings.resolve(loaded.overrides, loaded.trl, {})
-    trl_keys.update({k: v for k, v in fields_.items() if v is not None})
-    return engine.settings_from_overrides(verl_keys, model=str(model_dir), output_dir=absolute_path(output_dir),
-                                          **trl_keys)  # output_dir as `train` records it: absolute
-
-
-def demo_settings(out: str | Path, preset: str | Path, *, sources: int, candidates: int, seed: int,
-                  grpo_steps: int | None, warm_start_steps: int | None,
-                  settings_overrides: dict[str, Any] | None) -> tuple[Path, Any]:
-    """Every demo task's first step: check its sizes, make ``out`` and resolve the preset's settings for it."""
-    if min(sources, candidates) < 2 or (grpo_steps is not None and grpo_steps < 1) or (warm_start_steps or 0) < 0:
-        raise ValueError("--sources and --candidates must be >= 2, --grpo-steps >= 1, --warm-start-steps >= 0")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out, preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed, max_steps=grpo_steps,
-                                warm_start_steps=warm_start_steps, **(settings_overrides or {}))
-
-
-def training_header(settings: Any, preset: str | Path) -> str:
-    """The training stage's header: warm-start and GRPO steps, batch shape, learning rate, LoRA rank, preset."""
-    return (f"training: {settings.warm_start_steps} format-only warm-start steps, then {settings.max_steps} GRPO steps "
-            f"({settings.num_generations} generations x {settings.batch_size // settings.num_generations} prompts, "
-            f"lr {settings.learning_rate:g}, TRL, LoRA r{settings.lora_rank}; preset {preset})")
+    parser.add_argument("--one-score", action="store_true",
+                        help="--task dimensions only: also train a one-score judge on the overall of the same edits "
+                             "and put the two side by side, kind by kind, in the report (about twice as long)")
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,10 +74,6 @@ def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None)
     return out
 
 
-def _pct(value: Any) -> str:
-    return "   –  " if value is None else f"{100 * value:5.1f}%"
-
-
 def _num(value: Any) -> str:
     return "   –  " if value is None else f"{value:6.3f}"
 
@@ -135,41 +89,24 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     """
     import torch
 
-    from editjudge.data.prepare import PrepareConfig, prepare
-    from editjudge.data.writer import atomic_write_text
-    from editjudge.demo_curve import held_out_curve
     from editjudge.evaluate.metrics import compute_metrics
     from editjudge.evaluate.readers import judge_parquet
     from editjudge.evaluate.report import write_report
     from editjudge.judge import Judge
     from editjudge.judge.backends.transformers import TransformersBackend
-    from editjudge.synthetic import RED_SQUARE_MEDIAN_MAD, write_synthetic_edits
-    from editjudge.tiny import build_tiny_model
     from editjudge.train import trl as engine
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
                                   settings_overrides=settings_overrides)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 1.4M-parameter model gains nothing from threads, and loses a lot on a busy CPU
-    stage = _Stages()
-    try:
-        stage(f"writing {sources} x {candidates} synthetic edits: a blue square, 'make the square red' "
-              "(unchanged -> label 1, red -> label 7)")
-        synth = write_synthetic_edits(out / "edits", n_sources=sources, candidates_per_source=candidates, seed=seed,
-                                      task="red_square")
-        print(f"      {synth.samples} edits in {synth.out_dir}")
-
-        stage(f"building the tiny offline Qwen2.5-VL (hidden {hidden_size}, attention q/k x{qk_scale}; real "
-              "processor and model classes, random weights)")
-        model_dir = build_tiny_model(out / "tiny-qwen2_5-vl", seed=seed, hidden_size=hidden_size, qk_scale=qk_scale)
-        print(f"      {model_dir}")
-
-        stage("preparing parquet: labels from the seed's median 0.9 / MAD 0.1, split by source image (leak-free)")
-        median, mad = RED_SQUARE_MEDIAN_MAD
-        prepared = prepare(PrepareConfig(inputs=(str(synth.out_dir),), out_dir=str(out / "data"),
-                                         train_split=TRAIN_SPLIT, score_median=median, score_mad=mad, seed=seed,
-                                         template=template, processor=str(model_dir), workers=1, progress=progress))
+    stage = Stages()
+    with one_thread():
+        world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
+                            what="a blue square, 'make the square red' (unchanged -> label 1, red -> label 7)",
+                            hidden_size=hidden_size, qk_scale=qk_scale, template=template, progress=progress,
+                            preparing="preparing parquet: labels from the seed's median 0.9 / MAD 0.1, split by "
+                                      "source image (leak-free)")
+        prepared = world.prepared
         counts = prepared.report.get("counts", {})
         print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
               f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
@@ -190,7 +127,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         evaluations: dict[str, list] = {}
         sampled: dict[str, list] = {}
         curve: list[dict[str, Any]] = []
-        processor, model = engine.load_model(model_dir)
+        processor, model = engine.load_model(world.model_dir)
         stage("judging the held-out edits with the untrained model (greedy, then sampled)")
         evaluations["untrained"] = judge_records(model, processor, sampled=False)
         sampled["untrained"] = judge_records(model, processor, sampled=True)
@@ -201,15 +138,11 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
             sampled["warm start"] = judge_records(model, processor, sampled=True)
             return quick(evaluations["warm start"])
 
-        curve_callback = held_out_curve(
-            curve, eval_every, warm_start_figures,
+        result = train_with_curve(
+            stage, settings, preset, world, model, processor, curve, eval_every, warm_start_figures,
             lambda model: quick(judge_records(model, processor, sampled=False, show=False)),
             lambda point: (f"within ±2 {point['accuracy_within_2']:.2f}, best-of-N regret "
                            f"{point['best_of_n_regret']:.3f}"))
-
-        stage(training_header(settings, preset))
-        result = engine.train(settings, prepared.train_path, model=model, processor=processor,
-                              callbacks=[curve_callback])
 
         stage("judging the held-out edits with the trained adapter; writing the evaluation report")
         evaluations["after GRPO"] = judge_records(result.model, processor, sampled=False)
@@ -220,27 +153,13 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
         training_log = [r for r in result.records if r.get("phase") in ("warm_start", "grpo")]
         report = write_report(metrics, evaluations, out / "report", training_log=training_log, learning_curve=curve,
                               title="editjudge demo: GRPO teaches a tiny Qwen2.5-VL to read the images")
-    finally:
-        torch.set_num_threads(threads)
 
-    summary = {
-        "out": absolute_path(out),
-        "seed": seed,
-        "preset": str(preset),
-        "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale},
-        "template": template,
-        "settings_overrides": {k: v for k, v in (settings_overrides or {}).items()},
-        "adapter": absolute_path(result.adapter_dir),
-        "metrics_jsonl": absolute_path(result.metrics_path),
-        "report": absolute_path(report),
-        "n_train": counts.get("train"),
-        "n_heldout": counts.get("test"),
-        "stages": {name: stage_figures(metrics[name], sampled_metrics.get(name)) for name in metrics},
-        "learning_curve": curve,
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # no wall clock: same bytes
-    # (its paths are absolute: they resolve from any folder, so the same seed in the same --out gives the same bytes)
-    return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
+    summary = base_summary(out, seed=seed, preset=preset, hidden_size=hidden_size, qk_scale=qk_scale,
+                           template=template, result=result, report=report, curve=curve,
+                           settings_overrides=dict(settings_overrides or {}), n_train=counts.get("train"),
+                           n_heldout=counts.get("test"),
+                           stages={name: stage_figures(metrics[name], sampled_metrics.get(name)) for name in metrics})
+    return finish(out, summary, stage)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -252,8 +171,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("                  ------ greedy judge ------   sampled (T=1)   pairwise   best-of-N")
     print("stage             format  within ±2   exact      within ±2     accuracy    regret")
     for name, f in summary["stages"].items():
-        print(f"  {name:<14} {_pct(f['format_rate'])}   {_pct(f['accuracy_within_2'])}  {_pct(f['accuracy_exact'])}"
-              f"      {_pct(f.get('sampled_within_2'))}      {_pct(f['pairwise_accuracy'])}   "
+        print(f"  {name:<14} {pct(f['format_rate'])}   {pct(f['accuracy_within_2'])}  {pct(f['accuracy_exact'])}"
+              f"      {pct(f.get('sampled_within_2'))}      {pct(f['pairwise_accuracy'])}   "
               f"{_num(f['best_of_n_regret'])}")
     curve = summary.get("learning_curve") or []
     if len(curve) > 2:
@@ -271,6 +190,10 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "one_score", False) and getattr(args, "task", "pointwise") != "dimensions":
+        print("editjudge demo: error: --one-score compares a one-score judge with a dimensions judge: use it with "
+              "--task dimensions")
+        return 2
     if getattr(args, "task", "pointwise") == "pairwise":
         from editjudge import demo_pairwise
 

@@ -18,13 +18,11 @@ nothing is downloaded.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, TRAIN_SPLIT, _pct, _Stages, demo_settings,
-                            training_header)
-from editjudge.model_path import absolute_path
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
+                                finish, one_thread, pct, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_pairs"
 PRESET = "tiny_cpu_pairwise"
@@ -47,40 +45,26 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
     """Run the pairwise demo into ``out``; return the summary (also written to ``out/summary.json``)."""
     import torch
 
-    from editjudge.data.prepare import PrepareConfig, prepare
     from editjudge.data.writer import atomic_write_text
-    from editjudge.demo_curve import held_out_curve
     from editjudge.evaluate.pair_records import judge_pairs, pair_metrics, read_pair_rows, write_pair_records
     from editjudge.judge import Judge
     from editjudge.judge.backends.transformers import TransformersBackend
-    from editjudge.synthetic import RED_SQUARE_MEDIAN_MAD, write_synthetic_edits
-    from editjudge.tiny import ANSWER_WORDS, build_tiny_model
+    from editjudge.tiny import ANSWER_WORDS
     from editjudge.train import trl as engine
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
                                   settings_overrides=settings_overrides)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    stage = _Stages()
-    try:
-        stage(f"writing {sources} x {candidates} synthetic edits: a blue square, 'make the square red' (each "
-              "candidate unchanged or red)")
-        synth = write_synthetic_edits(out / "edits", n_sources=sources, candidates_per_source=candidates, seed=seed,
-                                      task="red_square")
-        print(f"      {synth.samples} edits in {synth.out_dir}")
-
-        stage(f"building the tiny offline Qwen2.5-VL (hidden {hidden_size}, attention q/k x{qk_scale})")
-        model_dir = build_tiny_model(out / "tiny-qwen2_5-vl", seed=seed, hidden_size=hidden_size, qk_scale=qk_scale,
-                                     answer_words=ANSWER_WORDS)
-
-        stage("preparing pairs (prepare --pairs --no-ties): candidates of one source paired inside each split, "
-              "both orders, only pairs of a red and an unchanged candidate")
-        median, mad = RED_SQUARE_MEDIAN_MAD
-        prepared = prepare(PrepareConfig(inputs=(str(synth.out_dir),), out_dir=str(out / "data"), format=FORMAT,
-                                         train_split=TRAIN_SPLIT, score_median=median, score_mad=mad, seed=seed,
-                                         template=template, processor=str(model_dir), workers=1, progress=progress,
-                                         ties=False))
+    stage = Stages()
+    with one_thread():
+        world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
+                            what="a blue square, 'make the square red' (each candidate unchanged or red)",
+                            hidden_size=hidden_size, qk_scale=qk_scale, template=template,
+                            model_options={"answer_words": ANSWER_WORDS}, format=FORMAT, progress=progress,
+                            ties=False,
+                            preparing="preparing pairs (prepare --pairs --no-ties): candidates of one source paired "
+                                      "inside each split, both orders, only pairs of a red and an unchanged candidate")
+        prepared = world.prepared
         pairs = prepared.report["pairs"]
         print(f"      {pairs['train']['rows']} train rows -> {prepared.train_path}\n"
               f"      {pairs['test']['rows']} held-out rows (other source images; A {pairs['test']['A']}, "
@@ -96,7 +80,7 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
 
         records: dict[str, list] = {}
         curve: list[dict[str, Any]] = []
-        processor, model = engine.load_model(model_dir)
+        processor, model = engine.load_model(world.model_dir)
         stage("judging the held-out pairs with the untrained model")
         records["untrained"] = judge_rows(model, processor)
 
@@ -104,15 +88,11 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
             records["warm start"] = judge_rows(model, processor)
             return stage_figures(pair_metrics(records["warm start"]))
 
-        curve_callback = held_out_curve(
-            curve, eval_every, warm_start_figures,
+        result = train_with_curve(
+            stage, settings, preset, world, model, processor, curve, eval_every, warm_start_figures,
             lambda model: stage_figures(pair_metrics(judge_rows(model, processor, show=False))),
             lambda point: (f"pairwise accuracy {point['accuracy']:.2f}, position consistency "
                            f"{point['position_consistency'] or 0:.2f}"))
-
-        stage(training_header(settings, preset))
-        result = engine.train(settings, prepared.train_path, model=model, processor=processor,
-                              callbacks=[curve_callback])
 
         stage("judging the held-out pairs with the trained adapter")
         records["after GRPO"] = judge_rows(result.model, processor)
@@ -123,18 +103,12 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
             write_pair_records(recs, report_dir / f"{name.replace(' ', '_')}.pairs.jsonl")
         metrics = {name: pair_metrics(recs) for name, recs in records.items()}
         atomic_write_text(report_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    finally:
-        torch.set_num_threads(threads)
-    summary = {
-        "out": absolute_path(out), "task": TASK, "seed": seed, "preset": str(preset), "format": FORMAT,
-        "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale}, "template": template,
-        "adapter": absolute_path(result.adapter_dir), "metrics_jsonl": absolute_path(result.metrics_path),
-        "report": absolute_path(report_dir / "metrics.json"), "n_train_rows": pairs["train"]["rows"],
-        "n_heldout_rows": pairs["test"]["rows"],
-        "stages": {name: stage_figures(m) for name, m in metrics.items()}, "learning_curve": curve,
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
+    summary = base_summary(out, seed=seed, preset=preset, hidden_size=hidden_size, qk_scale=qk_scale,
+                           template=template, result=result, report=report_dir / "metrics.json", curve=curve,
+                           task=TASK, format=FORMAT, n_train_rows=pairs["train"]["rows"],
+                           n_heldout_rows=pairs["test"]["rows"],
+                           stages={name: stage_figures(m) for name, m in metrics.items()})
+    return finish(out, summary, stage)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -145,7 +119,7 @@ def print_summary(summary: dict[str, Any]) -> None:
           "most 50%\n")
     print("stage             answered  accuracy  position consistency")
     for name, f in summary["stages"].items():
-        print(f"  {name:<14} {_pct(f['answer_rate'])}   {_pct(f['accuracy'])}      {_pct(f['position_consistency'])}")
+        print(f"  {name:<14} {pct(f['answer_rate'])}   {pct(f['accuracy'])}      {pct(f['position_consistency'])}")
     curve = summary.get("learning_curve") or []
     if len(curve) > 2:
         print("\nheld-out pairwise accuracy during GRPO (step: accuracy)  "
