@@ -79,3 +79,35 @@ def test_qk_scale_softens_only_the_language_model_attention(tmp_path) -> None:
     with pytest.raises(ValueError, match="qk_scale"):
         build_tiny_model(tmp_path / "b", seed=3, hidden_size=64, qk_scale=1.0)
     assert build_tiny_model(tmp_path / "b", seed=3, hidden_size=64, qk_scale=0.3) == tmp_path / "b"
+
+
+def test_dimension_heads_are_single_tokens_with_rows_of_their_own(tmp_path) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from editjudge.cli import main
+    from editjudge.formats.dimensions import dimensions_format
+    from editjudge.tiny import build_tiny_model
+
+    fmt = dimensions_format("follow_preserve")
+    assert fmt.entry_heads == ("following: ", "preservation: ")
+    plain_dir = build_tiny_model(tmp_path / "plain", seed=3, hidden_size=64)
+    assert main(["tiny-model", "--out", str(tmp_path / "dims"), "--seed", "3", "--dimensions", "follow_preserve"]) == 0
+    heads_dir = tmp_path / "dims"
+    tokenizer = AutoTokenizer.from_pretrained(heads_dir)
+    answer = fmt.answer_text((7, 3), "ok")
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(answer, add_special_tokens=False)["input_ids"])
+    assert tokens[-6:] == ["following: ", "7", "Ċ", "preservation: ", "3", "</answer>"]
+    assert tokenizer.decode(tokenizer(answer, add_special_tokens=False)["input_ids"]) == answer
+    # the prompt's own mentions ("rate each of following, preservation") keep their pieces
+    assert "following: " not in tokenizer.tokenize("rate each of following, preservation 0-9")
+
+    plain, heads = load_file(plain_dir / "model.safetensors"), load_file(heads_dir / "model.safetensors")
+    key = next(k for k in plain if "embed_tokens" in k)
+    old = plain[key].shape[0]
+    assert heads[key].shape[0] == old + 2 and heads[key][:old].equal(plain[key])  # every earlier row as drawn
+    new = heads[key][old:]
+    assert not new[0].allclose(new[1]) and not new[0].allclose(plain[key].mean(0))
+    assert all(heads[k].equal(plain[k]) for k in plain if k != key and "lm_head" not in k)
+    with pytest.raises(ValueError, match="answer_heads"):  # a folder built without the heads is not reused as one
+        build_tiny_model(tmp_path / "plain", seed=3, hidden_size=64, answer_heads=fmt.entry_heads)

@@ -38,6 +38,13 @@ ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, pr
 # equal to the mean of the others (:func:`_add_word_rows`). Off by default: one more token changes what a sampled
 # (temperature 1) pointwise model draws, so the seed's tiny model stays exactly as it was.
 ANSWER_WORDS = ["tie"]
+# A dimensions tiny model (``build_tiny_model(..., answer_heads=fmt.entry_heads)``, ``tiny-model --dimensions SET``):
+# each entry head of the answer ("following: ", :attr:`DimensionsFormat.entry_heads`) becomes one token, so the token
+# right before a digit says which dimension the digit scores. With the demo's soft attention (q/k x0.3) that token is
+# what the digit's position sees clearly: spelt in pieces ("foll" "ow" "ing" ":" " "), both digits followed the same
+# ": " and the second dimension was learnt late or not at all (docs/demo.md). The heads' rows are drawn like the
+# model's own (seeded apart from it): a row that is the mean of others (the "tie" rule) or of the head's pieces would
+# give it the mean of their logits, never more than the best of them, and the warm start could not teach it.
 
 # Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -70,9 +77,10 @@ def _training_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = ()):
+def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = (), answer_heads: Sequence[str] = ()):
     """A byte-level BPE tokenizer with Qwen's special tokens, wrapped for transformers (``answer_words``: added
-    whole-word tokens, see :data:`ANSWER_WORDS`)."""
+    whole-word tokens, see :data:`ANSWER_WORDS`; ``answer_heads``: a dimensions model's answer heads, added tokens
+    matched anywhere, see the note on them below :data:`ANSWER_WORDS`)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -96,8 +104,25 @@ def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = ()):
     fast.add_tokens(ADDED_TOKENS)
     if answer_words:
         fast.add_tokens([AddedToken(word, single_word=True) for word in answer_words])
+    if answer_heads:  # "following: 7": a head ends before a digit, so it is no whole word
+        fast.add_tokens([AddedToken(head, normalized=False) for head in answer_heads])
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def _add_head_rows(model, vocab_size: int, seed: int, std: float) -> None:
+    """Grow the (tied) embedding to ``vocab_size`` rows, each new row drawn from N(0, ``std``) by a generator of its
+    own (``seed``): every earlier weight stays as the model drew it."""
+    import torch
+
+    old = model.get_input_embeddings().weight.shape[0]
+    if vocab_size == old:
+        return
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        weight[old:] = torch.randn(vocab_size - old, weight.shape[1], generator=generator) * std
 
 
 def _add_word_rows(model, vocab_size: int) -> None:
@@ -266,39 +291,41 @@ def scale_attention_logits(model, qk_scale: float) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
-                     qk_scale: float = 1.0, answer_words: Sequence[str] = ()) -> Path:
+                     qk_scale: float = 1.0, answer_words: Sequence[str] = (), answer_heads: Sequence[str] = ()) -> Path:
     """Write a tiny Qwen2.5-VL checkpoint (weights, config, processor) to ``out_dir`` atomically; return it.
 
     ``hidden_size`` 64 (tests: fastest) or 256 (the demo: tied embeddings wide enough to spread the answer over ten
     digits); ``qk_scale`` < 1 softens the LM's attention at build time (:func:`scale_attention_logits`). A folder
     that already holds a checkpoint is returned as is only when it was built with the same options.
-    ``answer_words=ANSWER_WORDS``: a model for the pairwise format ("tie" one token, :data:`ANSWER_WORDS`).
+    ``answer_words=ANSWER_WORDS``: a model for the pairwise format ("tie" one token, :data:`ANSWER_WORDS`);
+    ``answer_heads=fmt.entry_heads``: one for a dimensions format (each ``name: `` one token, after the words).
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     out = Path(out_dir)
     options = {"seed": seed, "hidden_size": hidden_size, "layers": layers, "initializer_range": INITIALIZER_RANGE,
-               "qk_scale": qk_scale, "answer_words": list(answer_words)}
+               "qk_scale": qk_scale, "answer_words": list(answer_words), "answer_heads": list(answer_heads)}
     if (out / "config.json").is_file() and (out / "processor_config.json").is_file():
         try:
             built = json.loads((out / "editjudge_tiny.json").read_text())
         except (OSError, ValueError):
             built = None
-        if built is None or {"qk_scale": 1.0, "answer_words": [], **built} == options:
+        if built is None or {"qk_scale": 1.0, "answer_words": [], "answer_heads": [], **built} == options:
             return out
         raise ValueError(f"{out} holds a tiny model built with {built}, not {options}: remove it or pick another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         torch.manual_seed(seed)
-        tokenizer = build_tokenizer(answer_words=answer_words)
+        tokenizer = build_tokenizer(answer_words=answer_words, answer_heads=answer_heads)
         processor = build_processor(tokenizer)
         # the random init draws the rows of the tokens before ANSWER_WORDS only (the same weights as without them)
-        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers,
-                              vocab_size=len(tokenizer) - len(answer_words))
+        added = len(answer_words) + len(answer_heads)
+        config = build_config(tokenizer, hidden_size=hidden_size, layers=layers, vocab_size=len(tokenizer) - added)
         model = Qwen2_5_VLForConditionalGeneration(config)
-        _add_word_rows(model, len(tokenizer))
+        _add_word_rows(model, len(tokenizer) - len(answer_heads))
+        _add_head_rows(model, len(tokenizer), seed=10_000 + seed, std=INITIALIZER_RANGE)
         scale_attention_logits(model, qk_scale)
         model.generation_config = GenerationConfig(
             eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id, do_sample=False
@@ -315,6 +342,13 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
     return out
 
 
+def dimension_heads(set_name_or_path: str) -> tuple[str, ...]:
+    """The answer heads of a dimension set's format (``ValueError`` naming the shipped sets when it is unknown)."""
+    from editjudge.formats.dimensions import dimensions_format
+
+    return dimensions_format(set_name_or_path).entry_heads
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="tiny-qwen2_5-vl", help="directory to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
@@ -322,14 +356,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=2, help="text decoder layers")
     parser.add_argument("--qk-scale", type=float, default=1.0,
                         help="scale of the LM's attention query/key weights at build time (the demo uses 0.3)")
-    parser.add_argument("--pairwise", action="store_true",
-                        help="a model for the pairwise format: 'tie' as one token (off: the pointwise model as is)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--pairwise", action="store_true",
+                      help="a model for the pairwise format: 'tie' as one token (off: the pointwise model as is)")
+    kind.add_argument("--dimensions", metavar="SET", default=None,
+                      help="a model for a dimensions format: each answer head of the set ('following: ') as one "
+                           "token (a shipped set, e.g. follow_preserve, or a set file)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        heads = dimension_heads(args.dimensions) if args.dimensions else ()
         path = build_tiny_model(args.out, seed=args.seed, hidden_size=args.hidden_size, layers=args.layers,
-                                qk_scale=args.qk_scale, answer_words=ANSWER_WORDS if args.pairwise else ())
+                                qk_scale=args.qk_scale, answer_words=ANSWER_WORDS if args.pairwise else (),
+                                answer_heads=heads)
     except ValueError as error:
         print(f"editjudge tiny-model: error: {error}")
         return 2

@@ -147,10 +147,15 @@ class DimensionsFormat:
             return None, "dimension_order"
         return tuple(seen[n] for n in self.names), None
 
+    @property
+    def entry_heads(self) -> tuple[str, ...]:
+        """What comes before each dimension's digit in :meth:`answer_text` (``"following: "``), in order."""
+        return tuple(f"{name}: " for name in self.names)
+
     def answer_text(self, value: Sequence[int], reasoning: str = "") -> str:
         if len(value) != len(self.names) or not all(isinstance(v, int) and 0 <= v <= 9 for v in value):
             raise ValueError(f"expected {len(self.names)} digits 0..9 (one per dimension), got {value!r}")
-        body = "\n".join(f"{n}: {v}" for n, v in zip(self.names, value))
+        body = "\n".join(f"{head}{v}" for head, v in zip(self.entry_heads, value))
         return f"{prompts.THINK_OPEN}{reasoning}{prompts.THINK_CLOSE}{prompts.ANSWER_OPEN}{body}{prompts.ANSWER_CLOSE}"
 
     def warm_start_values(self) -> tuple[tuple[int, ...], ...]:
