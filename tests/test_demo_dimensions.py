@@ -1,8 +1,5 @@
-"""`editjudge demo --task dimensions`: the two-dimension demo runs the whole path and reports each dimension.
-
-The learning claim (each dimension from chance to >= 0.9 on three seeds) is not met yet (docs/demo.md); this checks
-the path end to end on a small run, and the demo's argument checks.
-"""
+"""`editjudge demo --task dimensions`: the two-dimension demo runs the whole path, reports each dimension and puts
+a one-score judge beside it; the demo's argument checks."""
 
 from __future__ import annotations
 
@@ -31,16 +28,52 @@ def test_stage_figures_read_each_dimension_and_the_overall() -> None:
                                       "overall_within_2": 0.75}
 
 
+def test_one_score_vs_dimensions_groups_the_held_out_edits_by_kind() -> None:
+    from editjudge.demo_one_score import by_kind, kind_of, markdown
+    from editjudge.evaluate.records import EvalRecord
+
+    assert kind_of({"following": 1, "preservation": 7}) == "unchanged"
+    assert kind_of({"following": 7, "preservation": 1}) == "all_red"
+    assert kind_of({"following": None, "preservation": 7}) is None
+
+    def dims(f_label: int, p_label: int, f_pred: int | None, p_pred: int) -> dict:
+        return {"following": {"label": f_label, "pred": f_pred}, "preservation": {"label": p_label, "pred": p_pred}}
+
+    dims_records = [EvalRecord(id="0", dimensions=dims(1, 7, 2, 6)), EvalRecord(id="1", dimensions=dims(7, 1, 8, 0)),
+                    EvalRecord(id="2", dimensions=dims(7, 1, None, 2)), EvalRecord(id="3", dimensions=dims(7, 7, 7, 7))]
+    dims_rows = [{"name": n} for n in ("a", "b", "c", "d")]
+    # the one-score parquet holds the same samples in another order, and one the dimensions judge did not see
+    one_rows = [{"name": n} for n in ("c", "a", "b", "x")]
+    one_records = [EvalRecord(id=str(i), label=4, pred=p) for i, p in enumerate((5, 4, 3, 9))]
+    table = {row["kind"]: row for row in by_kind(dims_rows, dims_records, one_rows, one_records)}
+    assert list(table) == ["unchanged", "square_red", "all_red", "background_red"]
+    assert table["unchanged"] == {"kind": "unchanged", "n": 1, "labels": {"following": 1, "preservation": 7},
+                                  "overall_label": 4, "dimensions_judge": {"following": 2.0, "preservation": 6.0},
+                                  "one_score_judge": 4.0}
+    assert table["all_red"]["n"] == 2 and table["all_red"]["overall_label"] == 4
+    assert table["all_red"]["dimensions_judge"] == {"following": 8.0, "preservation": 1.0}  # an unparsed digit skipped
+    assert table["all_red"]["one_score_judge"] == 4.0  # (3 + 5) / 2
+    assert table["square_red"]["n"] == 0 and table["square_red"]["one_score_judge"] is None  # "d" has no one-score
+    text = markdown(list(table.values()))
+    assert "| unchanged | 1 | 1 / 7 (4) | 4.00 | 2.00 / 6.00 |" in text and "| square_red | 0 |" in text
+
+
 @pytest.mark.slow
 def test_the_dimensions_demo_runs_the_whole_path_and_reports_each_dimension(tmp_path: Path, capsys) -> None:
     pytest.importorskip("trl")
     from editjudge.demo_dimensions import print_summary, run_dimensions_demo
 
     summary = run_dimensions_demo(tmp_path / "demo", sources=8, warm_start_steps=2, grpo_steps=2, eval_every=1,
-                                  progress=False, settings_overrides={"per_device_batch_size": 16})
+                                  progress=False, settings_overrides={"per_device_batch_size": 16}, one_score=True)
     print_summary(summary)
     printed = capsys.readouterr().out
-    assert "following" in printed and "preservation" in printed and "[6/6]" in printed
+    assert "following" in printed and "preservation" in printed and "[7/7]" in printed
+    assert "One score vs dimensions" in printed
+    kinds = summary["one_score_vs_dimensions"]
+    assert [k["kind"] for k in kinds] == ["unchanged", "square_red", "all_red", "background_red"]
+    assert sum(k["n"] for k in kinds) == summary["n_heldout"]  # every held-out edit judged by both, joined
+    assert (tmp_path / "demo" / "report" / "one_score_vs_dimensions.md").is_file()
+    assert (tmp_path / "demo" / "one_score" / "train" / "adapter" / "adapter_config.json").is_file()
     assert set(summary["stages"]) == {"untrained", "warm start", "after GRPO"}
     for figures in summary["stages"].values():
         assert {"following_within_2", "preservation_within_2", "overall_within_2"} <= set(figures)

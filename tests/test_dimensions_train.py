@@ -190,3 +190,32 @@ def test_the_preflight_refuses_a_response_budget_that_cannot_hold_one_answer(pre
     check_answer_room(OmegaConf.create({"data": {"max_response_length": 24}}), [str(prepared / "train.parquet")],
                       processor, room)
     assert room.problems == [] and any("holds a whole answer (22 tokens" in line for line in room.passed)
+
+
+def test_the_dimensions_preset_composes_in_verl_and_its_budget_fits_the_tiny_model_with_answer_heads(
+        prepared: Path, tmp_path: Path) -> None:
+    """`tiny_cpu_dimensions` through verl's Hydra config (every value as given, validate_config on CPU), and its
+    14-token responses: enough for the demo's tiny model (answer heads as single tokens, 12 tokens an answer), too
+    few for the plain tiny tokenizer (22), which the pre-flight names."""
+    from omegaconf import OmegaConf
+    from transformers import AutoProcessor
+
+    from editjudge.cli import build_parser
+    from editjudge.formats import get_format
+    from editjudge.tiny import build_tiny_model
+    from editjudge.train import verl
+    from editjudge.train.preflight_data import check_answer_room
+    from editjudge.train.preflight_report import Report
+    from editjudge.train.presets import load_preset
+
+    preset = load_preset("tiny_cpu_dimensions")
+    heads = build_tiny_model(tmp_path / "heads", answer_heads=get_format("dimensions:follow_preserve").entry_heads)
+    args = build_parser("train").parse_args(["train", "--train-files", str(prepared / "train.parquet"), "--model",
+                                             str(heads)])
+    cfg = verl.plan(preset, args).config  # composed, values checked, validate_config on CPU
+    assert OmegaConf.select(cfg, "actor_rollout_ref.actor.optim.lr_scheduler_type") == "constant"
+    assert OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs.miss_credit") == 0.3
+    budget = OmegaConf.create({"data": {"max_response_length": preset.get("data.max_response_length")}})
+    fits = Report()
+    check_answer_room(budget, [str(prepared / "train.parquet")], AutoProcessor.from_pretrained(heads), fits)
+    assert fits.problems == [] and any("holds a whole answer (12 tokens" in line for line in fits.passed)

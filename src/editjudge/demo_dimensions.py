@@ -4,28 +4,29 @@ The demo's world judged on two dimensions (``synth --task red_square_dims``: a b
 each source gets one candidate of each kind — left unchanged, the square painted red, the whole picture painted
 red, the background painted red with the square left blue), scored ``following`` (is the square red?) and
 ``preservation`` (is the rest as it was?), labels 1 or 7 on each → ``prepare --dimensions follow_preserve`` → the
-tiny random Qwen2.5-VL → a warm start that teaches the answer FORMAT only (every dimension takes every digit, no
-digit tells another's: no label) → GRPO with TRL (LoRA, the project's reward: format + the mean of the dimensions'
-±2 credits, each dimension's digit credited with its own dimension's reward, ``trl.dimension_credit``) → the judge
-on the held-out edits (other source pictures) before training, after the warm start and after GRPO, per dimension.
+tiny random Qwen2.5-VL with each answer head (``following: ``) one token (``tiny-model --dimensions``) → a warm start
+that teaches the answer FORMAT only (every dimension takes every digit, no digit tells another's: no label) → GRPO
+with TRL (LoRA, the project's reward: format + the mean of the dimensions' ±2 credits with a graded miss, each
+dimension's digit credited with its own dimension's reward, ``trl.dimension_credit``; a constant learning rate)
+→ the judge on the held-out edits (other source pictures) before training, after the warm start and after GRPO, per
+dimension. With ``one_score`` (``--one-score``) a one-score judge is trained on the overall of the same edits and
+the two are put side by side, kind by kind (:mod:`editjudge.demo_one_score`).
 
 A constant answer scores 1/2 within ±2 on each dimension (half the labels are 1, half 7); a judge that reads both
 regions scores 1 on both. The one number a single-score judge would be trained on (``score``: the mean) is 4 for an
-unchanged edit and 4 for a ruined one: only the dimensions tell them apart (:data:`KIND_LABELS`, in the summary).
+unchanged edit and 4 for a ruined one: only the dimensions tell them apart.
 The training settings are the ``tiny_cpu_dimensions`` preset's; every stage calls the package function the real
 workflow uses; nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, TRAIN_SPLIT, _pct, _Stages, demo_settings,
-                            training_header)
-from editjudge.model_path import absolute_path
+from editjudge import demo_one_score
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
+                                finish, one_thread, pct, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_dims"
 PRESET = "tiny_cpu_dimensions"
@@ -51,44 +52,34 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
                         warm_start_steps: int | None = None, grpo_steps: int | None = None, seed: int = 0,
                         eval_every: int = 10, preset: str | Path = PRESET, progress: bool = True, *,
                         hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE, template: str = TEMPLATE,
-                        settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the dimensions demo into ``out``; return the summary (also written to ``out/summary.json``)."""
+                        settings_overrides: dict[str, Any] | None = None, one_score: bool = False) -> dict[str, Any]:
+    """Run the dimensions demo into ``out``; return the summary (also written to ``out/summary.json``).
+
+    ``one_score``: also train the one-score judge on the overall of the same edits and write the side-by-side
+    (:mod:`editjudge.demo_one_score`) into the report: about as long again."""
     import torch
 
-    from editjudge.data.prepare import PrepareConfig, prepare
-    from editjudge.data.writer import atomic_write_text
-    from editjudge.demo_curve import held_out_curve
     from editjudge.evaluate.metrics import compute_metrics
-    from editjudge.evaluate.readers import judge_parquet
+    from editjudge.evaluate.readers import judge_parquet, read_test_parquet
     from editjudge.evaluate.report import write_report
+    from editjudge.formats import get_format
     from editjudge.judge import Judge
     from editjudge.judge.backends.transformers import TransformersBackend
-    from editjudge.synthetic import RED_SQUARE_MEDIAN_MAD, write_synthetic_edits
-    from editjudge.tiny import build_tiny_model
     from editjudge.train import trl as engine
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
                                   settings_overrides=settings_overrides)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    stage = _Stages()
-    try:
-        stage(f"writing {sources} x {candidates} synthetic edits: a blue square, 'make the square red' (unchanged, "
-              "square red, all red, background red), scored on following and preservation")
-        synth = write_synthetic_edits(out / "edits", n_sources=sources, candidates_per_source=candidates, seed=seed,
-                                      task=TASK)
-        print(f"      {synth.samples} edits in {synth.out_dir}")
-
-        stage(f"building the tiny offline Qwen2.5-VL (hidden {hidden_size}, attention q/k x{qk_scale})")
-        model_dir = build_tiny_model(out / "tiny-qwen2_5-vl", seed=seed, hidden_size=hidden_size, qk_scale=qk_scale)
-
-        stage("preparing parquet (prepare --dimensions follow_preserve): labels per dimension from the seed's "
-              "median 0.9 / MAD 0.1, split by source image")
-        median, mad = RED_SQUARE_MEDIAN_MAD
-        prepared = prepare(PrepareConfig(inputs=(str(synth.out_dir),), out_dir=str(out / "data"), format=FORMAT,
-                                         train_split=TRAIN_SPLIT, score_median=median, score_mad=mad, seed=seed,
-                                         template=template, processor=str(model_dir), workers=1, progress=progress))
+    stage = Stages(7 if one_score else 6)
+    with one_thread():
+        world = build_world(out, stage, task=TASK, sources=sources, candidates=candidates, seed=seed,
+                            what="a blue square, 'make the square red' (unchanged, square red, all red, background "
+                                 "red), scored on following and preservation",
+                            hidden_size=hidden_size, qk_scale=qk_scale, template=template, format=FORMAT,
+                            progress=progress, model_options={"answer_heads": get_format(FORMAT).entry_heads},
+                            preparing="preparing parquet (prepare --dimensions follow_preserve): labels per dimension "
+                                      "from the seed's median 0.9 / MAD 0.1, split by source image")
+        prepared = world.prepared
         counts = prepared.report.get("counts", {})
         print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
               f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
@@ -105,7 +96,7 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
 
         evaluations: dict[str, list] = {}
         curve: list[dict[str, Any]] = []
-        processor, model = engine.load_model(model_dir)
+        processor, model = engine.load_model(world.model_dir)
         stage("judging the held-out edits with the untrained model")
         evaluations["untrained"] = judge_records(model, processor)
 
@@ -113,13 +104,10 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
             evaluations["warm start"] = judge_records(model, processor)
             return quick(evaluations["warm start"])
 
-        curve_callback = held_out_curve(
-            curve, eval_every, warm_start_figures, lambda model: quick(judge_records(model, processor, show=False)),
+        result = train_with_curve(
+            stage, settings, preset, world, model, processor, curve, eval_every, warm_start_figures,
+            lambda model: quick(judge_records(model, processor, show=False)),
             lambda point: ", ".join(f"{name} within ±2 {point[f'{name}_within_2'] or 0:.2f}" for name in DIMENSIONS))
-
-        stage(training_header(settings, preset))
-        result = engine.train(settings, prepared.train_path, model=model, processor=processor,
-                              callbacks=[curve_callback])
 
         stage("judging the held-out edits with the trained adapter; writing the evaluation report")
         evaluations["after GRPO"] = judge_records(result.model, processor)
@@ -128,18 +116,30 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
         training_log = [r for r in result.records if r.get("phase") in ("warm_start", "grpo")]
         report = write_report(metrics, evaluations, out / "report", training_log=training_log, learning_curve=curve,
                               title="editjudge demo: GRPO teaches a tiny Qwen2.5-VL two dimensions")
-    finally:
-        torch.set_num_threads(threads)
-    summary = {
-        "out": absolute_path(out), "task": TASK, "seed": seed, "preset": str(preset), "format": FORMAT,
-        "tiny_model": {"hidden_size": hidden_size, "qk_scale": qk_scale}, "template": template,
-        "settings_overrides": dict(settings_overrides or {}),
-        "adapter": absolute_path(result.adapter_dir), "metrics_jsonl": absolute_path(result.metrics_path),
-        "report": absolute_path(report), "n_train": counts.get("train"), "n_heldout": counts.get("test"),
-        "stages": {name: stage_figures(m) for name, m in metrics.items()}, "learning_curve": curve,
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
+        kinds = None
+        if one_score:
+            stage("training the one-score judge on the overall of the same edits (preset tiny_cpu); judging it")
+
+            def judge_one_score(model, processor, test_path: Path) -> list:  # noqa: ANN001
+                backend = TransformersBackend.from_loaded(model, processor, batch_size=32)
+                judge = Judge.from_backend(backend, template=template, max_new_tokens=16, seed=seed)
+                with torch.random.fork_rng():
+                    return judge_parquet(test_path, judge, progress=progress)
+
+            one_rows, one_records, _ = demo_one_score.train_and_judge(
+                out, world.model_dir, seed=seed, template=template, steps=grpo_steps,
+                warm_start_steps=warm_start_steps, settings_overrides=settings_overrides, judge_rows=judge_one_score,
+                progress=progress)
+            kinds = demo_one_score.by_kind(read_test_parquet(prepared.test_path), evaluations["after GRPO"],
+                                           one_rows, one_records)
+            print(demo_one_score.markdown(kinds))
+            demo_one_score.write_table(out / "report", kinds)
+    summary = base_summary(out, seed=seed, preset=preset, hidden_size=hidden_size, qk_scale=qk_scale,
+                           template=template, result=result, report=report, curve=curve, task=TASK, format=FORMAT,
+                           settings_overrides=dict(settings_overrides or {}), n_train=counts.get("train"),
+                           n_heldout=counts.get("test"), stages={name: stage_figures(m) for name, m in metrics.items()},
+                           one_score_vs_dimensions=kinds)
+    return finish(out, summary, stage)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -151,13 +151,15 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("                          following             preservation")
     print("stage             format  within ±2   exact     within ±2   exact")
     for name, f in summary["stages"].items():
-        print(f"  {name:<14} {_pct(f['format_rate'])}   {_pct(f['following_within_2'])}  {_pct(f['following_exact'])}"
-              f"    {_pct(f['preservation_within_2'])}  {_pct(f['preservation_exact'])}")
+        print(f"  {name:<14} {pct(f['format_rate'])}   {pct(f['following_within_2'])}  {pct(f['following_exact'])}"
+              f"    {pct(f['preservation_within_2'])}  {pct(f['preservation_exact'])}")
     curve = summary.get("learning_curve") or []
     if len(curve) > 2:
         print("\nheld-out within ±2 during GRPO (step: following / preservation)  " + ", ".join(
             f"{p['step']}: {100 * (p['following_within_2'] or 0):.0f}/{100 * (p['preservation_within_2'] or 0):.0f}%"
             for p in curve))
+    if summary.get("one_score_vs_dimensions"):
+        print("\n" + demo_one_score.markdown(summary["one_score_vs_dimensions"]))
     print(f"\nreport        {summary['report']}\nadapter       {summary['adapter']}\n"
           f"step metrics  {summary['metrics_jsonl']}")
     print("The warm start taught the answer format with label-free digits; what the judge knows about each dimension "
@@ -173,7 +175,8 @@ def run(args: Any) -> int:
         summary = run_dimensions_demo(DEFAULT_OUT if args.out is None else args.out,
                                       SOURCES if args.sources is None else args.sources,
                                       CANDIDATES if args.candidates is None else args.candidates,
-                                      args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every)
+                                      args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every,
+                                      one_score=bool(getattr(args, "one_score", False)))
     except ValueError as error:
         print(f"editjudge demo: error: {error}")
         return 2
