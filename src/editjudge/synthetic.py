@@ -20,8 +20,8 @@ edit either leaves the square unchanged (raw score :data:`RED_SQUARE_SCORES` ``[
 seed's median 0.9 / MAD 0.1) or paints it fully red (label 7). Half the candidates of a source are of each kind.
 Two labels 6 apart: within the ±2 reward a constant answer scores exactly 1/2, a judge that reads the images 1.
 
-``task="red_square_dims"`` (:data:`DIMENSION_TASK`) is the same world judged on two dimensions, ``following`` (is the
-square red?) and ``preservation`` (is everything else as it was?): each source gets one candidate of each kind of
+``task="red_square_dims"`` (:data:`DIMENSION_TASK`) is the same world, on a green background, judged on two
+dimensions, ``following`` (is the square red?) and ``preservation`` (is everything else as it was?): each source gets one candidate of each kind of
 :data:`RED_SQUARE_KINDS` — left unchanged (follows badly, preserves well), the square painted red (both good), the
 whole picture painted red (follows, preserves badly) and the background painted red with the square left blue (both
 bad). Each ``_score.json`` holds both raw scores (labels 1 / 7 per dimension, the seed's median 0.9 / MAD 0.1) and
@@ -67,6 +67,7 @@ RED_SQUARE_MEDIAN_MAD = (0.9, 0.1)  # pass these to `prepare` (--score-median/--
 _SQUARE_BLUE = (40, 70, 220)
 DIMENSION_TASK = "red_square_dims"
 DIMENSION_TASK_SET = "follow_preserve"  # the shipped dimension set its scores are named after
+DIMENSION_TASK_TINT = (0.45, 1.2, 0.45)  # its border: green of the grey level's brightness
 # kind -> (square red?, background kept?): following is high iff the square is red, preservation iff the rest is kept
 RED_SQUARE_KINDS: dict[str, tuple[bool, bool]] = {
     "unchanged": (False, True), "square_red": (True, True), "all_red": (True, False), "background_red": (False, False),
@@ -222,14 +223,15 @@ def _source_job(job: tuple[int, int, int, int, bool, str]) -> int:
     return candidates
 
 
-def _blue_square_source(rng: np.random.Generator, index: int, size: int, out: str,
-                        extent: tuple[float, float]) -> tuple[_Scene, Path, bytes]:
-    """The red-square tasks' source: a blue square (side ``extent`` of the image's) on grey, "make the square red";
-    its scene, its shard folder (made) and its JPEG bytes."""
+def _blue_square_source(rng: np.random.Generator, index: int, size: int, out: str, extent: tuple[float, float],
+                        tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[_Scene, Path, bytes]:
+    """The red-square tasks' source: a blue square (side ``extent`` of the image's) on grey (times ``tint`` per
+    channel), "make the square red"; its scene, its shard folder (made) and its JPEG bytes."""
     grey = int(rng.integers(110, 170))
     side = int(size * rng.uniform(*extent))
     x0, y0 = (int(v) for v in rng.integers(0, size - side, size=2))
-    scene = _Scene("square", "blue", "red", (grey, grey, grey), (x0, y0, x0 + side, y0 + side), "make the square red")
+    background = tuple(min(255, int(grey * t)) for t in tint)
+    scene = _Scene("square", "blue", "red", background, (x0, y0, x0 + side, y0 + side), "make the square red")
     folder = Path(out) / f"shard_{index // 100:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     return scene, folder, _jpeg(_draw(scene, size, _SQUARE_BLUE, None))
@@ -252,12 +254,14 @@ def _red_square_job(job: tuple[int, int, int, int, bool, str]) -> int:
 
 
 def _red_square_dims_job(job: tuple[int, int, int, int, bool, str]) -> int:
-    """One source of the ``red_square_dims`` task: a blue square on grey and one candidate per kind of
+    """One source of the ``red_square_dims`` task: a blue square on green and one candidate per kind of
     :data:`RED_SQUARE_KINDS` (cycled when there are more candidates than kinds), scored on both dimensions."""
     index, candidates, size, seed, _photo_like, out = job
     rng = np.random.default_rng([seed, index, 11])
-    # square and border about equal in area: both dimensions show
-    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.75))
+    # square and border about equal in area, and a green border nearly as far from the red paint in colour as the
+    # blue square (58 and 67 degrees between RGB directions): both dimensions show. On grey (40 degrees from red)
+    # preservation was learnt late or not at all (docs/demo.md)
+    scene, folder, source = _blue_square_source(rng, index, size, out, (0.6, 0.75), tint=DIMENSION_TASK_TINT)
     names = list(RED_SQUARE_KINDS)
     kinds = [names[k % len(names)] for k in range(candidates)]
     rng.shuffle(kinds)
