@@ -19,7 +19,7 @@ from typing import Any
 
 from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, STAGES, TEMPLATE, TRAIN_SPLIT, Stages, base_summary,
                                 build_world, demo_settings, finish, one_thread, pct, preset_settings,
-                                train_with_curve, training_header)
+                                reproduce_line, run_task, train_with_curve, training_header)
 
 # the shared steps' names, used here and re-exported for the other demos, studies and tests
 __all__ = ["DEFAULT_OUT", "HIDDEN_SIZE", "PRESET", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "add_arguments",
@@ -183,9 +183,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"step metrics  {summary['metrics_jsonl']}")
     print(f"summary       {Path(summary['out']) / 'summary.json'}")
     print(f"\nThe warm start taught the answer format with random digits; what the judge knows about the images it "
-          f"learnt from GRPO's reward.\nReproduce the training: editjudge train --engine trl --preset {PRESET} "
-          f"--model {Path(summary['out']) / 'tiny-qwen2_5-vl'} --train-files "
-          f"{Path(summary['out']) / 'data' / 'train.parquet'} --seed {summary['seed']}")
+          f"learnt from GRPO's reward.\n{reproduce_line(summary)}")
     print("Next: `editjudge prepare` on your edits, then `editjudge train` (see the README).")
 
 
@@ -202,13 +200,4 @@ def run(args: argparse.Namespace) -> int:
         from editjudge import demo_dimensions
 
         return demo_dimensions.run(args)
-    try:
-        summary = run_demo(DEFAULT_OUT if args.out is None else args.out,
-                           64 if args.sources is None else args.sources,
-                           4 if args.candidates is None else args.candidates,
-                           args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every)
-    except ValueError as error:
-        print(f"editjudge demo: error: {error}")
-        return 2
-    print_summary(summary)
-    return 0
+    return run_task(args, run_demo, print_summary, out=DEFAULT_OUT, sources=64, candidates=4)

@@ -26,7 +26,7 @@ from typing import Any
 
 from editjudge import demo_one_score
 from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
-                                finish, one_thread, pct, train_with_curve)
+                                finish, one_thread, pct, reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_dims"
 PRESET = "tiny_cpu_dimensions"
@@ -164,24 +164,13 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"step metrics  {summary['metrics_jsonl']}")
     print("The warm start taught the answer format with label-free digits; what the judge knows about each dimension "
           "it learnt from GRPO's reward.")
-    print(f"Reproduce the training: editjudge train --engine trl --preset {summary['preset']} --model "
-          f"{Path(summary['out']) / 'tiny-qwen2_5-vl'} --train-files {Path(summary['out']) / 'data' / 'train.parquet'} "
-          f"--seed {summary['seed']}")
+    print(reproduce_line(summary))
 
 
 def run(args: Any) -> int:
     """``editjudge demo --task dimensions``."""
-    try:
-        summary = run_dimensions_demo(DEFAULT_OUT if args.out is None else args.out,
-                                      SOURCES if args.sources is None else args.sources,
-                                      CANDIDATES if args.candidates is None else args.candidates,
-                                      args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every,
-                                      one_score=bool(getattr(args, "one_score", False)))
-    except ValueError as error:
-        print(f"editjudge demo: error: {error}")
-        return 2
-    print_summary(summary)
-    return 0
+    return run_task(args, run_dimensions_demo, print_summary, out=DEFAULT_OUT, sources=SOURCES, candidates=CANDIDATES,
+                    one_score=bool(getattr(args, "one_score", False)))
 
 
 __all__ = ["DIMENSIONS", "PRESET", "TASK", "print_summary", "run", "run_dimensions_demo", "stage_figures"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
-                                finish, one_thread, pct, train_with_curve)
+                                finish, one_thread, pct, reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_pairs"
 PRESET = "tiny_cpu_pairwise"
@@ -128,23 +128,13 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"step metrics  {summary['metrics_jsonl']}")
     print("The warm start taught the answer format with A, B and tie for every prompt; what the judge knows about "
           "the two edits it learnt from GRPO's reward.")
-    print(f"Reproduce the training: editjudge train --engine trl --preset {summary['preset']} --model "
-          f"{Path(summary['out']) / 'tiny-qwen2_5-vl'} --train-files {Path(summary['out']) / 'data' / 'train.parquet'} "
-          f"--seed {summary['seed']}")
+    print(reproduce_line(summary))
 
 
 def run(args: Any) -> int:
     """``editjudge demo --task pairwise``."""
-    try:
-        summary = run_pairwise_demo(DEFAULT_OUT if args.out is None else args.out,
-                                    SOURCES if args.sources is None else args.sources,
-                                    CANDIDATES if args.candidates is None else args.candidates,
-                                    args.warm_start_steps, args.grpo_steps, args.seed, args.eval_every)
-    except ValueError as error:
-        print(f"editjudge demo: error: {error}")
-        return 2
-    print_summary(summary)
-    return 0
+    return run_task(args, run_pairwise_demo, print_summary, out=DEFAULT_OUT, sources=SOURCES,
+                    candidates=CANDIDATES)
 
 
 __all__ = ["PRESET", "TASK", "print_summary", "run", "run_pairwise_demo", "stage_figures"]

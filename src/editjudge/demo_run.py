@@ -154,11 +154,33 @@ def finish(out: Path, summary: dict[str, Any], stage: Stages) -> dict[str, Any]:
     return {**summary, "seconds": round(time.perf_counter() - stage.started, 1)}
 
 
+def reproduce_line(summary: dict[str, Any]) -> str:
+    """The closing line that names the ``editjudge train`` command reproducing a demo's training."""
+    out = Path(summary["out"])
+    return (f"Reproduce the training: editjudge train --engine trl --preset {summary['preset']} --model "
+            f"{out / 'tiny-qwen2_5-vl'} --train-files {out / 'data' / 'train.parquet'} --seed {summary['seed']}")
+
+
+def run_task(args: Any, run_demo: Callable[..., dict[str, Any]], print_summary: Callable[[dict[str, Any]], None],
+             *, out: str, sources: int, candidates: int, **options: Any) -> int:
+    """``editjudge demo [--task …]``: the task's run with the command line's sizes (its defaults where unset), its
+    closing table; exit 2 with the reason on a bad size."""
+    try:
+        summary = run_demo(out if args.out is None else args.out, sources if args.sources is None else args.sources,
+                           candidates if args.candidates is None else args.candidates, args.warm_start_steps,
+                           args.grpo_steps, args.seed, args.eval_every, **options)
+    except ValueError as error:
+        print(f"editjudge demo: error: {error}")
+        return 2
+    print_summary(summary)
+    return 0
+
+
 def pct(value: Any) -> str:
     """A rate as the closing tables print it (``–`` when there is none)."""
     return "   –  " if value is None else f"{100 * value:5.1f}%"
 
 
 __all__ = ["HIDDEN_SIZE", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "Stages", "World", "base_summary",
-           "build_world", "demo_settings", "finish", "one_thread", "pct", "preset_settings", "train_with_curve",
-           "training_header"]
+           "build_world", "demo_settings", "finish", "one_thread", "pct", "preset_settings", "reproduce_line",
+           "run_task", "train_with_curve", "training_header"]
