@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, STAGES, TEMPLATE, TRAIN_SPLIT, Stages, base_summary,
-                                build_world, demo_settings, finish, one_thread, pct, preset_settings,
+                                build_world, cpu_threads, demo_settings, finish, pct, preset_settings,
                                 reproduce_line, run_task, train_with_curve, training_header)
 
 # the shared steps' names, used here and re-exported for the other demos, studies and tests
@@ -49,9 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=10,
                         help="judge the held-out edits every N GRPO steps for the learning curve (0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and training")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for training and judging (default 1: on a busy CPU a second thread made the "
+                             "tiny model's step 14x slower; on 2 idle cores 2 threads train about 25%% faster)")
     parser.add_argument("--one-score", action="store_true",
-                        help="--task dimensions only: also train a one-score judge on the overall of the same edits "
-                             "and put the two side by side, kind by kind, in the report (about twice as long)")
+                        help="--task dimensions only: also train a one-score judge (same recipe) on the overall of "
+                             "the same edits and put the two side by side, kind by kind, in the report (about twice "
+                             "as long)")
 
 
 def stage_figures(greedy: dict[str, Any], sampled: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -81,7 +85,8 @@ def _num(value: Any) -> str:
 def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int = 4, warm_start_steps: int | None = None,
              grpo_steps: int | None = None, seed: int = 0, eval_every: int = 10, preset: str | Path = PRESET,
              progress: bool = True, *, hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE,
-             template: str = TEMPLATE, settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+             template: str = TEMPLATE, settings_overrides: dict[str, Any] | None = None,
+             threads: int = 1) -> dict[str, Any]:
     """Run the demo into ``out``; return the summary (also written to ``out/summary.json``).
 
     The keyword-only options are for studies (``benchmarks/demo_study.py``): the tiny model's size and q/k scale, the
@@ -98,9 +103,9 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides)
+                                  settings_overrides=settings_overrides, threads=threads)
     stage = Stages()
-    with one_thread():
+    with cpu_threads(threads):
         world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
                             what="a blue square, 'make the square red' (unchanged -> label 1, red -> label 7)",
                             hidden_size=hidden_size, qk_scale=qk_scale, template=template, progress=progress,

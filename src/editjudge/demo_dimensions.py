@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import demo_one_score
-from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
-                                finish, one_thread, pct, reproduce_line, run_task, train_with_curve)
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, cpu_threads,
+                                demo_settings, finish, pct, reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_dims"
 PRESET = "tiny_cpu_dimensions"
@@ -52,7 +52,8 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
                         warm_start_steps: int | None = None, grpo_steps: int | None = None, seed: int = 0,
                         eval_every: int = 10, preset: str | Path = PRESET, progress: bool = True, *,
                         hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE, template: str = TEMPLATE,
-                        settings_overrides: dict[str, Any] | None = None, one_score: bool = False) -> dict[str, Any]:
+                        settings_overrides: dict[str, Any] | None = None, one_score: bool = False,
+                        threads: int = 1) -> dict[str, Any]:
     """Run the dimensions demo into ``out``; return the summary (also written to ``out/summary.json``).
 
     ``one_score``: also train the one-score judge on the overall of the same edits and write the side-by-side
@@ -69,12 +70,12 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides)
+                                  settings_overrides=settings_overrides, threads=threads)
     stage = Stages(7 if one_score else 6)
-    with one_thread():
+    with cpu_threads(threads):
         world = build_world(out, stage, task=TASK, sources=sources, candidates=candidates, seed=seed,
-                            what="a blue square, 'make the square red' (unchanged, square red, all red, background "
-                                 "red), scored on following and preservation",
+                            what="a blue square on green, 'make the square red' (unchanged, square red, all red, "
+                                 "background red), scored on following and preservation",
                             hidden_size=hidden_size, qk_scale=qk_scale, template=template, format=FORMAT,
                             progress=progress, model_options={"answer_heads": get_format(FORMAT).entry_heads},
                             preparing="preparing parquet (prepare --dimensions follow_preserve): labels per dimension "
@@ -118,7 +119,8 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
                               title="editjudge demo: GRPO teaches a tiny Qwen2.5-VL two dimensions")
         kinds = None
         if one_score:
-            stage("training the one-score judge on the overall of the same edits (preset tiny_cpu); judging it")
+            stage(f"training the one-score judge on the overall of the same edits (preset "
+                  f"{demo_one_score.ONE_SCORE_PRESET}); judging it")
 
             def judge_one_score(model, processor, test_path: Path) -> list:  # noqa: ANN001
                 backend = TransformersBackend.from_loaded(model, processor, batch_size=32)
@@ -128,8 +130,8 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
 
             one_rows, one_records, _ = demo_one_score.train_and_judge(
                 out, world.model_dir, seed=seed, template=template, steps=grpo_steps,
-                warm_start_steps=warm_start_steps, settings_overrides=settings_overrides, judge_rows=judge_one_score,
-                progress=progress)
+                warm_start_steps=warm_start_steps, judge_rows=judge_one_score, progress=progress,
+                settings_overrides={"cpu_threads": threads, **(settings_overrides or {})})
             kinds = demo_one_score.by_kind(read_test_parquet(prepared.test_path), evaluations["after GRPO"],
                                            one_rows, one_records)
             print(demo_one_score.markdown(kinds))

@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, demo_settings,
-                                finish, one_thread, pct, reproduce_line, run_task, train_with_curve)
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, cpu_threads,
+                                demo_settings, finish, pct, reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_pairs"
 PRESET = "tiny_cpu_pairwise"
@@ -41,7 +41,7 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
                       warm_start_steps: int | None = None, grpo_steps: int | None = None, seed: int = 0,
                       eval_every: int = 10, preset: str | Path = PRESET, progress: bool = True, *,
                       hidden_size: int = HIDDEN_SIZE, qk_scale: float = QK_SCALE, template: str = TEMPLATE,
-                      settings_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                      settings_overrides: dict[str, Any] | None = None, threads: int = 1) -> dict[str, Any]:
     """Run the pairwise demo into ``out``; return the summary (also written to ``out/summary.json``)."""
     import torch
 
@@ -54,9 +54,9 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
 
     out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
                                   grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides)
+                                  settings_overrides=settings_overrides, threads=threads)
     stage = Stages()
-    with one_thread():
+    with cpu_threads(threads):
         world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
                             what="a blue square, 'make the square red' (each candidate unchanged or red)",
                             hidden_size=hidden_size, qk_scale=qk_scale, template=template,

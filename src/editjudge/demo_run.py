@@ -54,14 +54,16 @@ def preset_settings(model_dir: str | Path, output_dir: str | Path, preset: str |
 
 def demo_settings(out: str | Path, preset: str | Path, *, sources: int, candidates: int, seed: int,
                   grpo_steps: int | None, warm_start_steps: int | None,
-                  settings_overrides: dict[str, Any] | None) -> tuple[Path, Any]:
-    """Every demo task's first step: check its sizes, make ``out`` and resolve the preset's settings for it."""
+                  settings_overrides: dict[str, Any] | None, threads: int = 1) -> tuple[Path, Any]:
+    """Every demo task's first step: check its sizes, make ``out`` and resolve the preset's settings for it (training
+    on ``threads`` CPU threads unless the overrides say otherwise)."""
     if min(sources, candidates) < 2 or (grpo_steps is not None and grpo_steps < 1) or (warm_start_steps or 0) < 0:
         raise ValueError("--sources and --candidates must be >= 2, --grpo-steps >= 1, --warm-start-steps >= 0")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out, preset_settings(out / "tiny-qwen2_5-vl", out / "train", preset, seed=seed, max_steps=grpo_steps,
-                                warm_start_steps=warm_start_steps, **(settings_overrides or {}))
+                                warm_start_steps=warm_start_steps,
+                                **{"cpu_threads": threads, **(settings_overrides or {})})
 
 
 def training_header(settings: Any, preset: str | Path) -> str:
@@ -72,17 +74,18 @@ def training_header(settings: Any, preset: str | Path) -> str:
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread for the block, then as it was: a 1.4M-parameter model gains nothing from threads, and
-    loses a lot on a busy CPU (``benchmarks/bench_trl_threads.py``)."""
+def cpu_threads(threads: int = 1) -> Iterator[None]:
+    """torch on ``threads`` CPU threads for the block, then as it was. One by default: on a busy CPU a second thread
+    made the tiny model's training step 14x slower (``benchmarks/bench_trl_threads.py``); on 2 idle cores two
+    were 25 % faster (``--threads 2``, docs/demo.md)."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ def run_task(args: Any, run_demo: Callable[..., dict[str, Any]], print_summary: 
     try:
         summary = run_demo(out if args.out is None else args.out, sources if args.sources is None else args.sources,
                            candidates if args.candidates is None else args.candidates, args.warm_start_steps,
-                           args.grpo_steps, args.seed, args.eval_every, **options)
+                           args.grpo_steps, args.seed, args.eval_every, threads=getattr(args, "threads", 1), **options)
     except ValueError as error:
         print(f"editjudge demo: error: {error}")
         return 2
@@ -182,5 +185,5 @@ def pct(value: Any) -> str:
 
 
 __all__ = ["HIDDEN_SIZE", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "Stages", "World", "base_summary",
-           "build_world", "demo_settings", "finish", "one_thread", "pct", "preset_settings", "reproduce_line",
+           "build_world", "cpu_threads", "demo_settings", "finish", "pct", "preset_settings", "reproduce_line",
            "run_task", "train_with_curve", "training_header"]

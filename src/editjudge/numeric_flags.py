@@ -78,6 +78,7 @@ BOUNDS: dict[str, Bound] = {
     "--retries": Bound(0, 100),
     "--bootstrap": Bound(0, 1_000_000),
     "demo --sources": Bound(2),
+    "demo --threads": Bound(1, 256),
     "demo --candidates": Bound(2),
     "synth --size": Bound(16, 16384),
     # seconds: a timeout of 0 would fail every request; a wait or a drain of 0 is fine
