@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=10,
                         help="judge the held-out edits every N GRPO steps for the learning curve (0: never)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and training")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for training and judging (default 1: on a busy CPU a second thread made the "
-                             "tiny model's step 14x slower; on 2 idle cores 2 threads train about 25%% faster)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training and judging (default: 2 on a machine with 2+ cores whose "
+                             "1-minute load is under 0.5, else 1; on 2 idle cores 2 threads train about 25%% faster, "
+                             "on a busy CPU a second thread made the tiny model's step 14x slower)")
     parser.add_argument("--one-score", action="store_true",
                         help="--task dimensions only: also train a one-score judge (same recipe) on the overall of "
                              "the same edits and put the two side by side, kind by kind, in the report (about twice "

@@ -67,17 +67,19 @@ def demo_settings(out: str | Path, preset: str | Path, *, sources: int, candidat
 
 
 def training_header(settings: Any, preset: str | Path) -> str:
-    """The training stage's header: warm-start and GRPO steps, batch shape, learning rate, LoRA rank, preset."""
+    """The training stage's header: warm-start and GRPO steps, batch shape, learning rate, LoRA rank, preset,
+    CPU threads."""
+    threads = settings.cpu_threads or 1
     return (f"training: {settings.warm_start_steps} format-only warm-start steps, then {settings.max_steps} GRPO steps "
             f"({settings.num_generations} generations x {settings.batch_size // settings.num_generations} prompts, "
-            f"lr {settings.learning_rate:g}, TRL, LoRA r{settings.lora_rank}; preset {preset})")
+            f"lr {settings.learning_rate:g}, TRL, LoRA r{settings.lora_rank}; preset {preset}; {threads} CPU thread"
+            f"{'s' if threads > 1 else ''})")
 
 
 @contextmanager
 def cpu_threads(threads: int = 1) -> Iterator[None]:
-    """torch on ``threads`` CPU threads for the block, then as it was. One by default: on a busy CPU a second thread
-    made the tiny model's training step 14x slower (``benchmarks/bench_trl_threads.py``); on 2 idle cores two
-    were 25 % faster (``--threads 2``, docs/demo.md)."""
+    """torch on ``threads`` CPU threads for the block, then as it was (the library's default is 1; the command
+    line's, :func:`default_threads`)."""
     import torch
 
     before = torch.get_num_threads()
@@ -164,6 +166,19 @@ def reproduce_line(summary: dict[str, Any]) -> str:
             f"{out / 'tiny-qwen2_5-vl'} --train-files {out / 'data' / 'train.parquet'} --seed {summary['seed']}")
 
 
+def default_threads() -> int:
+    """The demos' CPU threads when ``--threads`` is not given: 2 on a machine with 2+ cores and a 1-minute load
+    under 0.5 (idle), else 1 — two threads train the tiny model ~25 % faster on 2 idle cores and make its step 14x
+    slower on busy ones (``benchmarks/bench_trl_threads.py``)."""
+    import os
+
+    try:
+        idle = os.getloadavg()[0] < 0.5
+    except (AttributeError, OSError):  # no load average (Windows): the safe choice
+        idle = False
+    return 2 if idle and (os.cpu_count() or 1) >= 2 else 1
+
+
 def run_task(args: Any, run_demo: Callable[..., dict[str, Any]], print_summary: Callable[[dict[str, Any]], None],
              *, out: str, sources: int, candidates: int, **options: Any) -> int:
     """``editjudge demo [--task …]``: the task's run with the command line's sizes (its defaults where unset), its
@@ -171,7 +186,8 @@ def run_task(args: Any, run_demo: Callable[..., dict[str, Any]], print_summary: 
     try:
         summary = run_demo(out if args.out is None else args.out, sources if args.sources is None else args.sources,
                            candidates if args.candidates is None else args.candidates, args.warm_start_steps,
-                           args.grpo_steps, args.seed, args.eval_every, threads=getattr(args, "threads", 1), **options)
+                           args.grpo_steps, args.seed, args.eval_every,
+                           threads=getattr(args, "threads", None) or default_threads(), **options)
     except ValueError as error:
         print(f"editjudge demo: error: {error}")
         return 2
@@ -185,5 +201,5 @@ def pct(value: Any) -> str:
 
 
 __all__ = ["HIDDEN_SIZE", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "Stages", "World", "base_summary",
-           "build_world", "cpu_threads", "demo_settings", "finish", "pct", "preset_settings", "reproduce_line",
-           "run_task", "train_with_curve", "training_header"]
+           "build_world", "cpu_threads", "default_threads", "demo_settings", "finish", "pct", "preset_settings",
+           "reproduce_line", "run_task", "train_with_curve", "training_header"]
