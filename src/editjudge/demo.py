@@ -1,4 +1,4 @@
-"""``editjudge demo``: GRPO teaching a tiny judge to read the images, on a laptop CPU, offline, in about 4 minutes.
+"""``editjudge demo``: GRPO teaching a tiny judge to read the images, on a laptop CPU, offline, in about 3 minutes.
 
 synthetic edits whose label only the pixels tell (a blue square on grey, "make the square red": left unchanged ->
 label 1, painted red -> label 7) -> ``prepare`` (leak-free split) -> a tiny random Qwen2.5-VL -> a warm start that
