@@ -111,3 +111,10 @@ def test_dimension_heads_are_single_tokens_with_rows_of_their_own(tmp_path) -> N
     assert all(heads[k].equal(plain[k]) for k in plain if k != key and "lm_head" not in k)
     with pytest.raises(ValueError, match="answer_heads"):  # a folder built without the heads is not reused as one
         build_tiny_model(tmp_path / "plain", seed=3, hidden_size=64, answer_heads=fmt.entry_heads)
+
+
+def test_an_unknown_dimension_set_is_a_usage_error_naming_the_shipped_sets(tmp_path, capsys) -> None:
+    from editjudge.cli import main
+
+    assert main(["tiny-model", "--out", str(tmp_path / "m"), "--dimensions", "nosuchset"]) == 2
+    assert "unknown dimension set 'nosuchset'" in capsys.readouterr().out and not (tmp_path / "m").exists()
