@@ -17,9 +17,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, STAGES, TEMPLATE, TRAIN_SPLIT, Stages, base_summary,
-                                build_world, cpu_threads, demo_settings, finish, pct, preset_settings,
-                                reproduce_line, run_task, train_with_curve, training_header)
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, STAGES, TEMPLATE, TRAIN_SPLIT, base_summary, begin, build_world,
+                                demo_settings, finish, pct, preset_settings, print_rows, reproduce_line, run_task,
+                                train_with_curve, training_header)
 
 # the shared steps' names, used here and re-exported for the other demos, studies and tests
 __all__ = ["DEFAULT_OUT", "HIDDEN_SIZE", "PRESET", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "add_arguments",
@@ -96,27 +96,24 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
     import torch
 
     from editjudge.evaluate.metrics import compute_metrics
-    from editjudge.evaluate.readers import judge_parquet
+    from editjudge.evaluate.readers import judge_parquet, read_test_parquet
     from editjudge.evaluate.report import write_report
     from editjudge.judge import Judge
     from editjudge.judge.backends.transformers import TransformersBackend
     from editjudge.train import trl as engine
 
-    out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
-                                  grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides, threads=threads)
-    stage = Stages()
-    with cpu_threads(threads):
+    with begin(out, preset, sources=sources, candidates=candidates, seed=seed, grpo_steps=grpo_steps,
+               warm_start_steps=warm_start_steps, settings_overrides=settings_overrides,
+               threads=threads) as (out, settings, stage):
         world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
                             what="a blue square, 'make the square red' (unchanged -> label 1, red -> label 7)",
                             hidden_size=hidden_size, qk_scale=qk_scale, template=template, progress=progress,
                             preparing="preparing parquet: labels from the seed's median 0.9 / MAD 0.1, split by "
                                       "source image (leak-free)")
         prepared = world.prepared
-        counts = prepared.report.get("counts", {})
-        print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
-              f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
+        counts = print_rows(prepared)
 
+        rows = read_test_parquet(prepared.test_path)  # read once, judged at every stage
         tokens = settings.max_completion_length
 
         def judge_records(model, processor, sampled: bool, show: bool = progress) -> list:
@@ -125,7 +122,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, sources: int = 64, candidates: int =
             judge = Judge.from_backend(backend, template=template, max_new_tokens=tokens, seed=seed,
                                        temperature=1.0 if sampled else 0.0)
             with torch.random.fork_rng():
-                return judge_parquet(prepared.test_path, judge, progress=show)
+                return judge_parquet(prepared.test_path, judge, rows=rows, progress=show)
 
         def quick(records: list) -> dict[str, Any]:
             return stage_figures(compute_metrics(records, bootstrap=0, seed=seed))

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from editjudge import demo_one_score
-from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, cpu_threads,
-                                demo_settings, finish, pct, reproduce_line, run_task, train_with_curve)
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, base_summary, begin, build_world, finish, pct,
+                                print_rows, reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_dims"
 PRESET = "tiny_cpu_dimensions"
@@ -68,11 +68,9 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
     from editjudge.judge.backends.transformers import TransformersBackend
     from editjudge.train import trl as engine
 
-    out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
-                                  grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides, threads=threads)
-    stage = Stages(7 if one_score else 6)
-    with cpu_threads(threads):
+    with begin(out, preset, stages=7 if one_score else 6, sources=sources, candidates=candidates, seed=seed,
+               grpo_steps=grpo_steps, warm_start_steps=warm_start_steps, settings_overrides=settings_overrides,
+               threads=threads) as (out, settings, stage):
         world = build_world(out, stage, task=TASK, sources=sources, candidates=candidates, seed=seed,
                             what="a blue square on green, 'make the square red' (unchanged, square red, all red, "
                                  "background red), scored on following and preservation",
@@ -81,16 +79,15 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
                             preparing="preparing parquet (prepare --dimensions follow_preserve): labels per dimension "
                                       "from the seed's median 0.9 / MAD 0.1, split by source image")
         prepared = world.prepared
-        counts = prepared.report.get("counts", {})
-        print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
-              f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
+        counts = print_rows(prepared)
+        rows = read_test_parquet(prepared.test_path)  # read once, judged at every stage
         tokens = settings.max_completion_length
 
         def judge_records(model, processor, show: bool = progress) -> list:
             backend = TransformersBackend.from_loaded(model, processor, batch_size=32)
             judge = Judge.from_backend(backend, format=FORMAT, template=template, max_new_tokens=tokens, seed=seed)
             with torch.random.fork_rng():
-                return judge_parquet(prepared.test_path, judge, progress=show)
+                return judge_parquet(prepared.test_path, judge, rows=rows, progress=show)
 
         def quick(records: list) -> dict[str, Any]:
             return stage_figures(compute_metrics(records, bootstrap=0, seed=seed))
@@ -122,18 +119,17 @@ def run_dimensions_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, c
             stage(f"training the one-score judge on the overall of the same edits (preset "
                   f"{demo_one_score.ONE_SCORE_PRESET}); judging it")
 
-            def judge_one_score(model, processor, test_path: Path) -> list:  # noqa: ANN001
+            def judge_one_score(model, processor, test_path: Path, one_rows: list) -> list:  # noqa: ANN001
                 backend = TransformersBackend.from_loaded(model, processor, batch_size=32)
                 judge = Judge.from_backend(backend, template=template, max_new_tokens=16, seed=seed)
                 with torch.random.fork_rng():
-                    return judge_parquet(test_path, judge, progress=progress)
+                    return judge_parquet(test_path, judge, rows=one_rows, progress=progress)
 
             one_rows, one_records, _ = demo_one_score.train_and_judge(
                 out, world.model_dir, seed=seed, template=template, steps=grpo_steps,
                 warm_start_steps=warm_start_steps, judge_rows=judge_one_score, progress=progress,
-                settings_overrides={"cpu_threads": threads, **(settings_overrides or {})})
-            kinds = demo_one_score.by_kind(read_test_parquet(prepared.test_path), evaluations["after GRPO"],
-                                           one_rows, one_records)
+                settings_overrides={"cpu_threads": settings.cpu_threads, **(settings_overrides or {})})
+            kinds = demo_one_score.by_kind(rows, evaluations["after GRPO"], one_rows, one_records)
             print(demo_one_score.markdown(kinds))
             demo_one_score.write_table(out / "report", kinds)
     summary = base_summary(out, seed=seed, preset=preset, hidden_size=hidden_size, qk_scale=qk_scale,

@@ -84,10 +84,11 @@ def _fmt(value: float | None) -> str:
 
 def train_and_judge(out: Path, model_dir: Path, *, seed: int, template: str, steps: int | None,
                     warm_start_steps: int | None, settings_overrides: Mapping[str, Any] | None,
-                    judge_rows: Callable[[Any, Any, Path], list], progress: bool) -> tuple[list, list, Any]:
+                    judge_rows: Callable[[Any, Any, Path, list], list], progress: bool) -> tuple[list, list, Any]:
     """Prepare the demo's edits (``out/edits``) with one score, train the one-score judge with
     :data:`ONE_SCORE_PRESET` (and the demo's step counts and overrides) into ``out/one_score/train``, judge the
-    held-out rows with it; return (rows, records, the training result)."""
+    held-out rows with it (``judge_rows(model, processor, test parquet, its rows)``); return (rows, records, the
+    training result)."""
     from editjudge.data.prepare import PrepareConfig, prepare
     from editjudge.demo_run import TRAIN_SPLIT, preset_settings
     from editjudge.evaluate.readers import read_test_parquet
@@ -103,7 +104,7 @@ def train_and_judge(out: Path, model_dir: Path, *, seed: int, template: str, ste
     processor, model = engine.load_model(model_dir)
     result = engine.train(settings, prepared.train_path, model=model, processor=processor)
     rows = read_test_parquet(prepared.test_path)
-    return rows, judge_rows(result.model, processor, Path(prepared.test_path)), result
+    return rows, judge_rows(result.model, processor, Path(prepared.test_path), rows), result
 
 
 def write_table(report_dir: Path, table: Sequence[Mapping[str, Any]]) -> Path:

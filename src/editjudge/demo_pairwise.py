@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, Stages, base_summary, build_world, cpu_threads,
-                                demo_settings, finish, pct, reproduce_line, run_task, train_with_curve)
+from editjudge.demo_run import (HIDDEN_SIZE, QK_SCALE, TEMPLATE, base_summary, begin, build_world, finish, pct,
+                                reproduce_line, run_task, train_with_curve)
 
 DEFAULT_OUT = "editjudge_demo_pairs"
 PRESET = "tiny_cpu_pairwise"
@@ -52,11 +52,9 @@ def run_pairwise_demo(out: str | Path = DEFAULT_OUT, sources: int = SOURCES, can
     from editjudge.tiny import ANSWER_WORDS
     from editjudge.train import trl as engine
 
-    out, settings = demo_settings(out, preset, sources=sources, candidates=candidates, seed=seed,
-                                  grpo_steps=grpo_steps, warm_start_steps=warm_start_steps,
-                                  settings_overrides=settings_overrides, threads=threads)
-    stage = Stages()
-    with cpu_threads(threads):
+    with begin(out, preset, sources=sources, candidates=candidates, seed=seed, grpo_steps=grpo_steps,
+               warm_start_steps=warm_start_steps, settings_overrides=settings_overrides,
+               threads=threads) as (out, settings, stage):
         world = build_world(out, stage, task="red_square", sources=sources, candidates=candidates, seed=seed,
                             what="a blue square, 'make the square red' (each candidate unchanged or red)",
                             hidden_size=hidden_size, qk_scale=qk_scale, template=template,

@@ -90,6 +90,24 @@ def cpu_threads(threads: int = 1) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextmanager
+def begin(out: str | Path, preset: str | Path, *, stages: int = STAGES,
+          **settings_args: Any) -> Iterator[tuple[Path, Any, Stages]]:
+    """Every demo's frame: ``out`` and the preset's settings (:func:`demo_settings` with ``settings_args``), its
+    numbered stages, and the block on the settings' CPU threads (:func:`cpu_threads`)."""
+    out, settings = demo_settings(out, preset, **settings_args)
+    with cpu_threads(settings.cpu_threads or 1):
+        yield out, settings, Stages(stages)
+
+
+def print_rows(prepared: Any) -> dict[str, Any]:
+    """Say where a prepared parquet's train and held-out rows went; return its report's counts."""
+    counts = prepared.report.get("counts", {})
+    print(f"      {counts.get('train')} train rows -> {prepared.train_path}\n"
+          f"      {counts.get('test')} held-out rows (other source images) -> {prepared.test_path}")
+    return counts
+
+
 @dataclass(frozen=True)
 class World:
     """What a demo trains and judges on: the tiny model's folder and the prepared parquet (``PrepareResult``)."""
@@ -200,6 +218,6 @@ def pct(value: Any) -> str:
     return "   –  " if value is None else f"{100 * value:5.1f}%"
 
 
-__all__ = ["HIDDEN_SIZE", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "Stages", "World", "base_summary",
+__all__ = ["HIDDEN_SIZE", "QK_SCALE", "STAGES", "TEMPLATE", "TRAIN_SPLIT", "Stages", "World", "base_summary", "begin",
            "build_world", "cpu_threads", "default_threads", "demo_settings", "finish", "pct", "preset_settings",
-           "reproduce_line", "run_task", "train_with_curve", "training_header"]
+           "print_rows", "reproduce_line", "run_task", "train_with_curve", "training_header"]
