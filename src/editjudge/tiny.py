@@ -35,16 +35,16 @@ ADDED_TOKENS = [prompts.THINK_OPEN, prompts.THINK_CLOSE, prompts.ANSWER_OPEN, pr
 # words that the BPE leaves in pieces ("tie" is t + i + e) become single tokens too, matched as whole words only
 # ("tied", "entities" keep their pieces), so every answer of the pairwise format is one token ("A", "B" are bytes of
 # the alphabet). Added last, after the tags, so every earlier id is unchanged; the model gives them embedding rows
-# equal to the mean of the others (:func:`_add_word_rows`). Off by default: one more token changes what a sampled
+# equal to the mean of the others (:func:`_add_rows`). Off by default: one more token changes what a sampled
 # (temperature 1) pointwise model draws, so the seed's tiny model stays exactly as it was.
 ANSWER_WORDS = ["tie"]
 # A dimensions tiny model (``build_tiny_model(..., answer_heads=fmt.entry_heads)``, ``tiny-model --dimensions SET``):
 # each entry head of the answer ("following: ", :attr:`DimensionsFormat.entry_heads`) becomes one token, so the token
-# right before a digit says which dimension the digit scores. With the demo's soft attention (q/k x0.3) that token is
-# what the digit's position sees clearly: spelt in pieces ("foll" "ow" "ing" ":" " "), both digits followed the same
-# ": " and the second dimension was learnt late or not at all (docs/demo.md). The heads' rows are drawn like the
-# model's own (seeded apart from it): a row that is the mean of others (the "tie" rule) or of the head's pieces would
-# give it the mean of their logits, never more than the best of them, and the warm start could not teach it.
+# right before a digit says which dimension the digit scores (spelt in pieces, "foll" "ow" "ing" ":" " ", both digits
+# followed the same ": "), and a two-dimension answer is 11 tokens instead of 21. On their own they did not get the
+# second dimension learnt (docs/demo.md). The heads' rows are drawn like the model's own (seeded apart from it): a
+# row that is the mean of others (the "tie" rule) or of the head's pieces would give it the mean of their logits,
+# never more than the best of them, and the warm start could not teach it.
 
 # Qwen-style chat template: string contents or lists of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -110,24 +110,11 @@ def build_tokenizer(vocab_size: int = 600, answer_words: Sequence[str] = (), ans
     return fast
 
 
-def _add_head_rows(model, vocab_size: int, seed: int, std: float) -> None:
-    """Grow the (tied) embedding to ``vocab_size`` rows, each new row drawn from N(0, ``std``) by a generator of its
-    own (``seed``): every earlier weight stays as the model drew it."""
-    import torch
-
-    old = model.get_input_embeddings().weight.shape[0]
-    if vocab_size == old:
-        return
-    model.resize_token_embeddings(vocab_size, mean_resizing=False)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        weight = model.get_input_embeddings().weight
-        weight[old:] = torch.randn(vocab_size - old, weight.shape[1], generator=generator) * std
-
-
-def _add_word_rows(model, vocab_size: int) -> None:
-    """Grow the (tied) embedding to ``vocab_size`` rows, each new row the mean of the existing ones: no random
-    draw, and a new token's logit is the mean logit, never the greedy argmax of an untrained model."""
+def _add_rows(model, vocab_size: int, seed: int | None = None) -> None:
+    """Grow the (tied) embedding to ``vocab_size`` rows; every earlier weight stays as the model drew it. Each new
+    row is the mean of the existing ones (``seed`` None, :data:`ANSWER_WORDS`' rule: no random draw, and a new
+    token's logit is the mean logit, never the greedy argmax of an untrained model), or drawn like the model's own
+    rows, N(0, :data:`INITIALIZER_RANGE`), by a generator of its own seeded ``seed`` (the answer heads' rule)."""
     import torch
 
     old = model.get_input_embeddings().weight.shape[0]
@@ -136,7 +123,11 @@ def _add_word_rows(model, vocab_size: int) -> None:
     model.resize_token_embeddings(vocab_size, mean_resizing=False)
     with torch.no_grad():
         weight = model.get_input_embeddings().weight
-        weight[old:] = weight[:old].mean(dim=0, keepdim=True)
+        if seed is None:
+            weight[old:] = weight[:old].mean(dim=0, keepdim=True)
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            weight[old:] = torch.randn(vocab_size - old, weight.shape[1], generator=generator) * INITIALIZER_RANGE
 
 
 def build_processor(tokenizer, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS):
@@ -324,8 +315,8 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
         added = len(answer_words) + len(answer_heads)
         config = build_config(tokenizer, hidden_size=hidden_size, layers=layers, vocab_size=len(tokenizer) - added)
         model = Qwen2_5_VLForConditionalGeneration(config)
-        _add_word_rows(model, len(tokenizer) - len(answer_heads))
-        _add_head_rows(model, len(tokenizer), seed=10_000 + seed, std=INITIALIZER_RANGE)
+        _add_rows(model, len(tokenizer) - len(answer_heads))
+        _add_rows(model, len(tokenizer), seed=10_000 + seed)
         scale_attention_logits(model, qk_scale)
         model.generation_config = GenerationConfig(
             eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id, do_sample=False
