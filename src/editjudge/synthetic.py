@@ -21,8 +21,8 @@ seed's median 0.9 / MAD 0.1) or paints it fully red (label 7). Half the candidat
 Two labels 6 apart: within the ±2 reward a constant answer scores exactly 1/2, a judge that reads the images 1.
 
 ``task="red_square_dims"`` (:data:`DIMENSION_TASK`) is the same world, on a green background, judged on two
-dimensions, ``following`` (is the square red?) and ``preservation`` (is everything else as it was?): each source gets one candidate of each kind of
-:data:`RED_SQUARE_KINDS` — left unchanged (follows badly, preserves well), the square painted red (both good), the
+dimensions, ``following`` (is the square red?) and ``preservation`` (is everything else as it was?): each source gets
+one candidate of each kind of :data:`RED_SQUARE_KINDS` — left unchanged (follows badly, preserves well), the square painted red (both good), the
 whole picture painted red (follows, preserves badly) and the background painted red with the square left blue (both
 bad). Each ``_score.json`` holds both raw scores (labels 1 / 7 per dimension, the seed's median 0.9 / MAD 0.1) and
 ``score``, their mean: the one number a single-score judge is trained on (labels 4, 7, 4, 1), under which an
