@@ -184,17 +184,19 @@ def reproduce_line(summary: dict[str, Any]) -> str:
             f"{out / 'tiny-qwen2_5-vl'} --train-files {out / 'data' / 'train.parquet'} --seed {summary['seed']}")
 
 
-def default_threads() -> int:
-    """The demos' CPU threads when ``--threads`` is not given: 2 on a machine with 2+ cores and a 1-minute load
-    under 0.5 (idle), else 1 — two threads train the tiny model ~25 % faster on 2 idle cores and make its step 14x
-    slower on busy ones (``benchmarks/bench_trl_threads.py``)."""
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """The demos' CPU threads when ``--threads`` is not given: 2 on a machine with 2+ cores (``os.cpu_count()``)
+    and a 1-minute load under 0.5 (``os.getloadavg()``: idle), else 1 — two threads train the tiny model ~25 %
+    faster on 2 idle cores and make its step 14x slower on busy ones (``benchmarks/bench_trl_threads.py``)."""
     import os
 
-    try:
-        idle = os.getloadavg()[0] < 0.5
-    except (AttributeError, OSError):  # no load average (Windows): the safe choice
-        idle = False
-    return 2 if idle and (os.cpu_count() or 1) >= 2 else 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average (Windows): the safe choice
+            return 1
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return 2 if load < 0.5 and cores >= 2 else 1
 
 
 def run_task(args: Any, run_demo: Callable[..., dict[str, Any]], print_summary: Callable[[dict[str, Any]], None],
