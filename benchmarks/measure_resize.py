@@ -3,7 +3,8 @@
 ``prepare`` decodes a 1024 px JPEG planned at 546 px at libjpeg's 5/8 scale (640 px), then resizes 640 -> 546.
 This measures that last step with each PIL filter on the same decodes: milliseconds per image (best of
 ``--repeat``) and PSNR against a reference made without the scaled decode (full decode + Lanczos straight to the
-target). ``editjudge.data.images.MILD_RESAMPLE`` is the filter ``prepare`` uses for it.
+target). ``editjudge.data.resample.resize`` is what ``prepare`` uses for it (OpenCV's bit-exact bilinear, where OpenCV
+is installed, else ``MILD_RESAMPLE``): its row is marked.
 
     PYTHONPATH=src python benchmarks/measure_resize.py                 # photo-like 1024 px JPEGs, 24 of them
     PYTHONPATH=src python benchmarks/measure_resize.py --images 48 --side 1024 --target 546
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from editjudge.data import images as imgs
+from editjudge.data import resample
 from editjudge.synthetic import write_synthetic_edits
 
 
@@ -50,18 +52,25 @@ def main() -> None:
     print(f"{len(files)} photo-like {args.side} px JPEGs, decoded at {decoded[0].size[0]} px, resized to {args.target}")
     rows = []
     for name in ("BICUBIC", "BILINEAR", "LANCZOS", "HAMMING", "BOX"):
-        resample = getattr(Image.Resampling, name)
+        pil_filter = getattr(Image.Resampling, name)
         best = float("inf")
         for _ in range(args.repeat):
             started = time.perf_counter()
-            out = [image.resize(target, resample, reducing_gap=imgs.REDUCING_GAP) for image in decoded]
+            out = [image.resize(target, pil_filter, reducing_gap=resample.REDUCING_GAP) for image in decoded]
             best = min(best, (time.perf_counter() - started) / len(decoded) * 1e3)
         rows.append((name, best, float(np.mean([psnr(o, r) for o, r in zip(out, references)]))))
+    best = float("inf")
+    for _ in range(args.repeat):  # prepare's own step, on the decoder's arrays (as prepare gets them)
+        arrays = [np.asarray(image) for image in decoded]
+        started = time.perf_counter()
+        out = [resample.as_image(resample.resize(a, target, mild=True)) for a in arrays]
+        best = min(best, (time.perf_counter() - started) / len(decoded) * 1e3)
+    opencv = resample._cv2() is not None
+    rows.append(("opencv" if opencv else "prepare", best, float(np.mean([psnr(o, r) for o, r in zip(out, references)]))))
     bicubic = rows[0][1]
     for name, ms, quality in rows:
-        mark = "  <- prepare's mild step" if getattr(Image.Resampling, name) == imgs.MILD_RESAMPLE else ""
+        mark = "  <- prepare's mild step" if name in ("opencv", "prepare") else ""
         print(f"{name:9s} {ms:6.2f} ms/image ({ms / bicubic:4.2f}x bicubic's time)  PSNR {quality:5.2f} dB{mark}")
-
 
 if __name__ == "__main__":
     main()

@@ -231,3 +231,31 @@ def test_truncated_non_image_and_bomb_are_rejected_with_their_reason():
     assert info.value.reason == "decompression_bomb"
     # The same file passes under a limit that allows it: the guard is the limit, not the file.
     assert imgs.probe(_bomb_png(300, 300)).width == 300
+
+
+def test_the_mild_step_uses_opencv_bit_exact_and_the_pil_fallback_gives_nearly_the_same_pixels(monkeypatch):
+    from editjudge.data import resample
+
+    data = _jpeg(_photo((1024, 1024), seed=11))
+    target = (532, 560)  # after the 5/8 decode (640 px): ratios 0.83 and 0.875, the mild step
+    pixels = imgs.load_pixels(data, target)
+    assert resample._cv2() is not None  # a core dependency: the fast path is the one that runs
+    assert isinstance(pixels, np.ndarray) and pixels.shape == (532, 560, 3) and pixels.dtype == np.uint8
+    sized = imgs.size_image(data, target)
+    assert sized.bytes == imgs.size_image(data, target).bytes  # reruns: the same bytes
+    monkeypatch.setattr(resample, "_cv2", lambda: None)  # an install without OpenCV: PIL's bilinear
+    fallback = imgs.load_pixels(data, target)
+    assert isinstance(fallback, Image.Image) and fallback.size == (560, 532)
+    diff = np.abs(pixels.astype(np.float64) - np.asarray(fallback, dtype=np.float64))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) < 10
+    reference = _reference(data, target)
+    assert np.abs(pixels - reference).mean() < 2.0  # and both near the slow, obvious way
+    assert np.abs(np.asarray(fallback, dtype=np.float64) - reference).mean() < 2.0
+
+
+def test_encode_jpeg_gives_the_same_bytes_for_an_array_and_a_pil_image_of_the_same_pixels():
+    array = np.asarray(_photo((96, 128), seed=2))
+    from_array, from_image = imgs.encode_jpeg(array), imgs.encode_jpeg(Image.fromarray(array))
+    assert from_array == from_image
+    decoded = Image.open(io.BytesIO(from_array))
+    assert decoded.mode == "RGB" and decoded.size == (96, 128)  # _photo takes (width, height)

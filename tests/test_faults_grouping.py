@@ -158,13 +158,13 @@ def test_each_unique_source_is_decoded_once_for_its_sizing_and_its_picture(tmp_p
     ones, and no separate decode for the picture hash."""
     _write(tmp_path / "edits", Case("once", "sky", lambda image: [_jpeg(image, 95)] * 4, sources=3))
     calls: list[tuple[int, int] | None] = []
-    real = imgs.load_rgb
+    real = imgs.load_pixels  # what load_rgb and the sizing both decode with
 
     def counting(data, target_hw=None, bomb_pixels=imgs.DEFAULT_BOMB_PIXELS):
         calls.append(target_hw)
         return real(data, target_hw, bomb_pixels)
 
-    monkeypatch.setattr(imgs, "load_rgb", counting)
+    monkeypatch.setattr(imgs, "load_pixels", counting)
     result = _run(tmp_path / "edits", tmp_path / "out")
     assert result.report["counts"]["kept"] == 12
     assert len(calls) == 3 + 12, calls

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from editjudge.data.resample import MILD_RATIO, Pixels, as_image, pixels_hw, resize
+
 try:  # libjpeg-turbo's scaled decode at any M/8 (PIL's draft only has 1/2, 1/4, 1/8); PIL decodes without it
     import simplejpeg
 except ImportError:  # pragma: no cover - a core dependency, but the loader must work without it
@@ -55,6 +57,7 @@ __all__ = [
     "plan_pair",
     "probe",
     "load_rgb",
+    "load_pixels",
     "verify_decodes",
     "to_rgb",
     "encode_jpeg",
@@ -66,15 +69,6 @@ FACTOR = 28  # Qwen2.5-VL: patch 14 x spatial merge 2 -> one image token per 28 
 MAX_RATIO = 200  # Qwen2.5-VL refuses aspect ratios above this
 DEFAULT_BOMB_PIXELS = 89_478_485  # PIL's Image.MAX_IMAGE_PIXELS default: larger images are rejected, not decoded
 DEFAULT_JPEG_QUALITY = 90
-RESAMPLE = Image.Resampling.BICUBIC  # what Qwen2VLImageProcessor uses
-REDUCING_GAP = 3.0  # PIL: box-reduce first when shrinking a lot; "indistinguishable from fair resampling"
-# After a JPEG decoded at a reduced DCT scale (M/8 < 1: itself a low-pass reduction) the step left to the target is
-# a mild one; PIL's bilinear filter, antialiased like its bicubic one, does it 31 % faster than bicubic and within
-# 0.6 dB of it (43.0 vs 43.6 dB PSNR against a full decode + Lanczos, 1024 px photo-like JPEGs to 546 px; equal to
-# Lanczos from the same decode). Every other resize — full-size decodes, PNG sources, steps below MILD_RATIO —
-# keeps bicubic, so those images are the same bytes as before.
-MILD_RESAMPLE = Image.Resampling.BILINEAR
-MILD_RATIO = 0.75
 _KEEP_FORMATS = {"JPEG", "PNG"}  # original bytes are stored as they are when no change is needed
 # EXIF orientation -> the transpose that turns the stored frame upright (as PIL's ImageOps.exif_transpose does).
 _UPRIGHT = {
@@ -375,7 +369,7 @@ def _turbo_eighths(stored_wh: tuple[int, int], size: tuple[int, int]) -> int:
     return 8
 
 
-def _decode_jpeg_scaled(data: bytes, image: Image.Image, stored_wh: tuple[int, int]) -> Image.Image | None:
+def _decode_jpeg_scaled(data: bytes, image: Image.Image, stored_wh: tuple[int, int]) -> np.ndarray | None:
     """Decode a YCbCr/grey JPEG at 3/8, 5/8, 3/4 or 7/8 scale with libjpeg-turbo (``simplejpeg``) when that is the
     smallest scale covering ``stored_wh`` — the scales PIL's ``draft`` lacks. ``None`` (the caller then uses PIL:
     ``draft`` at 1/2, 1/4, 1/8, or a full decode) when a draft scale fits as well, simplejpeg is missing, the JPEG is
@@ -388,21 +382,29 @@ def _decode_jpeg_scaled(data: bytes, image: Image.Image, stored_wh: tuple[int, i
         array = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=height, min_width=width)
     except Exception:  # any refusal: PIL decodes it, or rejects it with the usual reason
         return None
-    return Image.fromarray(array)
+    return array
 
 
 def load_rgb(
     data: bytes, target_hw: tuple[int, int] | None = None, bomb_pixels: int = DEFAULT_BOMB_PIXELS
 ) -> Image.Image:
-    """Decode to an upright RGB image. With ``target_hw`` the result is resized to exactly ``target_hw`` (bicubic;
-    bilinear for the mild step, at least :data:`MILD_RATIO`, left after a reduced-scale JPEG decode),
-    and JPEGs are first decoded at the smallest libjpeg scale that still covers the target: PIL's ``draft`` for 1/2,
-    1/4, 1/8, ``simplejpeg`` for 3/8, 5/8, 3/4, 7/8 (a 1024 px photo planned at 532 px decodes at 5/8 = 640 px
-    instead of in full). A scaled DCT decode is a proper low-pass reduction, and the resize after it a small
-    one.
+    """Decode to an upright RGB image. With ``target_hw`` the result is resized to exactly ``target_hw``
+    (:func:`~editjudge.data.resample.resize`: bicubic; the mild step, at least :data:`MILD_RATIO`, left after a
+    reduced-scale JPEG decode, bilinear), and JPEGs are first decoded at the smallest libjpeg scale that still covers
+    the target: PIL's ``draft`` for 1/2, 1/4, 1/8, ``simplejpeg`` for 3/8, 5/8, 3/4, 7/8 (a 1024 px photo planned at
+    532 px decodes at 5/8 = 640 px instead of in full). A scaled DCT decode is a proper low-pass reduction, and the
+    resize after it a small one.
 
     Raises :class:`ImageRejected` (``not_an_image``, ``truncated_image``, ``decompression_bomb``).
     """
+    return as_image(load_pixels(data, target_hw, bomb_pixels))
+
+
+def load_pixels(
+    data: bytes, target_hw: tuple[int, int] | None = None, bomb_pixels: int = DEFAULT_BOMB_PIXELS
+) -> Pixels:
+    """:func:`load_rgb`'s pixels, as the RGB array libjpeg-turbo or OpenCV made them where they did (no copy into
+    PIL: ``prepare`` encodes them straight away), else as a PIL image."""
     image = _open(data, bomb_pixels)
     if image.format != "JPEG":
         # Decode before reading EXIF: for a PNG, getexif() loads the pixels itself and _orientation swallows a
@@ -410,33 +412,41 @@ def load_rgb(
         _decode(image)
     orientation = _orientation(image)
     stored_size = image.size
+    pixels: Pixels = image
     if target_hw is not None and image.format == "JPEG":
         h, w = target_hw
         stored = (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # the decoder works on the stored (unrotated) frame
         scaled = _decode_jpeg_scaled(data, image, stored)
         if scaled is not None:
             image.close()
-            image = scaled
+            pixels = scaled
         else:
             image.draft("RGB", stored)
             _decode(image)
     elif image.format == "JPEG":
         _decode(image)
-    reduced = image.size != stored_size  # decoded at a reduced DCT scale
+    decoded_hw = pixels_hw(pixels)
+    reduced = decoded_hw != stored_size[::-1]  # decoded at a reduced DCT scale
     if orientation in _UPRIGHT:
-        image = image.transpose(_UPRIGHT[orientation])
-    image = to_rgb(image)
-    if target_hw is not None and (image.height, image.width) != tuple(target_hw):
-        ratio = min(target_hw[0] / image.height, target_hw[1] / image.width)
-        resample = MILD_RESAMPLE if reduced and MILD_RATIO <= ratio <= 1.0 else RESAMPLE
-        image = image.resize((target_hw[1], target_hw[0]), resample, reducing_gap=REDUCING_GAP)
-    return image
+        pixels = as_image(pixels).transpose(_UPRIGHT[orientation])
+        decoded_hw = pixels_hw(pixels)
+    if isinstance(pixels, Image.Image):
+        pixels = to_rgb(pixels)
+    if target_hw is not None and decoded_hw != tuple(target_hw):
+        ratio = min(target_hw[0] / decoded_hw[0], target_hw[1] / decoded_hw[1])
+        pixels = resize(pixels, target_hw, mild=reduced and MILD_RATIO <= ratio <= 1.0)
+    return pixels
 
 
-def encode_jpeg(image: Image.Image, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """JPEG bytes with fixed settings (same pixels -> same bytes)."""
+def encode_jpeg(image: Pixels, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """JPEG bytes with fixed settings (same pixels -> same bytes): libjpeg-turbo through ``simplejpeg`` (4:2:0,
+    baseline, accurate DCT), PIL's encoder where simplejpeg is missing."""
+    if simplejpeg is not None:
+        array = np.ascontiguousarray(np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image))
+        return simplejpeg.encode_jpeg(array, quality=quality, colorspace="RGB", colorsubsampling="420")
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling="4:2:0")
+    as_image(image).save(buffer, format="JPEG", quality=quality, optimize=False, progressive=False,
+                         subsampling="4:2:0")
     return buffer.getvalue()
 
 
@@ -465,7 +475,7 @@ def size_image(
 
     The original bytes are kept when nothing would change: a JPEG/PNG, already RGB, upright, and of the target size.
     """
-    return size_image_decoded(data, target_hw, info, quality, bomb_pixels, factor)[0]
+    return _size(data, target_hw, info, quality, bomb_pixels, factor)[0]
 
 
 def size_image_decoded(
@@ -478,18 +488,24 @@ def size_image_decoded(
 ) -> tuple[SizedImage, Image.Image | None]:
     """:func:`size_image`, and the decoded upright RGB image at ``target_hw`` it encoded (None when the original
     bytes were kept), for a caller that needs the pixels too (``prepare`` hashes the source from them: one decode)."""
+    sized, pixels = _size(data, target_hw, info, quality, bomb_pixels, factor)
+    return sized, None if pixels is None else as_image(pixels)
+
+
+def _size(data: bytes, target_hw: tuple[int, int], info: ImageInfo | None, quality: int, bomb_pixels: int,
+          factor: int) -> tuple[SizedImage, Pixels | None]:
     info = info or probe(data, bomb_pixels)
     orig_h, orig_w = info.upright_hw
     unchanged = (
         info.format in _KEEP_FORMATS and info.mode == "RGB" and info.orientation == 1 and (orig_h, orig_w) == tuple(target_hw)
     )
-    image = None
+    pixels = None
     if unchanged:
         # Decode anyway: a truncated file must be rejected here, not crash the trainer later.
         verify_decodes(data, bomb_pixels)
         payload = data
     else:
-        image = load_rgb(data, target_hw, bomb_pixels)
-        payload = encode_jpeg(image, quality)
+        pixels = load_pixels(data, target_hw, bomb_pixels)
+        payload = encode_jpeg(pixels, quality)
     h, w = target_hw
-    return SizedImage(payload, h, w, image_tokens(h, w, factor), orig_h, orig_w, unchanged), image
+    return SizedImage(payload, h, w, image_tokens(h, w, factor), orig_h, orig_w, unchanged), pixels

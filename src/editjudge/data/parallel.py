@@ -61,9 +61,10 @@ class OrderedPool:
         if self.workers > 1:
             from multiprocessing import get_context
 
-            # Forking a process whose torch already started threads can deadlock the child; when a caller has
-            # imported torch (the demo, a notebook), start workers from a clean forkserver instead.
-            context = get_context("forkserver" if "torch" in sys.modules else None)
+            # Forking a process whose torch or OpenCV already started threads can deadlock the child (OpenCV's
+            # pool hangs the child's first resize); when a caller has imported either (the demo, a notebook, a
+            # run of prepare in this process), start workers from a clean forkserver instead.
+            context = get_context("forkserver" if {"torch", "cv2"} & set(sys.modules) else None)
             # A Ctrl-C that lands inside os.fork's at-fork callbacks is swallowed by CPython ("Exception ignored
             # in _releaseLock"), and the run would go on: hold SIGINT back while forking; it arrives right after.
             with sigint_held():

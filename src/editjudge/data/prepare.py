@@ -36,6 +36,7 @@ from editjudge.data.pairs import counts as pair_counts
 from editjudge.data.pairs import plan_pairs
 from editjudge.data.preferences import PreferencePair, is_preference_file, read_preferences
 from editjudge.data.parallel import OrderedPool, chunks
+from editjudge.data.resample import set_opencv_threads
 from editjudge.data.report import Stats, build_report, format_summary
 from editjudge.data.spill import Blob, Spill, SpillError, make_folder, read_blob, remove_stale
 from editjudge.data.sources import EditRecord, Rejected, read_sources
@@ -161,6 +162,7 @@ def _init_worker(config: PrepareConfig, worker: bool = True, spill_dir: str | No
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked us
+        set_opencv_threads(1)
     _CTX = _make_context(config, spill_dir)
     _text_tokens.cache_clear()
     _source_header.cache_clear()
