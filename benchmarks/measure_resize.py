@@ -60,17 +60,19 @@ def main() -> None:
             best = min(best, (time.perf_counter() - started) / len(decoded) * 1e3)
         rows.append((name, best, float(np.mean([psnr(o, r) for o, r in zip(out, references)]))))
     best = float("inf")
-    for _ in range(args.repeat):  # prepare's own step, on the decoder's arrays (as prepare gets them)
-        arrays = [np.asarray(image) for image in decoded]
+    arrays = [np.asarray(image) for image in decoded]  # prepare's own step, on the decoder's arrays (as it gets them)
+    for _ in range(args.repeat):
         started = time.perf_counter()
         out = [resample.as_image(resample.resize(a, target, mild=True)) for a in arrays]
         best = min(best, (time.perf_counter() - started) / len(decoded) * 1e3)
     opencv = resample._cv2() is not None
-    rows.append(("opencv" if opencv else "prepare", best, float(np.mean([psnr(o, r) for o, r in zip(out, references)]))))
+    quality = float(np.mean([psnr(o, r) for o, r in zip(out, references)]))
+    rows.append(("opencv" if opencv else "prepare", best, quality))
     bicubic = rows[0][1]
     for name, ms, quality in rows:
         mark = "  <- prepare's mild step" if name in ("opencv", "prepare") else ""
         print(f"{name:9s} {ms:6.2f} ms/image ({ms / bicubic:4.2f}x bicubic's time)  PSNR {quality:5.2f} dB{mark}")
+
 
 if __name__ == "__main__":
     main()

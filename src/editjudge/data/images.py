@@ -442,7 +442,7 @@ def encode_jpeg(image: Pixels, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
     """JPEG bytes with fixed settings (same pixels -> same bytes): libjpeg-turbo through ``simplejpeg`` (4:2:0,
     baseline, accurate DCT), PIL's encoder where simplejpeg is missing."""
     if simplejpeg is not None:
-        array = np.ascontiguousarray(np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image))
+        array = np.ascontiguousarray(np.asarray(to_rgb(image) if isinstance(image, Image.Image) else image))
         return simplejpeg.encode_jpeg(array, quality=quality, colorspace="RGB", colorsubsampling="420")
     buffer = io.BytesIO()
     as_image(image).save(buffer, format="JPEG", quality=quality, optimize=False, progressive=False,

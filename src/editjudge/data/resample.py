@@ -50,7 +50,9 @@ def as_image(pixels: Pixels) -> Image.Image:
 
 def pixels_hw(pixels: Pixels) -> tuple[int, int]:
     """(height, width) of an array or a PIL image."""
-    return (pixels.height, pixels.width) if isinstance(pixels, Image.Image) else tuple(pixels.shape[:2])  # type: ignore[return-value]
+    if isinstance(pixels, Image.Image):
+        return pixels.height, pixels.width
+    return int(pixels.shape[0]), int(pixels.shape[1])
 
 
 def resize(pixels: Pixels, target_hw: tuple[int, int], mild: bool) -> Pixels:
@@ -63,4 +65,5 @@ def resize(pixels: Pixels, target_hw: tuple[int, int], mild: bool) -> Pixels:
     return as_image(pixels).resize(size, MILD_RESAMPLE if mild else RESAMPLE, reducing_gap=REDUCING_GAP)
 
 
-__all__ = ["MILD_RATIO", "MILD_RESAMPLE", "REDUCING_GAP", "RESAMPLE", "Pixels", "as_image", "pixels_hw", "resize", "set_opencv_threads"]
+__all__ = ["MILD_RATIO", "MILD_RESAMPLE", "REDUCING_GAP", "RESAMPLE", "Pixels", "as_image", "pixels_hw", "resize",
+           "set_opencv_threads"]
