@@ -18,6 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from editjudge.data.arrow_rows import rows_table
+
 __all__ = ["OutputExists", "check_output", "SCHEMA", "MULTI_SOURCE_SCHEMA", "PAIR_SCHEMA", "schema_for", "AtomicTextFile", "ParquetSink", "JsonlSink", "atomic_write_bytes", "atomic_write_text"]
 
 SCHEMA = pa.schema(
@@ -154,7 +156,7 @@ class ParquetSink(_CommitOnSuccess):
 
     def _flush(self) -> None:
         if self._buffer and self._writer is not None:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._writer.write_table(rows_table(self._buffer, self.schema))
             self._buffer.clear()
 
     def commit(self) -> Path:
