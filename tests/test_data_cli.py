@@ -37,3 +37,21 @@ def test_seed_script_flags_run_prepare_with_the_seed_defaults(tmp_path):
     assert report["settings"]["balanced"] and report["settings"]["seed"] == 3 and report["settings"]["train_split"] == 0.75
     rows = pq.read_table(out / "train.parquet").num_rows + pq.read_table(out / "test.parquet").num_rows
     assert rows == report["counts"]["kept"] and "found" in proc.stdout
+
+
+def test_the_collector_is_frozen_only_when_the_cli_runs_as_the_program(tmp_path):
+    """main(argv) (tests, notebooks) leaves the caller's garbage collector as it was; run as the program (argv None),
+    main() freezes it on the way out, so that the interpreter's exit does not walk every object again."""
+    import gc
+
+    from editjudge.cli import main
+
+    before = gc.get_freeze_count()
+    assert main(["synth", str(tmp_path / "a"), "--sources", "1", "--candidates", "1"]) == 0
+    assert gc.get_freeze_count() == before
+    code = ("import gc, sys\nfrom editjudge.cli import main\n"
+            "sys.argv = ['editjudge', 'synth', sys.argv[1], '--sources', '1', '--candidates', '1']\n"
+            "rc = main()\nprint(rc, gc.get_freeze_count() > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out[-2:] == ["0", "True"]
