@@ -94,7 +94,8 @@ def test_rows_make_pyarrows_table_and_parquet_bytes(name: str, seed: int) -> Non
     (["a", None], pa.int32()),                 # a type this module does not lay out
     ([1.5, 2.0], pa.int64()),                  # a float for an int (pyarrow decides)
 ])
-def test_values_that_are_not_plain_go_through_pyarrow_and_come_out_the_same(values: list[Any], dtype: pa.DataType) -> None:
+def test_values_that_are_not_plain_go_through_pyarrow_and_come_out_the_same(values: list[Any],
+                                                                             dtype: pa.DataType) -> None:
     try:
         expected = pa.array(values, type=dtype)
     except (pa.ArrowException, TypeError, ValueError) as exc:

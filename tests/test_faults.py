@@ -161,6 +161,14 @@ def _newline_name(tmp: Path) -> tuple[Path, str]:
     return folder, "bad\nname"
 
 
+def _non_utf8_name(tmp: Path) -> tuple[Path, str]:
+    """A stem whose file names hold a byte that is not UTF-8 (0xff): Python sees it as a lone surrogate."""
+    folder = tmp / "edits"
+    _sample(folder, "good")
+    _sample(folder, "bad\udcff")
+    return folder, "bad\\xff"
+
+
 def _ambiguous(tmp: Path) -> tuple[Path, str]:
     folder, bad = _folder(tmp)
     (folder / "bad_input.png").write_bytes(_encode(_picture(1), "PNG"))
@@ -208,6 +216,11 @@ CASES = [
     Case("aspect_ratio_300", lambda t: _folder(t, edited=_encode(Image.new("RGB", (600, 2)), "PNG"), ext=".png"),
          "bad_aspect_ratio"),
     Case("newline_in_file_name", _newline_name, "bad_file_name"),
+    Case("file_name_not_utf8", _non_utf8_name, "bad_file_name"),
+    Case("meta_lone_surrogate_escape", lambda t: _folder(t, meta='{"instruction": "warmer \\ud800 sky"}'),
+         "malformed_meta"),
+    Case("score_key_lone_surrogate", lambda t: _folder(t, score='{"score": 0.5, "\\udc00": 1}'),
+         "malformed_score_file"),
     Case("ambiguous_inputs", _ambiguous, "ambiguous_files"),
     Case("no_edited_image", lambda t: _folder(t, edited=None), "missing_edited"),
     Case("no_meta", lambda t: _folder(t, meta=""), "missing_meta"),
@@ -251,6 +264,10 @@ CASES = [
                                 b'"score": 1}\n{"id": "x", "source": "img/s.jpg", "edited": "img/e.jpg", '
                                 b'"instruction": "c d", "score": 1}'), None),
     Case("manifest_line_not_an_object", lambda t: _manifest(t, "[1, 2, 3]"), "malformed_manifest_row"),
+    Case("manifest_lone_surrogate_instruction", lambda t: _manifest(t, _row(instruction="make it red \ud800")),
+         "malformed_manifest_row"),
+    Case("manifest_lone_surrogate_id", lambda t: _manifest(t, _row(id="x\udcff")), "malformed_manifest_row"),
+    Case("manifest_surrogate_pair_is_fine", lambda t: _manifest(t, _row(instruction="add a \U0001F600 here")), None),
     Case("manifest_invalid_json", lambda t: _manifest(t, '{"source": "img/s.jpg",'), "malformed_manifest_row"),
     Case("manifest_no_source", lambda t: _manifest(t, _row(source="")), "missing_source"),
     Case("manifest_missing_file", lambda t: _manifest(t, _row(source="img/nope.jpg")), "missing_source"),

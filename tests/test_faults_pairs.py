@@ -172,3 +172,22 @@ def test_pairs_of_scored_candidates_with_equal_bytes_are_not_made(tmp_path, time
     out = _run(tmp_path, edits, "edits.jsonl", score_median=0.7, score_mad=0.1)
     assert out["report"]["pairs"]["skipped_pairs"] == {"identical_candidates": 1}
     assert out["report"]["pairs"]["train"]["pairs"] == 2 and out["report"]["counts"]["kept"] == 3
+
+
+def test_a_lone_surrogate_rejects_its_record_only(tmp_path, time_limit, pics) -> None:
+    """A \\udXXX escape that makes no pair is not text: its record is named, in a manifest and in a JSON list."""
+    lines = [_pref(pics["s1"], pics["a1"], pics["b1"], id="good"),
+             _pref(pics["s2"], pics["a2"], pics["b2"], id="bad", instruction="make it \ud800 red")]
+    out = _run(tmp_path / "jsonl", lines)
+    assert out["rejects"]["prefs.jsonl:2"]["reason"] == "malformed_manifest_row"
+    assert "good" not in out["rejects"] and out["report"]["counts"]["kept"] == 1
+    tiger = [{"path_src": str(pics["s1"]), "path1": str(pics["a1"]), "path2": str(pics["b1"]), "prompt": "make it red"},
+             {"path_src": str(pics["s2"]), "path1": str(pics["a2"]), "path2": str(pics["b2"]), "prompt": "x \udfff"}]
+    listed = tmp_path / "list" / "train.json"
+    listed.parent.mkdir(parents=True)
+    listed.write_text(json.dumps(tiger))
+    result = prepare(PrepareConfig(inputs=(str(listed),), out_dir=str(tmp_path / "list" / "o"), format="pairwise",
+                                   workers=1, progress=False, train_split=1.0))
+    rejects = {r["id"]: r["reason"] for r in map(json.loads, result.rejects_path.read_text().splitlines())}
+    assert rejects.get("train.json:2") == "malformed_manifest_row", rejects
+    assert result.report["counts"]["kept"] == 1

@@ -2,7 +2,7 @@
 
 pyarrow's own conversion (``pa.array``, ``Table.from_pylist``) imports pandas on its first call whenever pandas is
 installed, only to recognise pandas objects: ≈ 0.3 s at the first row group plus ≈ 0.2 s more at interpreter exit,
-about 14 % of a 200-sample ``prepare`` (docs/prepare.md). The rows the sinks write hold plain values only, so their
+about a tenth of a 200-sample ``prepare`` (docs/prepare.md). The rows the sinks write hold plain values only, so their
 columns are laid out here with ``pa.Array.from_buffers``, the low-level route Arrow's maintainers point to for
 construction without pandas. A column holding anything else — a numpy value, a bytearray, an ``int`` where a
 ``float`` is due, a type not listed below — goes through ``pa.array`` as before, which converts it or raises

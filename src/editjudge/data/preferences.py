@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from editjudge.data.files import DEFAULT_MAX_FILE_BYTES, FileRejected, read_file, safe_path
-from editjudge.data.sources import (MAX_SOURCES, EditRecord, Rejected, _file_problem, _instruction_problem,
-                                    _manifest_rows, resolve_sources, source_roles)
+from editjudge.data.sources import (LONE_SURROGATE, MAX_SOURCES, EditRecord, Rejected, _file_problem,
+                                    _instruction_problem, _manifest_rows, lone_surrogate, resolve_sources,
+                                    source_roles)
 
 __all__ = ["PREFERRED", "REASONS", "PreferencePair", "is_preference_file", "read_preferences"]
 
@@ -102,7 +103,12 @@ def _records(path: Path, max_bytes: int) -> Iterator[tuple[int, dict[str, Any] |
         raise ValueError(f"{path}: expected a JSON list of preference records (TIGER's train.json), got "
                          f"{type(data).__name__}")
     for number, row in enumerate(data, start=1):
-        yield (number, row) if isinstance(row, dict) else (number, f"record {number}: expected a JSON object")
+        if not isinstance(row, dict):
+            yield number, f"record {number}: expected a JSON object"
+        elif lone_surrogate(row):
+            yield number, f"record {number}: {LONE_SURROGATE}"
+        else:
+            yield number, row
 
 
 def _preferred(row: dict[str, Any]) -> tuple[str, str] | str:

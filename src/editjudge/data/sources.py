@@ -85,7 +85,7 @@ REASONS: dict[str, str] = {
     "duplicate": "the same (source, edited, instruction) was already listed",
     "malformed_manifest_row": "a manifest line is not valid JSON / UTF-8, is nested too deep, or lacks required columns",
     "special_token": "the instruction holds a model special token or an <image>/<video> placeholder",
-    "bad_file_name": "a file name holds a control character (e.g. a newline)",
+    "bad_file_name": "a file name holds a control character (e.g. a newline) or bytes that are not UTF-8",
     "bad_path": "a path that cannot be a file name (unknown ~user, NUL byte, too long)",
     "not_a_regular_file": "a FIFO, device, socket or folder where a file was expected",
     "file_too_large": "the file is larger than --max-file-bytes",
@@ -192,9 +192,12 @@ def _loads(text: str) -> Any:
 def _read_json_object(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict[str, Any]:
     """A JSON object from ``path``; ValueError with a readable message otherwise (NaN/Infinity are parsed)."""
     try:
-        data = _loads(read_file(path, max_bytes).decode("utf-8"))
+        text = read_file(path, max_bytes).decode("utf-8")
+        data = _loads(text)
     except (FileRejected, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    if "\\u" in text and lone_surrogate(data):
+        raise ValueError(f"{path}: {LONE_SURROGATE}")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -295,6 +298,10 @@ def _folder_item(key: str, files: dict[str, list[Path]], require_score: bool, ma
     paths = tuple(str(p) for role in roles for p in files.get(role, []))
     if _CONTROL_RE.search(key):
         return Rejected(key, "bad_file_name", f"the file names of stem {key!r} hold a control character; rename them", paths)
+    if _has_surrogates(key):  # bytes that are not UTF-8: no JSON line or parquet string can hold the name as it is
+        shown = _shown_name(key)
+        return Rejected(shown, "bad_file_name", f"the file names of stem '{shown}' are not UTF-8; rename them",
+                        tuple(_shown_name(p) for p in paths))
     known: dict[str, Any] = {
         "source_path": str(files["input"][0]) if len(files.get("input", ())) == 1 else None,
         "edited_path": str(files["output"][0]) if len(files.get("output", ())) == 1 else None,
@@ -437,7 +444,15 @@ def _manifest_rows(path: Path, max_bytes: int, required: tuple[str, ...] = ("sou
         except ValueError as exc:
             yield number, f"line {number}: {exc}"
             continue
+        if "\\u" in line and lone_surrogate(row):
+            yield number, f"line {number}: {LONE_SURROGATE}"
+            continue
         yield (number, row) if isinstance(row, dict) else (number, f"line {number}: expected a JSON object")
+
+
+def _shown_name(name: str) -> str:
+    """A file-system name with its bytes that are not UTF-8 written as ``\\xNN``: text that prints and can be stored."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _has_surrogates(text: str) -> bool:
@@ -445,6 +460,26 @@ def _has_surrogates(text: str) -> bool:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return True
+    return False
+
+
+LONE_SURROGATE = "a \\u escape in it makes a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+
+
+def lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string (a key or a value, at any depth) that is not valid Unicode text: a
+    lone surrogate from a ``\\udXXX`` escape, which no UTF-8 file holds and no parquet string column can store."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogates(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
