@@ -223,3 +223,22 @@ def test_ours_reader_on_a_prepared_parquet_fails_bad_rows_alone(tmp_path: Path) 
     (tmp_path / "other.parquet").write_bytes(b"PAR1 broken")
     with pytest.raises(SuiteError, match="not a readable parquet table"):
         read_ours(tmp_path / "other.parquet")
+
+
+def test_a_lone_surrogate_fails_its_item_only(tmp_path: Path) -> None:
+    """A \\udXXX escape that makes no pair (no UTF-8 output could hold it) fails the item that holds it."""
+    root = write_genai(tmp_path / "genai")
+    items = json.loads((root / "valid_set2_full.json").read_text())
+    items.append({**items[0], "prompt": "make it \ud800 blue"})
+    items.append({**items[0], "path1": "a\udcff.png"})
+    items.append({**items[0], "prompt": "add a \U0001F600"})  # an escaped pair is text
+    (root / "valid_set2_full.json").write_text(json.dumps(items))
+    suite = read_genai(root)
+    assert [(f.id, f.reason) for f in suite.failed] == [("2", "malformed_item"), ("3", "missing_image"),
+                                                        ("4", "malformed_item"), ("5", "malformed_item")]
+    assert len(suite.items) == 3 and "lone surrogate" in suite.failed[2].detail
+    tiger = write_tiger(tmp_path / "tiger")
+    two = json.loads((tiger / "EditReward_Bench_2pair.json").read_text())
+    two.append({**two[0], "prompt": "x \udfff"})
+    (tiger / "EditReward_Bench_2pair.json").write_text(json.dumps(two))
+    assert ("2pair:2", "malformed_item") in {(f.id, f.reason) for f in read_tiger(tiger).failed}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from editjudge.data.sources import LONE_SURROGATE, lone_surrogate
 from editjudge.evaluate.pairwise import RankingError, parse_ranking
 
 ImageRef = Union[str, bytes]  # a file path (resolved, existing) or encoded image bytes
@@ -76,7 +77,14 @@ def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     if not isinstance(value, str) or not value.strip():
         raise _Bad("malformed_item", f"'{key}' must be a non-empty string, got {value!r}")
+    _unicode(value, key)
     return value
+
+
+def _unicode(value: str, key: str) -> None:
+    """A string of the item that no UTF-8 output could hold (a lone surrogate) fails the item, not the run."""
+    if lone_surrogate(value):
+        raise _Bad("malformed_item", f"'{key}': {LONE_SURROGATE}")
 
 
 def _image_path(value: Any, base: Path, key: str) -> str:
@@ -84,6 +92,7 @@ def _image_path(value: Any, base: Path, key: str) -> str:
     paths of the authors' machines, so the file name under ``base``/``images`` is tried last)."""
     if not isinstance(value, str) or not value:
         raise _Bad("malformed_item", f"'{key}' must be an image path, got {value!r}")
+    _unicode(value, key)
     for candidate in (Path(value), base / value, base / "images" / Path(value).name):
         if candidate.is_file():
             return str(candidate)
