@@ -13,7 +13,8 @@ from PIL import Image
 
 from editjudge.cli import main
 from editjudge.client import EditReward, JudgeClient, encode_image
-from editjudge.serve.inputs import InputError, Limits, check_token, decode_image, is_loopback, token_digest
+from editjudge.serve.inputs import (InputError, Limits, check_token, decode_image, is_loopback, parse_json,
+                                    token_digest)
 
 
 def _png(size: tuple[int, int] = (8, 8), mode: str = "RGB") -> bytes:
@@ -118,3 +119,15 @@ def test_client_encodes_arrays_and_checks_its_policy() -> None:
         EditReward(JudgeClient("http://127.0.0.1:9"), on_failure="zero")
     with pytest.raises(ValueError, match="2 sources"):
         EditReward(JudgeClient("http://127.0.0.1:9"))([b"a", b"b"], [b"c"], "make it red")
+
+
+@pytest.mark.parametrize("body", [b'{"instruction": "make it \\ud800 red"}', b'{"\\udc00": 1}',
+                                  b'{"items": [{"id": ["x", "\\udfff"]}]}'])
+def test_a_lone_surrogate_escape_is_a_malformed_body(body: bytes) -> None:
+    with pytest.raises(InputError) as refused:
+        parse_json(body)
+    assert refused.value.reason == "malformed_json" and "lone surrogate" in refused.value.detail
+
+
+def test_an_escaped_surrogate_pair_is_text() -> None:
+    assert parse_json(b'{"instruction": "add a \\ud83d\\ude00"}') == {"instruction": "add a \U0001F600"}

@@ -21,6 +21,7 @@ from typing import Any
 
 from editjudge.data import images as imgs
 from editjudge.data.files import FileRejected, read_file
+from editjudge.data.sources import LONE_SURROGATE, lone_surrogate
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_ITEMS = 64
@@ -160,6 +161,8 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     problem = _depth_problem(data, max_depth)
     if problem:
         raise InputError("json_too_deep", problem)
+    if "\\u" in text and lone_surrogate(data):  # legal JSON syntax, but not text: no answer or prompt could hold it
+        raise InputError("malformed_json", f"the body: {LONE_SURROGATE}")
     return data
 
 
