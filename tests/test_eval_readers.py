@@ -170,6 +170,16 @@ def test_predictions_errors_are_clear(tmp_path) -> None:
     path.write_text('{"id": "a", "pred": "seven"}\n')
     with pytest.raises(ValueError, match=r"p\.jsonl:1: pred must be an integer 0..9"):
         read_predictions(path)
+    hostile = {  # each names its file and line, never a bare decoder error
+        b'{"id": "b", "raw": "\xff\xfe"}': r"p\.jsonl:2: not UTF-8",
+        b'{"id": "b", "raw": "x \\ud800"}': r"p\.jsonl:2: .*lone surrogate",
+        b'{"id": "b", "pred": ' + b"9" * 5000 + b"}": r"p\.jsonl:2: not valid JSON \(Exceeds",
+        b"[" * 100_000: r"p\.jsonl:2: not valid JSON \(nested too deep\)",
+    }
+    for line, message in hostile.items():
+        path.write_bytes(b'\xef\xbb\xbf{"id": "a", "pred": 3}\n' + line + b"\n")  # a BOM on line 1 is fine
+        with pytest.raises(ValueError, match=message):
+            read_predictions(path)
 
 
 def _png(color: str) -> bytes:

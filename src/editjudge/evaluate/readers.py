@@ -21,6 +21,7 @@ from typing import Any
 
 from editjudge.answer import parse_response
 from editjudge.data import labels as lbl
+from editjudge.data.sources import LONE_SURROGATE, lone_surrogate
 from editjudge.evaluate.records import EvalRecord
 
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -28,16 +29,25 @@ _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; a bad line raises ``ValueError`` naming file and line."""
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{lineno}: not valid JSON (nested too deep)") from None
+            except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:120]
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({why})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            if "\\u" in line and lone_surrogate(obj):
+                raise ValueError(f"{path}:{lineno}: {LONE_SURROGATE}")
             yield lineno, obj
 
 
