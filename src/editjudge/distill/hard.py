@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from editjudge.data.sources import lone_surrogate
+
 MAX_LINE_CHARS = 1 << 20
 
 
@@ -65,7 +67,9 @@ def read_predictions(path: str | Path) -> Predictions:
             else:
                 try:
                     obj = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
+                except (ValueError, RecursionError):  # not JSON, too deep, an integer over Python's digit limit
+                    obj, reason = None, "invalid_json"
+                if reason is None and "\\u" in line and lone_surrogate(obj):  # JSON syntax, but not text
                     obj, reason = None, "invalid_json"
                 if reason is None and not isinstance(obj, dict):
                     reason = "not_an_object"
