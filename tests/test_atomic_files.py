@@ -38,3 +38,13 @@ def test_a_failed_write_leaves_the_previous_file_untouched(tmp_path) -> None:
         raise RuntimeError("interrupted")
     assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == ["old"]
     assert [p.name for p in tmp_path.iterdir()] == ["preds.jsonl"]
+
+
+def test_lines_of_skips_a_line_over_the_limit_in_bounded_reads() -> None:
+    import io
+
+    from editjudge.data.files import lines_of
+
+    data = b"ab\n" + b"x" * 10_000 + b"\n" + b"12345\n" + b"y" * 50
+    assert list(lines_of(io.BytesIO(data), max_line_bytes=5)) == [(1, b"ab\n"), (2, None), (3, b"12345\n"), (4, None)]
+    assert list(lines_of(io.BytesIO(b"a\nb"), max_line_bytes=5)) == [(1, b"a\n"), (2, b"b")]

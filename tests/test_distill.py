@@ -193,15 +193,16 @@ def test_select_hard_on_hand_made_predictions(tmp_path: Path) -> None:
         {"id": "e2", "scores": ["x"]},
     ]
     preds.write_text("\n".join(json.dumps(x) for x in lines) + "\n[1]\n{broken\n"
-                     + '{"id": "e9", "pred": ' + "9" * 5000 + "}\n" + json.dumps({"id": "e\udcff", "pred": 1}) + "\n")
+                     + '{"id": "e9", "pred": ' + "9" * 5000 + "}\n" + json.dumps({"id": "e\udcff", "pred": 1}) + "\n"
+                     + '{"id": "e8", "raw": "' + "x" * (1 << 20) + '"}\n')
     out = tmp_path / "h"
     assert main(["distill", "--data", str(data), "--select-hard", str(preds), "--min-wrong", "2", "--out", str(out)]) == 0
     hard = pq.read_table(out / "hard.parquet")
     assert hard.schema.equals(SCHEMA) and [r["id"] for r in hard.column("extra_info").to_pylist()] == ["e1"]
     report = json.loads((out / "hard_report.json").read_text())
     assert report["wrong_samples_histogram"] == {"0": 1, "1": 2, "3": 1}
-    assert report["prediction_problems"] == {"duplicate_id": 2, "invalid_json": 3, "missing_id": 1,
-                                             "not_an_object": 1, "prediction_failed": 1}
+    assert report["prediction_problems"] == {"duplicate_id": 2, "invalid_json": 3, "line_too_long": 1,
+                                             "missing_id": 1, "not_an_object": 1, "prediction_failed": 1}
     assert (report["rows_without_prediction"], report["predictions_not_in_train"]) == (1, 1)
     out1 = tmp_path / "h1"
     assert main(["distill", "--data", str(data), "--select-hard", str(preds), "--out", str(out1)]) == 0

@@ -157,7 +157,7 @@ def test_predictions_round_trip_and_defaults(tmp_path) -> None:
     assert a.group == compare_key(key, "x")
 
 
-def test_predictions_errors_are_clear(tmp_path) -> None:
+def test_predictions_errors_are_clear(tmp_path, monkeypatch) -> None:
     path = tmp_path / "p.jsonl"
     with pytest.raises(FileNotFoundError, match="editjudge score"):
         read_predictions(path)
@@ -180,6 +180,12 @@ def test_predictions_errors_are_clear(tmp_path) -> None:
         path.write_bytes(b'\xef\xbb\xbf{"id": "a", "pred": 3}\n' + line + b"\n")  # a BOM on line 1 is fine
         with pytest.raises(ValueError, match=message):
             read_predictions(path)
+    import editjudge.evaluate.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)  # a line is never held whole past the limit
+    path.write_bytes(b'{"id": "a", "pred": 3}\n{"id": "b", "raw": "' + b"x" * 5000 + b'"}\n')
+    with pytest.raises(ValueError, match=r"p\.jsonl:2: a line longer than 1000 bytes"):
+        read_predictions(path)
 
 
 def _png(color: str) -> bytes:

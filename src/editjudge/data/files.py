@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["DEFAULT_MAX_FILE_BYTES", "FileRejected", "read_file", "open_file", "hash_file", "file_problem", "safe_path"]
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "MAX_LINE_BYTES", "FileRejected", "read_file", "open_file", "lines_of", "hash_file",
+           "file_problem", "safe_path"]
 
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024  # --max-file-bytes: far above any real image or sidecar
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one line of a JSONL file that is read line by line (predictions, dumps)
 
 
 class FileRejected(ValueError):
@@ -104,6 +108,23 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BY
 def open_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES):  # noqa: ANN201
     """A binary file object for a regular file within ``max_bytes`` (for header-only reads); see :func:`read_file`."""
     return os.fdopen(_open_checked(os.fspath(path), max_bytes), "rb")
+
+
+def lines_of(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line of a binary file; ``None`` for a line over ``max_line_bytes``, whose rest is
+    skipped in bounded reads: a file of one endless line never fills memory."""
+    number = 0
+    while True:
+        line = handle.readline(max_line_bytes + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(1 << 20)
+            yield number, None
+        else:
+            yield number, line
 
 
 def hash_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_FILE_BYTES, chunk: int = 1 << 20) -> str:

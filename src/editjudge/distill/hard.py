@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from editjudge.data.files import lines_of
 from editjudge.data.sources import lone_surrogate
 
-MAX_LINE_CHARS = 1 << 20
+LINE_LIMIT_BYTES = 1 << 20  # a longer predictions line is counted as line_too_long (and skipped, never held)
 
 
 @dataclass
@@ -57,12 +58,13 @@ def read_predictions(path: str | Path) -> Predictions:
     if p.suffix.lower() != ".jsonl":
         raise ValueError(f"--select-hard {p}: expected the .jsonl predictions of `editjudge score --samples K`")
     out = Predictions()
-    with p.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with p.open("rb") as handle:
+        for number, raw in lines_of(handle, LINE_LIMIT_BYTES):
+            line = "" if raw is None else raw.decode("utf-8", errors="replace")
+            if raw is not None and not line.strip():
                 continue
             reason, rid = None, None
-            if len(line) > MAX_LINE_CHARS:
+            if raw is None:
                 reason = "line_too_long"
             else:
                 try:

@@ -21,16 +21,26 @@ from typing import Any
 
 from editjudge.answer import parse_response
 from editjudge.data import labels as lbl
+from editjudge.data.files import MAX_LINE_BYTES, FileRejected, lines_of, open_file
 from editjudge.data.sources import LONE_SURROGATE, lone_surrogate
 from editjudge.evaluate.records import EvalRecord
 
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
+UNCAPPED = 1 << 50  # predictions files have no size cap of their own: only each line has (MAX_LINE_BYTES)
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; a bad line raises ``ValueError`` naming file and line."""
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+    try:
+        handle = open_file(path, max_bytes=UNCAPPED)  # regular files only: a FIFO would block the open forever
+    except FileRejected as exc:
+        if exc.reason == "missing_file":
+            raise FileNotFoundError(exc.detail) from None
+        raise ValueError(exc.detail) from None
+    with handle as fh:
+        for lineno, raw in lines_of(fh, MAX_LINE_BYTES):
+            if raw is None:
+                raise ValueError(f"{path}:{lineno}: a line longer than {MAX_LINE_BYTES} bytes")
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
