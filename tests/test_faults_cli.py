@@ -367,3 +367,18 @@ def test_the_issue_s_numeric_flags_are_usage_errors(tmp_path: Path, capsys) -> N
         assert message in err and "Traceback" not in err, (argv, err)
     assert main(["prepare", str(tmp_path), "--score-median", "-3.5", "-o", str(tmp_path / "o"), "-q"]) == 2
     assert "give both --score-median and --score-mad" in capsys.readouterr().err  # a negative median is a number
+
+
+def test_an_argument_that_is_not_utf8_is_a_usage_error_before_any_work(edits: Path, tmp_path: Path) -> None:
+    """A folder or file name with bytes that are not UTF-8 (Python sees lone surrogates) cannot be recorded in any
+    output: every verb refuses it at once (exit 2, the name shown with \\xNN), instead of failing at the last write."""
+    root = Path(os.fsdecode(bytes(tmp_path) + b"/root\xff"))
+    root.mkdir()
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/out\xfe"))
+    for argv in (["prepare", str(root), "-o", str(tmp_path / "o")], ["prepare", str(edits), "-o", str(out)],
+                 ["eval", "--predictions", str(root / "p.jsonl")]):
+        proc = subprocess.run(PY + argv + ["-q"] * (argv[0] == "prepare"), capture_output=True, env=_env(), timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert b"is not UTF-8 text" in proc.stderr and (b"\\xff" in proc.stderr or b"\\xfe" in proc.stderr)
+        assert b"Traceback" not in proc.stderr
+    assert not out.exists() and not (tmp_path / "o").exists()

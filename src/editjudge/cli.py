@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for arg in argv:  # one rule for every verb: each argument is recorded in UTF-8 outputs (reports, rows, rejects)
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            print(f"editjudge: error: the argument '{shown}' is not UTF-8 text (a file or folder name with bytes "
+                  "that are not UTF-8?); the outputs record every path as UTF-8: rename it", file=sys.stderr)
+            return 2
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(argv)
