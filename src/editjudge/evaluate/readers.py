@@ -103,10 +103,8 @@ def read_predictions(path: str | Path) -> list[EvalRecord]:
             if not any(k in obj for k in _JUDGE_KEYS):
                 raise ValueError(f"{path}:{lineno}: not a predictions line (no {'/'.join(_JUDGE_KEYS)}); {_what_is(path, obj)}")
             rows.append((lineno, obj))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; {_what_is(path)}") from None
     except ValueError as exc:
-        if "not valid JSON" in str(exc) and not rows:
+        if not rows and ("not valid JSON" in str(exc) or "not UTF-8" in str(exc)):  # what the file is instead
             raise ValueError(f"{exc}; {_what_is(path)}") from None
         raise
     groups = _groups(rows, path.parent)
