@@ -242,6 +242,19 @@ def test_one_missing_or_hostile_image_path_fails_only_its_item(hostile: Any, tmp
     assert sorted(caught.value.failures) == [1, 2] and "not_a_regular_file" in caught.value.failures[2]
 
 
+def test_an_instruction_that_is_not_text_fails_only_its_item(hostile: Any, tmp_path: Path, time_limit) -> None:
+    """A lone surrogate would make the service refuse the whole request (400 malformed_json): the client fails that
+    item alone, before sending, and the others get their rewards."""
+    good = tmp_path / "a.png"
+    good.write_bytes(SRC)
+    reward = edit_reward_fn(_url(hostile, "ok"), on_failure="none")
+    assert reward([str(good)] * 3, [str(good)] * 3, ["make it blue", "make it \ud800 red", "a \U0001F600"]) == \
+        [6.75, None, 6.75]
+    results = JudgeClient(_url(hostile, "ok")).score([{"id": "x\udcff", "source": SRC, "edited": EDT,
+                                                       "instruction": "y"}], raise_errors=False)
+    assert results[0]["error"].startswith("input_error: malformed_json: the id holds a lone surrogate")
+
+
 def test_async_reward_follows_the_same_policy(hostile: Any, time_limit) -> None:
     import asyncio
 

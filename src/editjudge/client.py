@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from editjudge.client_checks import (
-    InvalidAnswer, check_number, decode_json, failed_result, finite_number, retry_after, score_results,
+    InvalidAnswer, check_number, check_text, decode_json, failed_result, finite_number, retry_after, score_results,
 )
 
 RETRY_STATUS = frozenset({500, 502, 503, 504})  # 500: Serve's proxy when a replica died mid-request
@@ -98,10 +98,10 @@ def _item_payload(item: Any, index: int, send_paths: bool) -> dict[str, Any]:
         extra = {}
     from editjudge.client_compare import encode_sources
 
-    return {
+    return check_text({
         "id": str(extra.pop("id", index)), "source": encode_sources(source, send_paths),
         "edited": encode_image(edited, send_paths), "instruction": instruction, **extra,
-    }
+    })
 
 
 def _local_payload(item: Any, index: int, send_paths: bool) -> dict[str, Any]:

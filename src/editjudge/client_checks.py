@@ -15,8 +15,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["InvalidAnswer", "decode_json", "score_results", "result_problem", "failed_result", "retry_after",
-           "finite_number", "check_number"]
+__all__ = ["InvalidAnswer", "NotText", "decode_json", "score_results", "result_problem", "failed_result", "retry_after",
+           "finite_number", "check_number", "check_text"]
 
 SCORE_MIN, SCORE_MAX = 0, 9
 _TEXT_SHOWN = 120
@@ -119,3 +119,22 @@ def check_number(name: str, value: Any, low: float, *, integer: bool = False, lo
     if not ok or value < low or (low_open and value == low):
         kind = "an integer" if integer else "a finite number"
         raise ValueError(f"{name} must be {kind} {'>' if low_open else '>='} {low:g}, got {value!r}")
+
+
+class NotText(ValueError):
+    """An item's text holds a lone surrogate: not Unicode, and the service would refuse the whole request for it
+    (400 ``malformed_json``); the client fails that item alone instead."""
+
+    reason = "malformed_json"
+
+
+def check_text(payload: dict[str, Any], keys: Sequence[str] = ("id", "instruction")) -> dict[str, Any]:
+    """``payload``, once its text fields are Unicode text; :class:`NotText` naming the first that is not."""
+    for key in keys:
+        value = payload.get(key)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotText(f"the {key} holds a lone surrogate (a \\udXXX with no pair): not Unicode text") from None
+    return payload

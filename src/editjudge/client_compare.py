@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from editjudge.client_checks import check_text
+
 PREFERENCES = ("A", "B", "tie")
 
 
@@ -35,9 +37,9 @@ def pair_payload(item: Any, index: int, send_paths: bool, both_orders: bool) -> 
     else:
         source, a, b, instruction = item
         extra = {}
-    return {"id": str(extra.pop("id", index)), "source": encode_sources(source, send_paths),
-            "a": encode_image(a, send_paths), "b": encode_image(b, send_paths), "instruction": instruction,
-            "both_orders": bool(extra.pop("both_orders", both_orders)), **extra}
+    return check_text({"id": str(extra.pop("id", index)), "source": encode_sources(source, send_paths),
+                       "a": encode_image(a, send_paths), "b": encode_image(b, send_paths), "instruction": instruction,
+                       "both_orders": bool(extra.pop("both_orders", both_orders)), **extra})
 
 
 def refused_pairs(status: int, body: Any, size: int) -> list[dict[str, Any]] | None:
