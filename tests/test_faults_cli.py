@@ -203,6 +203,35 @@ def test_score_and_eval_check_their_inputs_before_loading_a_model(tiny_model_dir
         assert message in err and "Loading weights" not in err  # refused before any model was loaded
 
 
+def test_a_hostile_prepare_report_is_named_before_a_model_loads(tiny_model_dir: Path, edits: Path, tmp_path: Path,
+                                                                 capsys, time_limit) -> None:
+    """--prepare-report reads like prepare reads: a regular file (a FIFO is refused, not waited on), UTF-8 JSON text
+    of bounded depth, an object with 'settings'; each problem exits 2 naming the file, before any weights load."""
+    source, edited = sorted(edits.rglob("*_input.jpg"))[0], sorted(edits.rglob("*_output.jpg"))[0]
+    reports = {
+        "fifo.json": None,
+        "latin1.json": b'{"settings": {"template": "caf\xe9"}}',
+        "deep.json": b"[" * 100_000 + b"]" * 100_000,
+        "surrogate.json": b'{"settings": {"template": "x \\ud800"}}',
+        "digits.json": b'{"settings": {"max_pixels": ' + b"9" * 5000 + b"}}",
+        "list.json": b"[1, 2]",
+    }
+    expected = {"fifo.json": "not a regular file", "latin1.json": "not UTF-8", "deep.json": "nested too deep",
+                "surrogate.json": "lone surrogate", "digits.json": "invalid JSON", "list.json": "no 'settings'"}
+    for name, data in reports.items():
+        path = tmp_path / name
+        if data is None:
+            os.mkfifo(path)
+        else:
+            path.write_bytes(data)
+        argv = ["score", "--model", str(tiny_model_dir), "--source", str(source), "--edited", str(edited),
+                "--instruction", "make it red", "--prepare-report", str(path)]
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert f"--prepare-report {path}" in err and expected[name] in err, (name, err)
+        assert "Traceback" not in err and "Loading weights" not in err, name
+
+
 @pytest.fixture(scope="session")
 def answering_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model taught to answer (the same folder tests/test_judge_cli.py uses: built once per session)."""

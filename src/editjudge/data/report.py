@@ -7,6 +7,7 @@ image statistics (original and stored sizes, tokens per image, bytes, originals 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from editjudge.data.sources import REASONS as SOURCE_REASONS
 
 REASONS = {**SOURCE_REASONS, **PREFERENCE_REASONS, **PAIR_REASONS}
 
-__all__ = ["Stats", "build_report", "format_summary"]
+__all__ = ["Stats", "build_report", "format_summary", "read_report"]
 
 
 @dataclass
@@ -242,3 +243,29 @@ def format_summary(report: dict[str, Any]) -> str:
     lines.append(f"wrote {report['outputs']['train']} and {report['outputs']['test']} "
                  f"in {report['timing']['seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``prepare_report.json`` read back (the judge's ``--prepare-report``): a regular file within the size cap,
+    UTF-8 JSON text, an object with ``settings``. ``ValueError`` naming the file and the problem otherwise
+    (``FileNotFoundError`` when it does not exist); a FIFO is refused, never waited on."""
+    from editjudge.data.files import FileRejected, read_file
+    from editjudge.data.sources import LONE_SURROGATE, _loads, lone_surrogate
+
+    name = os.fspath(path)
+    try:
+        text = read_file(name).decode("utf-8")
+        report = _loads(text)
+    except FileRejected as exc:
+        if exc.reason == "missing_file":
+            raise FileNotFoundError(exc.detail) from None
+        raise ValueError(exc.detail) from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if "\\u" in text and lone_surrogate(report):
+        raise ValueError(f"{name}: {LONE_SURROGATE}")
+    if not isinstance(report, dict) or not isinstance(report.get("settings"), dict):
+        raise ValueError(f"{name}: not a prepare_report.json (no 'settings')")
+    return report

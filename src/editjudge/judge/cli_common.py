@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
@@ -144,14 +143,12 @@ def prepare_report(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--prepare-report`` JSON (empty without the flag); ``ValueError`` naming the file when unreadable."""
     if not args.prepare_report:
         return {}
+    from editjudge.data.report import read_report
+
     try:
-        with open(args.prepare_report, encoding="utf-8") as handle:
-            report = json.load(handle)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--prepare-report {args.prepare_report}: {exc}") from None
-    if not isinstance(report, dict) or not isinstance(report.get("settings"), dict):
-        raise ValueError(f"--prepare-report {args.prepare_report}: not a prepare_report.json (no 'settings')")
-    return report
+        return read_report(args.prepare_report)
+    except (ValueError, FileNotFoundError) as exc:  # each names the file and the problem
+        raise ValueError(f"--prepare-report {exc}") from None
 
 
 def prepare_setting(args: argparse.Namespace, name: str) -> Any:

@@ -48,13 +48,14 @@ class ImageSizing:
 
     @classmethod
     def from_prepare_report(cls, path: str | os.PathLike[str], **overrides: Any) -> ImageSizing:
-        """The settings recorded in ``prepare_report.json`` (``settings``), with ``overrides`` that are not None."""
-        import json
+        """The settings recorded in ``prepare_report.json`` (``settings``), with ``overrides`` that are not None;
+        ``ValueError`` naming the file when it is not one (:func:`editjudge.data.report.read_report`)."""
+        from editjudge.data.report import read_report
 
-        with open(path, encoding="utf-8") as handle:
-            settings = json.load(handle).get("settings")
-        if not isinstance(settings, dict):
-            raise ValueError(f"{os.fspath(path)}: not a prepare_report.json (no 'settings'); pass the image flags instead")
+        try:
+            settings = read_report(path)["settings"]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; pass the image flags instead") from None
         names = [f for f in cls.__dataclass_fields__ if f in settings]
         values = {name: settings[name] for name in names}
         if values.get("processor") and overrides.get("processor") is None:
