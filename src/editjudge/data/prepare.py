@@ -531,7 +531,7 @@ def _bar(total: int, desc: str, enabled: bool):
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, leave=False)
 
 
 # ---------------------------------------------------------------------------------------------- the verb

@@ -264,7 +264,7 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
-    if "\\u" in text and lone_surrogate(report):
+    if lone_surrogate(report, text):
         raise ValueError(f"{name}: {LONE_SURROGATE}")
     if not isinstance(report, dict) or not isinstance(report.get("settings"), dict):
         raise ValueError(f"{name}: not a prepare_report.json (no 'settings')")

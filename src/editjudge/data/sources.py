@@ -196,7 +196,7 @@ def _read_json_object(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> di
         data = _loads(text)
     except (FileRejected, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    if "\\u" in text and lone_surrogate(data):
+    if lone_surrogate(data, text):
         raise ValueError(f"{path}: {LONE_SURROGATE}")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
@@ -444,7 +444,7 @@ def _manifest_rows(path: Path, max_bytes: int, required: tuple[str, ...] = ("sou
         except ValueError as exc:
             yield number, f"line {number}: {exc}"
             continue
-        if "\\u" in line and lone_surrogate(row):
+        if lone_surrogate(row, line):
             yield number, f"line {number}: {LONE_SURROGATE}"
             continue
         yield (number, row) if isinstance(row, dict) else (number, f"line {number}: expected a JSON object")
@@ -466,9 +466,12 @@ def _has_surrogates(text: str) -> bool:
 LONE_SURROGATE = "a \\u escape in it makes a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
 
 
-def lone_surrogate(value: Any) -> bool:
+def lone_surrogate(value: Any, text: str | None = None) -> bool:
     """Whether a parsed JSON value holds a string (a key or a value, at any depth) that is not valid Unicode text: a
-    lone surrogate from a ``\\udXXX`` escape, which no UTF-8 file holds and no parquet string column can store."""
+    lone surrogate from a ``\\udXXX`` escape, which no UTF-8 file holds and no parquet string column can store.
+    ``text``: the decoded JSON ``value`` was parsed from; without a ``\\u`` escape in it there is none to find."""
+    if text is not None and "\\u" not in text:
+        return False
     stack = [value]
     while stack:
         item = stack.pop()

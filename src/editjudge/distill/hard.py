@@ -71,7 +71,7 @@ def read_predictions(path: str | Path) -> Predictions:
                     obj = json.loads(line)
                 except (ValueError, RecursionError):  # not JSON, too deep, an integer over Python's digit limit
                     obj, reason = None, "invalid_json"
-                if reason is None and "\\u" in line and lone_surrogate(obj):  # JSON syntax, but not text
+                if reason is None and lone_surrogate(obj, line):  # JSON syntax, but not text
                     obj, reason = None, "invalid_json"
                 if reason is None and not isinstance(obj, dict):
                     reason = "not_an_object"

@@ -56,7 +56,7 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({why})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            if "\\u" in line and lone_surrogate(obj):
+            if lone_surrogate(obj, line):
                 raise ValueError(f"{path}:{lineno}: {LONE_SURROGATE}")
             yield lineno, obj
 

@@ -161,7 +161,7 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     problem = _depth_problem(data, max_depth)
     if problem:
         raise InputError("json_too_deep", problem)
-    if "\\u" in text and lone_surrogate(data):  # legal JSON syntax, but not text: no answer or prompt could hold it
+    if lone_surrogate(data, text):  # legal JSON syntax, but not text: no answer or prompt could hold it
         raise InputError("malformed_json", f"the body: {LONE_SURROGATE}")
     return data
 
